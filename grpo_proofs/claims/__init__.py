@@ -1,0 +1,97 @@
+"""Registry of claims: one label per result, used as the book's theorem label and the pytest id.
+
+A claim is a check that compares two independent computations and returns an
+:class:`Outcome` (the measured error and the tolerance it must meet). Modules register their
+claims with the :func:`claim` decorator; :func:`all_claims` imports every claim module listed
+in ``_MODULES`` and returns the registry in the paper's order.
+
+>>> from grpo_proofs.claims import Outcome
+>>> Outcome(error=0.0, tolerance=0.0).passed
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Claim", "Context", "Outcome", "claim", "all_claims", "run_claim", "REGISTRY"]
+
+#: claim modules, in the order of the paper; each registers its claims on import
+_MODULES = [
+    "grpo_proofs.claims.gradient",
+]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where and how a check runs."""
+
+    device: str = "cpu"
+    seed: int = 0
+    #: smaller groups/models and fewer examples (used by the test suite)
+    quick: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check measured: ``error`` is compared against ``tolerance``."""
+
+    error: float
+    tolerance: float
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(math.isfinite(self.error) and self.error <= self.tolerance)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One result of the paper (or a related one) and the check that confirms it."""
+
+    label: str
+    title: str
+    page: str
+    statement: str
+    check: Callable[[Context], Outcome]
+    #: "symbolic", "numeric", "optimizer" or "model" (model checks run a real transformer)
+    kind: str
+
+    def run(self, ctx: Context | None = None) -> Outcome:
+        return self.check(ctx or Context())
+
+
+REGISTRY: dict[str, Claim] = {}
+
+
+def claim(label: str, *, title: str, page: str, statement: str, kind: str) -> Callable:
+    """Register ``fn(ctx) -> Outcome`` as the check of claim ``label``."""
+
+    def register(fn: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
+        if label in REGISTRY and REGISTRY[label].check is not fn:
+            raise RuntimeError(f"claim label {label!r} registered twice")
+        REGISTRY[label] = Claim(label, title, page, statement, fn, kind)
+        return fn
+
+    return register
+
+
+def all_claims() -> dict[str, Claim]:
+    """Import every claim module and return the registry (label -> Claim)."""
+    for name in _MODULES:
+        importlib.import_module(name)
+    return dict(REGISTRY)
+
+
+def run_claim(label: str, ctx: Context | None = None) -> Outcome:
+    """Run one claim; an exception inside the check is a failed outcome, not a crash."""
+    claims = all_claims()
+    c = claims[label]
+    try:
+        return c.run(ctx)
+    except Exception as exc:  # a failing check must be reported, never hidden
+        return Outcome(error=math.inf, tolerance=0.0, detail=f"{type(exc).__name__}: {exc}")

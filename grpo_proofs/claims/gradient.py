@@ -1,0 +1,157 @@
+"""Claim ``eq15-gradient``: the SymPy-derived gradient equals autograd of the reference losses.
+
+Three computations of dJ/d log pi_theta(y_{i,t}) that share nothing but their inputs:
+
+1. the per-token gradient SymPy derives from the unified surrogate, compiled to Torch
+   (:func:`grpo_proofs.gradient.token_gradient`);
+2. the whole-group gradient SymPy derives for a concrete group, evaluated numerically
+   (:func:`grpo_proofs.gradient.group_gradient`, small groups only: it is exact but slow);
+3. ``torch.autograd`` through the hand-written reference loss of each method
+   (:mod:`grpo_proofs.reference`), negated because the reference returns the loss -J.
+
+Random groups cover G = 2..16, lengths 1..64, tied and untied rewards, and ratios on every clip
+branch, kept at least a tenth of eps away from each bound (where the subgradient is a
+convention, see :mod:`grpo_proofs.compile`). Limits: at s = 1 the gradient is alpha A; with eps
+-> infinity the clipped gradient equals the unclipped one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy as sp
+import torch
+
+from .. import notation as n
+from .. import tolerances
+from ..gradient import group_gradient, token_gradient
+from ..numerics import rel_err
+from ..objective import group_numbers, surrogate
+from ..variants import REGISTRY, Ratio, Variant
+from . import Context, Outcome, claim
+
+__all__ = ["random_group", "padded", "reference_gradient", "symbolic_group_gradient", "check_variant"]
+
+
+def _region_ratio(rng: np.random.Generator, v: Variant) -> float:
+    """A ratio drawn on a random clip branch, at least eps/10 away from every bound."""
+    lo = 1 - v.eps_low if v.eps_low is not None else None
+    hi = 1 + v.eps_up if v.eps_up is not None else None
+    m = 0.1 * min(e for e in (v.eps_low, v.eps_up, 0.2) if e is not None)
+    choices = ["inside"] + (["below"] if lo is not None else []) + (["above"] if hi is not None else [])
+    where = choices[rng.integers(len(choices))]
+    if where == "below":
+        return float(rng.uniform(max(lo - 3 * v.eps_low, 0.05), lo - m))
+    if where == "above":
+        return float(rng.uniform(hi + m, hi + 3 * v.eps_up))
+    return float(rng.uniform(lo + m if lo is not None else 0.3, hi - m if hi is not None else 3.0))
+
+
+def random_group(rng: np.random.Generator, v: Variant, G: int | None = None, max_len: int = 64):
+    """(rewards, lengths, log_ratios) of a random group for variant ``v``."""
+    G = int(G if G is not None else rng.integers(2, 17))
+    lengths = rng.integers(1, max_len + 1, size=G)
+    while True:
+        rewards = rng.integers(0, 2, size=G).astype(float) if rng.random() < 0.5 else np.round(rng.normal(size=G), 3)
+        if np.ptp(rewards) > 0:
+            break
+    log_ratios = []
+    for L in lengths:
+        if v.sequence_level:
+            s = _region_ratio(rng, v)
+            noise = rng.normal(scale=0.05, size=L)
+            noise -= noise.mean()
+            target = math.log(s) if v.ratio is Ratio.SEQ_GEOMEAN else math.log(s) / L
+            log_ratios.append(target + noise)
+        else:
+            log_ratios.append(np.log([_region_ratio(rng, v) for _ in range(L)]))
+    return rewards, lengths, log_ratios
+
+
+def padded(lengths, per_token, junk: float = 1e3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(G, T) float64 tensor of per-token values with junk in the padding, and the mask."""
+    T = int(max(lengths))
+    vals = torch.full((len(lengths), T), junk, dtype=torch.float64)
+    mask = torch.zeros((len(lengths), T), dtype=torch.float64)
+    for i, (L, p) in enumerate(zip(lengths, per_token)):
+        vals[i, :L] = torch.as_tensor(np.asarray(p, dtype=np.float64))
+        mask[i, :L] = 1
+    return vals, mask
+
+
+def reference_gradient(name: str, rewards, lengths, log_ratios, sigma: str = "pop") -> list[np.ndarray]:
+    """dJ/d log pi by autograd through the hand-written reference loss (loss = -J)."""
+    from ..reference import REFERENCE
+
+    rng = np.random.default_rng(0)
+    old = [rng.normal(-2.0, 0.5, size=len(x)) for x in log_ratios]  # log pi_old: any constants
+    old_t, mask = padded(lengths, old, junk=-7.0)
+    logp, _ = padded(lengths, [o + x for o, x in zip(old, log_ratios)], junk=1e3)
+    logp.requires_grad_(True)
+    loss = REFERENCE[name](logp, old_t, torch.as_tensor(np.asarray(rewards, dtype=np.float64)), mask, sigma=sigma)
+    (grad,) = torch.autograd.grad(loss, logp)
+    g = -grad.detach().numpy()
+    if np.any(g[mask.numpy() == 0] != 0):
+        raise AssertionError(f"reference {name}: gradient leaks into padding")
+    return [g[i, :L].copy() for i, L in enumerate(lengths)]
+
+
+def symbolic_group_gradient(v: Variant, rewards, lengths, log_ratios, sigma: str = "pop") -> list[np.ndarray]:
+    """The exact group gradient of SymPy, evaluated at the given numbers."""
+    grp = surrogate(v, lengths)
+    num = group_numbers(v, rewards, lengths, sigma=sigma)
+    subs = {sym: sp.Float(a, 30) for sym, a in zip(grp.A, num.A)}
+    subs.update({n.M: 1, n.lam: 1, n.delta: 1})  # default masks, as in group_numbers
+    if num.sigma is not None:
+        subs[n.sigma] = sp.Float(num.sigma, 30)
+    out = []
+    for xi, gi, lr in zip(grp.x, group_gradient(grp), log_ratios):
+        point = dict(subs)
+        point.update({xs: sp.Float(val, 30) for xs, val in zip(xi, lr)})
+        out.append(np.array([float(expr.subs(point)) for expr in gi]))
+    return out
+
+
+def check_variant(v: Variant, rewards, lengths, log_ratios, sigma: str = "pop", symbolic: bool = False) -> float:
+    """Largest relative error between the derived gradient and the independent computations."""
+    derived = token_gradient(v, rewards, lengths, log_ratios, sigma=sigma)
+    err = rel_err(derived, reference_gradient(v.name, rewards, lengths, log_ratios, sigma))
+    if symbolic:
+        err = max(err, rel_err(derived, symbolic_group_gradient(v, rewards, lengths, log_ratios, sigma)))
+    return err
+
+
+@claim(
+    "eq15-gradient",
+    title="Gradient of the unified surrogate (Eq. 13-15, 28)",
+    page="gradient",
+    statement=(
+        "For every Table 1 method, dJ/d log pi_theta(y_{i,t}) = alpha_{i,t} A_i s_{i,t} on the unclipped "
+        "branch (with the method's ratio kind) and 0 on the clipped branch; the SymPy-derived gradient "
+        "equals autograd of an independent reference loss."
+    ),
+    kind="numeric",
+)
+def check_eq15(ctx: Context) -> Outcome:
+    rng = np.random.default_rng(ctx.seed)
+    n_groups = 3 if ctx.quick else 12
+    worst, where = 0.0, ""
+    for name, v in REGISTRY.items():
+        for k in range(n_groups):
+            rewards, lengths, lr = random_group(rng, v, G=3 if k == 0 else None, max_len=8 if k == 0 else 64)
+            sigma = "sample" if k % 2 else "pop"
+            err = check_variant(v, rewards, lengths, lr, sigma, symbolic=(k == 0))
+            if err > worst:
+                worst, where = err, f"{name} (G={len(lengths)})"
+        # limits: s = 1 gives alpha A; eps -> infinity removes clipping
+        rewards, lengths, lr = random_group(rng, v)
+        num = group_numbers(v, rewards, lengths)
+        at_one = token_gradient(v, rewards, lengths)
+        per_token = [np.full_like(a, a.sum() * A) if v.ratio is Ratio.SEQ_PRODUCT else a * A for a, A in zip(num.alpha, num.A)]
+        worst = max(worst, rel_err(at_one, per_token))
+        if v.clipped:
+            wide = v.replace(eps_low=1e12 if v.eps_low is not None else None, eps_up=1e12 if v.eps_up is not None else None)
+            unclipped = v.replace(eps_low=None, eps_up=None)
+            worst = max(worst, rel_err(token_gradient(wide, rewards, lengths, lr), token_gradient(unclipped, rewards, lengths, lr)))
+    return Outcome(worst, tolerances.CLOSED_FORM, detail=f"worst: {where}" if where else "", data={"groups_per_variant": n_groups})

@@ -1,0 +1,62 @@
+"""``grpo-proofs variants``: Table 1 rendered from the registry."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..variants import REGISTRY, Variant
+from .common import add_json_flag, emit_json
+
+__all__ = ["register", "rows"]
+
+
+def _eps(v: Variant) -> str:
+    if not v.clipped:
+        return "-"
+    lo = "-" if v.eps_low is None else f"{v.eps_low:g}"
+    hi = "-" if v.eps_up is None else f"{v.eps_up:g}"
+    return f"{lo}/{hi}"
+
+
+def rows() -> list[dict]:
+    """One dict per registered method: the columns of Table 1."""
+    return [
+        {
+            "name": v.name,
+            "title": v.title,
+            "alpha": sp.sstr(v.alpha),
+            "alpha_latex": sp.latex(v.alpha),
+            "ratio": v.ratio.value,
+            "eps_low": v.eps_low,
+            "eps_up": v.eps_up,
+            "advantage": v.advantage,
+            "regularizer": v.regularizer.value,
+            "beta": v.beta,
+            "params": dict(v.params),
+            "source": v.source,
+            "notes": v.notes,
+        }
+        for v in REGISTRY.values()
+    ]
+
+
+def run(args) -> int:
+    data = rows()
+    if args.json:
+        emit_json(data)
+        return 0
+    table = [["name", "alpha_{i,t}", "ratio", "eps low/up", "advantage", "R", "beta"]]
+    for r, v in zip(data, REGISTRY.values()):
+        table.append([r["name"], r["alpha"], r["ratio"], _eps(v), r["advantage"], r["regularizer"], f"{v.beta:g}"])
+    widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+    for k, row in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("variants", help="Table 1: the registered methods as the unified surrogate")
+    add_json_flag(p)
+    p.set_defaults(func=run)

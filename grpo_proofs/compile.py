@@ -1,0 +1,69 @@
+"""The one bridge from SymPy to Torch: ``sympy.lambdify(..., modules=[FIX, "torch"])``.
+
+SymPy 1.14's torch printer writes ``Min``/``Max`` as ``min``/``max`` and ``Heaviside`` as
+``heaviside``, which fail on a mix of tensors and Python scalars. ``FIX`` overrides those three
+names with ``torch.minimum``/``torch.maximum``/``torch.heaviside`` on tensors (n-ary Min/Max
+fold pairwise). Everything else is SymPy's own torch printer, so the result is an ordinary
+batched, autograd-capable Torch function.
+
+Tie convention at a clip bound: SymPy's ``Heaviside(0) = 1/2`` is kept as is (the compiled
+function uses ``torch.heaviside(x, 1/2)``). Torch autograd of ``torch.minimum`` also splits a
+tie in half, but ``torch.clamp`` passes the full gradient at its bounds, so autograd of a
+clamp-based loss and the symbolic gradient differ exactly on the bounds; checks keep random
+points off them (see ``tests/test_gradient.py::test_tie_convention``).
+
+>>> import sympy as sp, torch
+>>> x = sp.Symbol("x")
+>>> f = to_torch([x], sp.Min(x, 1) + sp.Heaviside(x - 2))
+>>> f(torch.tensor([0.5, 2.0, 3.0], dtype=torch.float64)).tolist()
+[0.5, 1.5, 2.0]
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from typing import Callable, Sequence
+
+import sympy as sp
+import torch
+
+__all__ = ["FIX", "to_torch"]
+
+
+def _tensors(args: Sequence) -> list[torch.Tensor]:
+    like = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    dtype = like.dtype if like is not None else torch.float64
+    device = like.device if like is not None else None
+    return [a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=dtype, device=device) for a in args]
+
+
+def _minimum(*args):
+    return reduce(torch.minimum, _tensors(args))
+
+
+def _maximum(*args):
+    return reduce(torch.maximum, _tensors(args))
+
+
+def _heaviside(x, h0=0.5):
+    (x,) = _tensors([x])
+    return torch.heaviside(x, torch.as_tensor(float(h0), dtype=x.dtype, device=x.device))
+
+
+#: the three-entry namespace override of DESIGN.md
+FIX = {"min": _minimum, "max": _maximum, "heaviside": _heaviside}
+
+
+def to_torch(args: Sequence[sp.Symbol], expr: sp.Expr) -> Callable[..., torch.Tensor]:
+    """Compile ``expr`` to a batched Torch function of ``args`` (tensors broadcast)."""
+    fn = sp.lambdify(list(args), expr, modules=[FIX, "torch"], cse=True)
+
+    def call(*values):
+        out = fn(*values)
+        if not isinstance(out, torch.Tensor):  # a constant expression: broadcast to the inputs
+            like = next(v for v in values if isinstance(v, torch.Tensor))
+            out = torch.full_like(like, float(out))
+        return out
+
+    call.__doc__ = f"Compiled from SymPy: {expr}"
+    return call

@@ -1,0 +1,383 @@
+"""Props 3 and 7 on a real transformer: token ratios past the clip bound during the mu inner steps.
+
+One batch (a group of G completions of one prompt, sampled from the policy) is optimised for ``mu``
+inner steps of the variant's clipped loss (arXiv 2601.05002, Eq. 1, beta = 0) by a real
+``torch.optim`` optimizer; after every step the token ratios s = pi_theta/pi_old are measured:
+their distribution, the fraction of tokens on the side clipping should forbid (s > 1+eps_up with
+A > 0, s < 1-eps_low with A < 0) and the largest excursion past the bound. For sequence-ratio
+variants (GSPO, GCPO) the ratio is the sequence ratio the clip acts on.
+
+Learning rates: every optimizer's lr is set so that its FIRST inner step moves the largest token
+log-ratio by ``first_step`` (default 0.05, a quarter of the 0.2 clip range): a trial step at a
+reference lr, then one linear rescale (both Adam's sign-like first step and SGD's are linear in lr).
+Equal first steps make the optimizers comparable; the bound is then reached after a few steps.
+
+Mitigations side by side (``n_batches`` consecutive batches, each sampled from the current policy):
+``none`` (state carried across batches), ``mu1`` (one step per batch), ``reset`` (a fresh optimizer
+per batch), ``adam-rel`` (Ellis et al. 2024: ``state['step']`` set to 0 per batch, moments kept),
+and plain SGD as the inner-loop optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..policy import (PolicyConfig, build_policy, completion_logprobs, flat_grad, param_vector, sample_group,
+                      set_param_vector)
+from ..variants import Ratio, Variant, get_variant
+
+__all__ = ["Setup", "Run", "OPTIMIZERS", "MITIGATIONS", "ROWS", "run", "compare", "calibrate_lr",
+           "premise_case", "post_entry_drift", "plot", "clip_ratio", "forbidden"]
+
+OPTIMIZERS = ("adam", "sgd", "sgd-momentum")
+MITIGATIONS = ("none", "mu1", "reset", "adam-rel")
+#: (optimizer, mitigation) rows of the side-by-side comparison
+ROWS = (("adam", "none"), ("adam", "mu1"), ("adam", "reset"), ("adam", "adam-rel"), ("sgd", "none"),
+        ("sgd-momentum", "none"))
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What one comparison runs (defaults: the tiny float64 GPT-2 policy on CPU)."""
+
+    variant: str = "grpo"
+    mu: int = 8
+    n_batches: int = 3
+    G: int = 16
+    max_new_tokens: int = 6
+    prompt: tuple[int, ...] = (2, 3)
+    reward: str = "last_token_even"
+    first_step: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    momentum: float = 0.9
+    seed: int = 0
+    device: str = "cpu"
+    config: PolicyConfig = field(default_factory=PolicyConfig.tiny)
+
+    def __post_init__(self):
+        get_variant(self.variant)
+        if isinstance(self.mu, bool) or not isinstance(self.mu, int) or not 1 <= self.mu <= 64:
+            raise InputError(f"mu must be a whole number in 1..64, got {self.mu!r}")
+        if isinstance(self.n_batches, bool) or not isinstance(self.n_batches, int) or self.n_batches < 1:
+            raise InputError(f"n_batches must be a whole number >= 1, got {self.n_batches!r}")
+        if not (0 < self.first_step < 1):
+            raise InputError(f"first_step must lie in (0, 1), got {self.first_step!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+
+
+@dataclass
+class Run:
+    """One (optimizer, mitigation) run: ``steps`` has one dict per inner step of every batch;
+    ``ratios[b]`` is (mu_b + 1, tokens) of clip ratios (row 0: before the first step) and
+    ``sides[b]`` the sign of A per token; ``premise`` compares batch 0 with the premise prediction."""
+
+    optimizer: str
+    mitigation: str
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9
+    steps: list[dict] = field(default_factory=list)
+    ratios: list[np.ndarray] = field(default_factory=list)
+    sides: list[np.ndarray] = field(default_factory=list)
+    premise: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        frac = [s["forbidden_frac"] for s in self.steps]
+        exc = [s["max_excursion"] for s in self.steps]
+        return {"optimizer": self.optimizer, "mitigation": self.mitigation, "lr": self.lr,
+                "max_forbidden_frac": max(frac), "final_forbidden_frac": frac[-1],
+                "max_excursion": max(exc), "final_excursion": exc[-1],
+                "premise_T": self.premise.get("T"), "premise_deviation": self.premise.get("deviation")}
+
+
+def _loss_fn(v: Variant):
+    """-J of a group: the project's surrogate if present, else the hand-written reference loss."""
+    from .. import objective
+    if hasattr(objective, "torch_surrogate"):
+        return lambda lp, old, r, mask: -objective.torch_surrogate(v, lp, old, r, mask)
+    from ..reference import REFERENCE
+    return lambda lp, old, r, mask: REFERENCE[v.name](lp, old, r, mask)
+
+
+def clip_ratio(v: Variant, logp: torch.Tensor, old: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The ratio the clip acts on, per token (G, T): token ratio, or the sequence ratio broadcast."""
+    x = (logp - old) * mask
+    if v.ratio == Ratio.SEQ_GEOMEAN:
+        x = (x.sum(1, keepdim=True) / mask.sum(1, keepdim=True)).expand_as(x)
+    elif v.ratio == Ratio.SEQ_PRODUCT:
+        x = x.sum(1, keepdim=True).expand_as(x)
+    return torch.exp(x)
+
+
+def forbidden(v: Variant, s: torch.Tensor, A: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bool (G, T): token on the side clipping should forbid, excursion past that bound (>= 0))."""
+    A = A[:, None].expand_as(s)
+    up = s - (1 + v.eps_up) if v.eps_up is not None else torch.full_like(s, -math.inf)
+    low = (1 - v.eps_low) - s if v.eps_low is not None else torch.full_like(s, -math.inf)
+    exc = torch.where(A > 0, up, torch.where(A < 0, low, torch.full_like(s, -math.inf)))
+    on = mask > 0
+    return (exc > 0) & on, torch.where(on, exc.clamp(min=0), torch.zeros_like(s))
+
+
+def _optimizer(name: str, params, lr: float, setup: Setup):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=setup.betas, eps=setup.eps, weight_decay=0.0)
+    if name in ("sgd", "sgd-momentum"):
+        return torch.optim.SGD(params, lr=lr, momentum=setup.momentum if name == "sgd-momentum" else 0.0)
+    raise InputError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+
+def _batch(model, setup: Setup, b: int):
+    g = sample_group(model, G=setup.G, prompt=list(setup.prompt), max_new_tokens=setup.max_new_tokens,
+                     seed=setup.seed + 1000 * b, reward=setup.reward, require_mixed_rewards=True)
+    with torch.no_grad():
+        old, mask = completion_logprobs(model, g.prompt, g.completions)
+    r = torch.tensor(g.rewards, dtype=old.dtype, device=old.device)
+    return g, old, mask, r
+
+
+def _measure(model, v, g, old, mask, r):
+    with torch.no_grad():
+        lp, _ = completion_logprobs(model, g.prompt, g.completions)
+        s = clip_ratio(v, lp, old, mask)
+        bad, exc = forbidden(v, s, r - r.mean(), mask)
+    on = mask > 0
+    vals = s[on].cpu().numpy()
+    return vals, {"forbidden_frac": float(bad.sum() / on.sum()), "max_excursion": float(exc.max()),
+                  "ratio_quantiles": np.quantile(vals, [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1]).tolist()}
+
+
+def calibrate_lr(setup: Setup, optimizer: str) -> float:
+    """lr whose first inner step moves the largest token log-ratio by ``setup.first_step`` (to 2%).
+
+    Trial steps from the initial policy on batch 0, rescaling lr by target/moved (secant on a map
+    that is linear in lr for small steps) until within 2%, at most 8 trials.
+    """
+    v = get_variant(setup.variant)
+    model = build_policy(setup.config, device=setup.device)
+    g, old, mask, r = _batch(model, setup, 0)
+    theta0, params = param_vector(model), list(model.parameters())
+    lr = 1e-4 if optimizer == "adam" else 1e-2
+    for _ in range(8):
+        set_param_vector(model, theta0)
+        opt = _optimizer(optimizer, params, lr, setup)
+        opt.zero_grad()
+        lp, _ = completion_logprobs(model, g.prompt, g.completions)
+        _loss_fn(v)(lp, old, r, mask).backward()
+        opt.step()
+        with torch.no_grad():
+            lp, _ = completion_logprobs(model, g.prompt, g.completions)
+        moved = float(((lp - old) * mask).abs().max())
+        if not moved > 0:
+            raise InputError(f"variant {setup.variant!r}: the first step moves no token; nothing to measure")
+        if abs(moved / setup.first_step - 1) < 0.02:
+            break
+        lr *= setup.first_step / moved
+    return lr
+
+
+def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None = None) -> Run:
+    """Run ``n_batches`` batches of ``mu`` inner steps (``mu1``: one step) and measure every step."""
+    if mitigation not in MITIGATIONS:
+        raise InputError(f"unknown mitigation {mitigation!r}; choose one of: {', '.join(MITIGATIONS)}")
+    if mitigation == "adam-rel" and optimizer != "adam":
+        raise InputError("adam-rel resets Adam's step counter; use it with optimizer 'adam'")
+    v = get_variant(setup.variant)
+    lr = calibrate_lr(setup, optimizer) if lr is None else lr
+    model = build_policy(setup.config, device=setup.device)
+    params = list(model.parameters())
+    opt, loss_fn = _optimizer(optimizer, params, lr, setup), _loss_fn(v)
+    out = Run(optimizer, mitigation, lr, tuple(setup.betas), setup.momentum)
+    mu = 1 if mitigation == "mu1" else setup.mu
+    for b in range(setup.n_batches):
+        g, old, mask, r = _batch(model, setup, b)
+        if b and mitigation == "reset":
+            opt = _optimizer(optimizer, params, lr, setup)
+        if b and mitigation == "adam-rel":
+            for st in opt.state.values():           # torch 2.x: state['step'] is a tensor
+                st["step"].zero_()
+        vals, _ = _measure(model, v, g, old, mask, r)
+        rows, grads, thetas = [vals], [], [param_vector(model)]
+        for t in range(1, mu + 1):
+            opt.zero_grad()
+            lp, _ = completion_logprobs(model, g.prompt, g.completions)
+            with torch.no_grad():
+                clipped, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
+            loss_fn(lp, old, r, mask).backward()
+            grads.append(flat_grad(model).detach().clone())
+            opt.step()
+            thetas.append(param_vector(model))
+            vals, stats = _measure(model, v, g, old, mask, r)
+            rows.append(vals)
+            out.steps.append({"batch": b, "step": t, "clipped_at_eval": float(clipped.sum() / (mask > 0).sum()),
+                              "grad_norm": float(grads[-1].norm()), **stats})
+        out.ratios.append(np.stack(rows))
+        out.sides.append(np.sign((r - r.mean())[:, None].expand_as(mask)[mask > 0].cpu().numpy()))
+        if b == 0:
+            out.premise = _premise(optimizer, setup, grads, thetas,
+                                   [s_["clipped_at_eval"] for s_ in out.steps])
+    return out
+
+
+def _premise(optimizer: str, setup: Setup, grads, thetas, clipped_frac) -> dict:
+    """Distance of the real steps from the premise prediction (all contributions clipped from T on).
+
+    T is the first inner step whose loss evaluation has a clipped token (T >= 2). Prediction:
+    step_{T+k} = ratio_k * step_{T-1} with ratio_k = C^eps_{T,k} per coordinate (Adam), mu^(k+1)
+    (SGD with momentum), 0 (plain SGD). Deviation: ||step - prediction|| / ||ratio_k step_{T-1}||
+    (plain SGD: ||step|| / ||step_{T-1}||).
+    """
+    from ..overshoot import overshoot_ratio_eps
+    T = next((t + 1 for t, f in enumerate(clipped_frac) if f > 0 and t >= 1), None)
+    if T is None:
+        return {"T": None, "deviation": None, "clipped_frac": clipped_frac}
+    steps = [(thetas[t] - thetas[t - 1]).cpu().numpy() for t in range(1, len(thetas))]
+    last = steps[T - 2]
+    if optimizer == "adam":
+        b1, b2 = setup.betas
+        vv = np.zeros_like(last)
+        for g in grads[:T - 1]:
+            vv = b2 * vv + (1 - b2) * g.cpu().numpy() ** 2
+        r = np.sqrt(vv / (1 - b2 ** (T - 1)))
+    dev = []
+    for k in range(len(steps) - T + 1):
+        if optimizer == "adam":
+            pred = overshoot_ratio_eps(T, k, setup.betas[0], setup.betas[1], setup.eps, r) * last
+        elif optimizer == "sgd-momentum":
+            pred = setup.momentum ** (k + 1) * last
+        else:
+            pred = np.zeros_like(last)
+        ref = np.linalg.norm(pred) if optimizer != "sgd" else np.linalg.norm(last)
+        dev.append(float(np.linalg.norm(steps[T - 1 + k] - pred) / ref))
+    return {"T": T, "deviation": dev, "clipped_frac": clipped_frac}
+
+
+def compare(setup: Setup, rows=ROWS, progress=None) -> list[Run]:
+    """The side-by-side table: one :class:`Run` per (optimizer, mitigation) row, lr calibrated once
+    per optimizer."""
+    lrs, out = {}, []
+    for opt_name, mit in rows:
+        if opt_name not in lrs:
+            lrs[opt_name] = calibrate_lr(setup, opt_name)
+        out.append(run(setup, opt_name, mit, lrs[opt_name]))
+        if progress is not None:
+            progress.update(1)
+    return out
+
+
+def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=(0.9, 0.999), eps: float = 1e-8,
+                 variant: str = "grpo", device: str = "cpu", seed: int = 0) -> dict:
+    """A batch where the premise holds exactly (``shared=False``) or fails through a shared token.
+
+    Prompt [2, 3], four completions, rewards [1, 0, 0, 1] (A = +-1/2). Without ``shared`` no two
+    completions with opposite advantages share a (context, token) pair, so once every token is past
+    its bound the advantage gradient is exactly zero. ``shared=True`` makes completion 2 (A = -1/2,
+    two tokens) start with the first token of completion 1 (A = +1/2, three tokens): the two copies
+    have different weights 1/(G |o_i| sigma) (Prop. 1), so the token moves, and once one copy is
+    clipped the other keeps a restoring gradient (THEORY sec. 3). Adam without weight decay runs
+    ``mu`` steps.
+
+    Returns: per step the flat gradient, the parameters (``thetas[0]`` initial), the bool clipped
+    mask (G, T) at the loss evaluation, ``shared_mask`` (tokens in a shared context), betas, eps, lr.
+    """
+    comps = [[5, 3, 8], [7, 2, 1], [9, 4, 4], [11, 6, 13]]
+    if shared:
+        comps[1] = [comps[0][0], 2]
+    v = get_variant(variant)
+    model = build_policy(PolicyConfig.tiny(seed=seed), device=device)
+    prompt = [2, 3]
+    with torch.no_grad():
+        old, mask = completion_logprobs(model, prompt, comps)
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=old.dtype, device=old.device)
+    shared_mask = np.zeros(tuple(mask.shape), dtype=bool)
+    if shared:
+        shared_mask[0, 0] = shared_mask[1, 0] = True
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=0.0)
+    loss_fn, grads, thetas, clipped = _loss_fn(v), [], [param_vector(model).cpu().numpy()], []
+    for _ in range(mu):
+        opt.zero_grad()
+        lp, _ = completion_logprobs(model, prompt, comps)
+        with torch.no_grad():
+            bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
+        clipped.append(bad.cpu().numpy())
+        loss_fn(lp, old, r, mask).backward()
+        grads.append(flat_grad(model).detach().cpu().numpy().copy())
+        opt.step()
+        thetas.append(param_vector(model).cpu().numpy())
+    return {"grads": grads, "thetas": thetas, "clipped": clipped, "mask": mask.cpu().numpy() > 0,
+            "shared_mask": shared_mask, "betas": tuple(betas), "eps": eps, "lr": lr}
+
+
+def post_entry_drift(rn: Run, variant: str = "grpo", batch: int = 0) -> dict:
+    """Per token of one batch: what happens after it first passes its bound (log-ratio units).
+
+    For a token entering the forbidden side at inner step t0 < mu: the entry step
+    delta = |log s_t0 - log s_{t0-1}|, the further drift D = dist(mu) - dist(t0) into the forbidden
+    side (dist = log s - log(1+eps_up) for A > 0, log(1-eps_low) - log s for A < 0), and the
+    premise prediction D_pred = delta * sum_{k < mu-t0} ratio_k with ratio_k = C_{t0+1,k} (Adam, eps
+    neglected), mu_m^(k+1) (SGD with momentum), 0 (SGD): its own gradient vanished at t0 + 1.
+    """
+    from ..overshoot import overshoot_ratio
+    v = get_variant(variant)
+    R, side = np.log(rn.ratios[batch]), rn.sides[batch]
+    up = np.log(1 + v.eps_up) if v.eps_up is not None else np.inf
+    low = np.log(1 - v.eps_low) if v.eps_low is not None else -np.inf
+    dist = np.where(side > 0, R - up, np.where(side < 0, low - R, -np.inf))
+    mu_b, rows = R.shape[0] - 1, []
+    for j in range(R.shape[1]):
+        ent = np.nonzero(dist[:, j] > 0)[0]
+        if len(ent) == 0 or ent[0] >= mu_b or ent[0] == 0:
+            continue
+        t0 = int(ent[0])
+        delta, D = abs(R[t0, j] - R[t0 - 1, j]), dist[-1, j] - dist[t0, j]
+        n = mu_b - t0
+        if rn.optimizer == "adam":
+            pred = delta * sum(overshoot_ratio(t0 + 1, k, *rn.betas) for k in range(n))
+        elif rn.optimizer == "sgd-momentum":
+            pred = delta * sum(rn.momentum ** (k + 1) for k in range(n))
+        else:
+            pred = 0.0
+        rows.append({"token": j, "entry_step": t0, "delta": float(delta), "drift": float(D), "drift_pred": float(pred)})
+    return {"tokens": rows,
+            "max_drift_over_delta": max((r_["drift"] / r_["delta"] for r_ in rows), default=None),
+            "min_drift_over_delta": min((r_["drift"] / r_["delta"] for r_ in rows), default=None),
+            "median_drift_over_pred": (float(np.median([r_["drift"] / r_["drift_pred"] for r_ in rows]))
+                                       if rows and rn.optimizer != "sgd" else None)}
+
+
+def plot(runs: list[Run], outdir, name: str = "overshoot_ratios.png", bounds=(0.8, 1.2)) -> str:
+    """One panel per run: every token's ratio against the inner step (A > 0 red, A < 0 blue),
+    batches laid end to end, clip bounds dashed. Saves a PNG into ``outdir``; returns its path."""
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(outdir, exist_ok=True)
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), sharey=True, squeeze=False)
+    for ax, rn in zip(axes[0], runs):
+        x0 = 0
+        for R, side in zip(rn.ratios, rn.sides):
+            xs = np.arange(x0, x0 + R.shape[0])
+            for j in range(R.shape[1]):
+                ax.plot(xs, R[:, j], color="tab:red" if side[j] > 0 else "tab:blue", lw=0.6, alpha=0.5)
+            x0 += R.shape[0]
+            ax.axvline(x0 - 0.5, color="grey", lw=0.5)
+        for y in bounds:
+            ax.axhline(y, color="k", ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(f"{rn.optimizer} / {rn.mitigation}", fontsize=9)
+        ax.set_xlabel("inner step (batches end to end)")
+    axes[0][0].set_ylabel("token ratio s")
+    fig.tight_layout()
+    path = os.path.join(outdir, name)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

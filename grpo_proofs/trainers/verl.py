@@ -1,0 +1,261 @@
+"""verl: the actor loss it back-propagates and its advantages (TRAINERS.md section 2, HEAD engine).
+
+Transcribed from ``verl/trainer/ppo/core_algos.py`` (``agg_loss`` and the registered policy
+losses) and ``verl/workers/utils/losses.py::ppo_loss`` as read in TRAINERS.md 2.1-2.3. Every
+micro-batch loss is back-propagated as is; the normalisers are those of the whole PPO
+mini-batch (the rows passed): B rows (``global_batch_size``) and N active tokens
+(``batch_num_tokens``), with ``dp_size`` P = 1.
+
+``agg_loss`` weights: token-mean 1/N; token-sum 1; seq-mean-token-sum 1/B; seq-mean-token-mean
+1/(B (|o_i| + 1e-8)); seq-mean-token-sum-norm 1/(B C) with C = ``loss_scale_factor`` or, when it
+is null, the padded width T_k of the micro-batch's response tensor (``max_completion_length``
+when given, i.e. ``max_response_len`` padding; else the longest response of the micro-batch).
+``gspo`` and ``sapo`` force seq-mean-token-mean; ``geo_mean`` takes ``torch.mean`` over the
+micro-batch rows. The KL loss (``use_kl_loss``) is aggregated with ``loss_agg_mode`` whatever
+the policy loss does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ._common import Batch, Key, accumulate, boolean, choice, integer, number, optional, resolve_config
+from ._groups import groups, lengths_for, token_whiten
+
+__all__ = ["NAME", "SPEC", "ALIASES", "config", "loss_and_grad", "advantages", "needs_ref", "LOSS_MODES", "AGG_MODES"]
+
+NAME = "verl"
+LOSS_MODES = ("vanilla", "gspo", "sapo", "gpg", "cispo", "geo_mean")
+_NOT_MODELLED = ("clip_cov", "kl_cov", "dppo_tv", "dppo_kl", "dro", "up", "bypass_mode")
+AGG_MODES = ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+KL_TYPES = ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3")
+ESTIMATORS = ("grpo", "grpo_vectorized", "grpo_passk", "rloo", "rloo_vectorized",
+              "reinforce_plus_plus_baseline", "opo", "gpg")
+_EPS_LEN = 1e-8
+
+
+def _loss_mode(name, v):
+    if v in _NOT_MODELLED:
+        why = "selects a random subset of tokens" if v == "clip_cov" else "is not transcribed here"
+        raise InputError(f"{name}={v!r} {why}; modelled loss modes: {', '.join(LOSS_MODES)}")
+    return choice(*LOSS_MODES)(name, v)
+
+
+def _kl_type(name, v):
+    if v == "full":
+        raise InputError(f"{name}='full' is not implemented in verl either; choose one of {', '.join(KL_TYPES)} (optionally with '+')")
+    base = v[:-1] if isinstance(v, str) and v.endswith("+") else v
+    choice(*KL_TYPES)(name, base)
+    return v
+
+
+def _estimator(name, v):
+    if v in ("gae", "reinforce_plus_plus", "remax", "optimal_token_baseline", "tir_optimal_token_baseline", "gdpo"):
+        return v  # accepted for the mapping; advantages() explains why it cannot compute them
+    return choice(*ESTIMATORS)(name, v)
+
+
+def _zero(name, v):
+    if number(None)(name, v) != 0.0:
+        raise InputError(f"{name}={v!r} adds an entropy bonus, which needs the logits; not modelled: leave it at 0")
+    return 0.0
+
+
+def _betas(name, v):
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise InputError(f"{name} must be a pair [beta1, beta2]")
+    return [number(0.0, hi=1.0)(f"{name}[{i}]", x) for i, x in enumerate(v)]
+
+
+SPEC: dict[str, Key] = {
+    "policy_loss.loss_mode": Key("vanilla", _loss_mode, "policy loss function"),
+    "policy_loss.clip_cov_ratio": Key(0.0002, number(0.0), "clip_cov (not modelled)"),
+    "policy_loss.clip_cov_lb": Key(1.0, number(None), "clip_cov (not modelled)"),
+    "policy_loss.clip_cov_ub": Key(5.0, number(None), "clip_cov (not modelled)"),
+    "policy_loss.kl_cov_ratio": Key(0.0002, number(0.0), "kl_cov (not modelled)"),
+    "policy_loss.ppo_kl_coef": Key(1.0, number(None), "kl_cov (not modelled)"),
+    "loss_agg_mode": Key("token-mean", choice(*AGG_MODES), "how the (B, T) loss matrix becomes a scalar"),
+    "clip_ratio": Key(0.2, number(0.0), "epsilon (used only where clip_ratio_low/high are null)"),
+    "clip_ratio_low": Key(0.2, optional(number(0.0)), "lower clip epsilon"),
+    "clip_ratio_high": Key(0.2, optional(number(0.0)), "upper clip epsilon"),
+    "clip_ratio_c": Key(3.0, number(1.0), "dual-clip bound c > 1 (vanilla, A < 0)"),
+    "loss_scale_factor": Key(None, optional(number(0.0)), "C of seq-mean-token-sum-norm (null: padded width)"),
+    "use_kl_loss": Key(False, boolean, "add kl_loss_coef * KL to the loss"),
+    "kl_loss_coef": Key(0.001, number(0.0, strict=False), "KL loss coefficient"),
+    "kl_loss_type": Key("low_var_kl", _kl_type, "KL estimator (suffix + : straight-through k2 gradient)"),
+    "tau_pos": Key(1.0, number(0.0), "SAPO temperature, A > 0"),
+    "tau_neg": Key(1.05, number(0.0), "SAPO temperature, A <= 0"),
+    "entropy_coeff": Key(0.0, _zero, "entropy bonus"),
+    "ppo_epochs": Key(1, integer(1), "epochs over each rollout batch (mu)"),
+    "ppo_mini_batch_size": Key(256, integer(1), "prompts per optimizer step"),
+    "ppo_micro_batch_size_per_gpu": Key(None, optional(integer(1)), "rows per micro-batch"),
+    "use_dynamic_bsz": Key(False, boolean, "token-budget micro-batches"),
+    "optim.betas": Key([0.9, 0.999], _betas, "Adam betas (overshoot verdict)"),
+    "grad_clip": Key(1.0, optional(number(0.0, strict=False)), "global gradient-norm clip (reward-scale verdict)"),
+    "train_batch_size": Key(None, optional(integer(1)), "data.train_batch_size: prompts per rollout batch"),
+    "rollout.n": Key(None, optional(integer(1)), "G, responses per prompt"),
+    "adv_estimator": Key("gae", _estimator, "algorithm.adv_estimator"),
+    "norm_adv_by_std_in_grpo": Key(True, boolean, "algorithm.norm_adv_by_std_in_grpo"),
+    "use_kl_in_reward": Key(False, boolean, "algorithm.use_kl_in_reward"),
+    "kl_penalty": Key("kl", _kl_type, "algorithm.kl_penalty (KL in the reward)"),
+    "kl_ctrl.type": Key("fixed", choice("fixed", "adaptive"), "algorithm.kl_ctrl.type"),
+    "kl_ctrl.kl_coef": Key(0.001, number(0.0, strict=False), "algorithm.kl_ctrl.kl_coef"),
+    "kl_ctrl.target_kl": Key(0.1, number(0.0), "algorithm.kl_ctrl.target_kl"),
+    "kl_ctrl.horizon": Key(10000, integer(1), "algorithm.kl_ctrl.horizon"),
+    "gamma": Key(1.0, number(0.0, strict=False, hi=1.0), "algorithm.gamma"),
+    "lam": Key(1.0, number(0.0, strict=False, hi=1.0), "algorithm.lam"),
+}
+#: Hydra paths accepted for the same keys
+ALIASES = {
+    "actor_rollout_ref.actor.": "", "actor.": "", "algorithm.": "", "data.train_batch_size": "train_batch_size",
+    "actor_rollout_ref.rollout.n": "rollout.n",
+}
+
+
+def config(cfg=None) -> dict:
+    """The effective verl config (actor keys, plus ``algorithm`` keys for the advantages)."""
+    c = resolve_config("verl", SPEC, cfg, ALIASES)
+    c["_eps_low"] = c["clip_ratio_low"] if c["clip_ratio_low"] is not None else c["clip_ratio"]
+    c["_eps_high"] = c["clip_ratio_high"] if c["clip_ratio_high"] is not None else c["clip_ratio"]
+    return c
+
+
+def needs_ref(c: dict) -> bool:
+    return bool(c["use_kl_loss"])
+
+
+def agg_loss(loss_mat, m, mode, *, B, N, C):
+    """verl ``agg_loss`` with the global batch info of the mini-batch (dp_size = 1)."""
+    if mode == "token-mean":
+        return (loss_mat * m).sum() / N
+    if mode == "token-sum":
+        return (loss_mat * m).sum()
+    if mode in ("seq-mean-token-sum", "seq-mean-token-sum-norm"):
+        seq = (loss_mat * m).sum(-1)
+        out = (seq * (m.sum(-1) > 0).to(seq.dtype)).sum() / B
+        return out / C if mode == "seq-mean-token-sum-norm" else out
+    cnt = m.sum(-1)  # seq-mean-token-mean
+    seq = (loss_mat * m).sum(-1) / (cnt + _EPS_LEN)
+    return (seq * (cnt > 0).to(seq.dtype)).sum() / B
+
+
+def kl_penalty(logp, ref, kind):
+    """verl ``kl_penalty``: base estimator value; with '+' its value and the k2 gradient."""
+    base = kind[:-1] if kind.endswith("+") else kind
+    if base in ("kl", "k1"):
+        fwd = logp - ref
+    elif base == "abs":
+        fwd = (logp - ref).abs()
+    elif base in ("mse", "k2"):
+        fwd = 0.5 * (logp - ref).square()
+    else:  # low_var_kl / k3
+        x = torch.clamp(ref - logp, min=-20, max=20)
+        fwd = torch.clamp(torch.exp(x) - x - 1, min=-10, max=10)
+    if not kind.endswith("+") or base in ("mse", "k2"):
+        return fwd
+    back = 0.5 * (logp - ref).square()
+    return back - back.detach() + fwd.detach()
+
+
+def _policy(c, mode, logp, old, A, m, agg):
+    lo, hi = c["_eps_low"], c["_eps_high"]
+    if mode in ("vanilla", "cispo", "sapo"):
+        ratio = torch.exp(torch.clamp(logp - old, min=-20.0, max=20.0))
+    if mode == "vanilla":
+        l1, l2 = -A * ratio, -A * torch.clamp(ratio, 1 - lo, 1 + hi)
+        c1 = torch.maximum(l1, l2)
+        c2 = torch.min(-A * c["clip_ratio_c"], c1)
+        return agg(torch.where(A < 0, c2, c1), c["loss_agg_mode"])
+    if mode == "gspo":
+        nak = logp - old
+        seq = (nak * m).sum(-1) / m.sum(-1).clamp(min=1)
+        s = torch.exp(torch.clamp(logp - logp.detach() + seq.detach().unsqueeze(-1), max=10.0))
+        pg = torch.maximum(-A * s, -A * torch.clamp(s, 1 - lo, 1 + hi))
+        return agg(pg, "seq-mean-token-mean")
+    if mode == "sapo":
+        tau = torch.where(A > 0, torch.tensor(c["tau_pos"], dtype=A.dtype), torch.tensor(c["tau_neg"], dtype=A.dtype))
+        return agg(-torch.sigmoid(tau * (ratio - 1.0)) * (4.0 / tau) * A, "seq-mean-token-mean")
+    if mode == "gpg":
+        return agg(-logp * A, c["loss_agg_mode"])
+    if mode == "cispo":
+        w = torch.clamp(ratio, 1 - lo, 1 + hi).detach()
+        return agg(-w * A * logp, c["loss_agg_mode"])
+    # geo_mean (GMPO): sign-aware clip in log space, geometric mean per sequence, torch.mean over rows
+    nak = logp - old
+    sgn = torch.sign(A)
+    nak_min = sgn * torch.min(sgn * nak, sgn * torch.clamp(nak, -lo, hi))
+    msum = m.sum(-1)
+    ratio = torch.exp((nak_min * m).sum(-1) / (msum + _EPS_LEN))
+    adv = (A * m).sum(-1) / (msum + _EPS_LEN)
+    return torch.mean(-adv * ratio)
+
+
+def loss_and_grad(c: dict, bt: Batch) -> tuple[float, np.ndarray]:
+    """verl's actor loss for one mini-batch (sum of its micro-batch losses) and d loss / d logp."""
+    B = float(bt.mask.shape[0])  # global_batch_size = ppo_mini_batch_size * rollout.n: every row
+    N = bt.mask.sum()  # batch_num_tokens of the mini-batch
+    mode = c["policy_loss.loss_mode"]
+
+    def micro(rows, k):
+        logp, old, m = bt.logp[rows], bt.old[rows], bt.mask[rows]
+        A = bt.adv[rows] if bt.adv.ndim == 2 else bt.adv[rows].unsqueeze(1) * m  # verl's (b, T) A_i m_{i,t}
+        C = c["loss_scale_factor"]
+        if C is None:  # padded width of this micro-batch's response tensor
+            C = bt.max_completion_length or max(int(torch.nonzero(m.sum(0)).max()) + 1 if m.sum() > 0 else 1, 1)
+
+        def agg(mat, how):
+            return agg_loss(mat, m, how, B=B, N=N, C=C)
+
+        out = _policy(c, mode, logp, old, A, m, agg)
+        if c["use_kl_loss"]:
+            out = out + agg(kl_penalty(logp, bt.ref[rows], c["kl_loss_type"]), c["loss_agg_mode"]) * c["kl_loss_coef"]
+        return out
+
+    return accumulate(bt, micro)
+
+
+def advantages(c: dict, rewards, group_ids, lengths=None) -> np.ndarray:
+    """verl outcome advantage estimators (TRAINERS.md 2.3), eps = 1e-6, unbiased std.
+
+    >>> advantages(config({"adv_estimator": "rloo"}), [1.0, 0.0, 0.0, 1.0], [0, 0, 0, 0]).round(6).tolist()
+    [0.666667, -0.666667, -0.666667, 0.666667]
+    """
+    est = c["adv_estimator"]
+    if est not in ESTIMATORS:
+        why = {"gae": "needs a value function (critic)", "remax": "needs the greedy-decoding baseline",
+               "reinforce_plus_plus": "gives per-token discounted returns"}.get(est, "is not transcribed here")
+        raise InputError(f"adv_estimator={est!r} {why}; group estimators: {', '.join(ESTIMATORS)}")
+    g = groups(rewards, group_ids)
+    R, eps, norm = g.rewards, 1e-6, c["norm_adv_by_std_in_grpo"]
+    single = g.size == 1
+    mean = np.where(single, 0.0, g.mean(R))  # verl: a singleton group has mean 0 and std 1
+    if est in ("grpo", "grpo_vectorized"):
+        std = np.where(single, 1.0, np.nan_to_num(g.std(R)))
+        return (R - mean) / (std + eps) if norm else R - mean
+    if est == "grpo_passk":
+        if np.any(single):
+            raise InputError("grpo_passk needs at least 2 samples per group (verl raises)")
+        out = np.zeros_like(R)
+        for grp in range(len(g.counts)):
+            rows = np.flatnonzero(g.index == grp)
+            order = rows[np.argsort(-R[rows], kind="stable")]
+            adv = R[order[0]] - R[order[1]]
+            out[order[0]] = adv / (np.std(R[rows], ddof=1) + eps) if norm else adv
+        return out
+    if est == "rloo":
+        n = g.size.astype(np.float64)
+        return np.where(single, R, (R - mean) * n / np.maximum(n - 1, 1))
+    if est == "rloo_vectorized":
+        n = g.size.astype(np.float64)
+        return np.where(single, 0.0, (n * R - g.mean(R) * n) / np.maximum(n - 1, 1))
+    if est == "reinforce_plus_plus_baseline":
+        L = lengths_for(lengths, len(R), est)
+        return token_whiten(R - mean, L, unbiased=True, floor=1e-8, add=True)
+    if est == "opo":
+        L = lengths_for(lengths, len(R), est)
+        base = g.mean(L * R) / np.where(g.mean(L) > 0, g.mean(L), 1.0)
+        return R - np.where(single, 0.0, base)
+    alpha = len(R) / max(int(np.count_nonzero(R)), 1)  # gpg, f_norm = 1
+    return alpha * (R - mean)

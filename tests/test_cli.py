@@ -1,0 +1,70 @@
+"""The command line: tables, JSON, exit codes, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from grpo_proofs.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_variants_table_and_json(capsys):
+    code, out, _ = run(capsys, "variants")
+    assert code == 0 and "gspo" in out and "sequence-geomean" in out
+    code, out, _ = run(capsys, "variants", "--json")
+    rows = json.loads(out)
+    assert [r["name"] for r in rows][:3] == ["grpo", "grpo_v32", "gspo"]
+
+
+def test_gradient_json_matches_worked_example(capsys):
+    code, out, _ = run(capsys, "gradient", "--variant", "grpo", "--rewards", "1,0,0,1", "--lengths", "10,30,20,40", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["advantages"] == [0.5, -0.5, -0.5, 0.5]
+    # 1/96 by hand: 1/40 - 1/120 - 1/80 + 1/160
+    assert sum(g[0] for g in data["gradient"]) == pytest.approx(1 / 96, rel=1e-14)
+
+
+def test_gradient_table(capsys):
+    code, out, _ = run(capsys, "gradient", "--variant", "dapo", "--rewards", "1,0", "--lengths", "2,3",
+                       "--log-ratios", "0.1;0,0,0.5", "--sigma", "sample")
+    assert code == 0 and "sum over the group" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["gradient", "--variant", "nope", "--rewards", "1,0", "--lengths", "1,2"], "unknown variant"),
+        (["gradient", "--variant", "grpo", "--rewards", "1", "--lengths", "1"], "G >= 2"),
+        (["gradient", "--variant", "grpo", "--rewards", "1,x", "--lengths", "1,2"], "comma-separated numbers"),
+        (["gradient", "--variant", "grpo", "--rewards", "1,1", "--lengths", "1,2"], "all rewards are equal"),
+        (["gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "1,0"], ">= 1 token"),
+        (["gradient", "--variant", "grpo", "--rewards", "1,nan", "--lengths", "1,2"], "NaN"),
+        (["verify", "--only", "no-such-claim"], "unknown claim"),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert out == ""
+
+
+def test_verify_only_and_list(capsys):
+    code, out, _ = run(capsys, "verify", "--list")
+    assert code == 0 and "eq15-gradient" in out
+    code, out, _ = run(capsys, "verify", "--only", "eq15-gradient", "--quick", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["passed"] and data["claims"][0]["label"] == "eq15-gradient"
+
+
+def test_console_script_installed():
+    exe = subprocess.run([sys.executable, "-m", "grpo_proofs.cli", "--help"], capture_output=True, text=True)
+    assert exe.returncode == 0 and "verify" in exe.stdout
