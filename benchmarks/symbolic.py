@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from grpo_proofs.claims.gradient import padded, random_group
-from grpo_proofs.gradient import group_gradient, token_gradient
+from grpo_proofs.evaluate import token_gradient
+from grpo_proofs.gradient import group_gradient
 from grpo_proofs.objective import surrogate
 from grpo_proofs.reference import REFERENCE
 from grpo_proofs.variants import REGISTRY

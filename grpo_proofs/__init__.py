@@ -17,7 +17,7 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "token_gradient": "grpo_proofs.gradient",
+    "token_gradient": "grpo_proofs.evaluate",
     "prefix_coefficient": "grpo_proofs.prefix",
     "adam_step_ratio": "grpo_proofs.adam",
     "overshoot_ratio": "grpo_proofs.overshoot",

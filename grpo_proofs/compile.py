@@ -21,13 +21,13 @@ points off them (see ``tests/test_gradient.py::test_tie_convention``).
 
 from __future__ import annotations
 
-from functools import reduce
+from functools import lru_cache, reduce
 from typing import Callable, Sequence
 
 import sympy as sp
 import torch
 
-__all__ = ["FIX", "to_torch"]
+__all__ = ["FIX", "to_torch", "gradient_fn", "term_fn", "clip_fn"]
 
 
 def _tensors(args: Sequence) -> list[torch.Tensor]:
@@ -67,3 +67,40 @@ def to_torch(args: Sequence[sp.Symbol], expr: sp.Expr) -> Callable[..., torch.Te
 
     call.__doc__ = f"Compiled from SymPy: {expr}"
     return call
+
+
+# -- the compiled forms of a variant's surrogate (cached per variant) --------------------------
+
+
+@lru_cache(maxsize=128)
+def gradient_fn(variant) -> Callable[..., torch.Tensor]:
+    """The SymPy-derived per-token gradient of ``variant``, compiled (see
+    :func:`grpo_proofs.gradient.generic_gradient` for its arguments)."""
+    from .gradient import generic_gradient
+
+    expr, args = generic_gradient(variant)
+    return to_torch(args, expr)
+
+
+@lru_cache(maxsize=128)
+def term_fn(variant) -> Callable[..., torch.Tensor]:
+    """The per-token (or per-sequence) surrogate term ``phi`` of ``variant``, compiled.
+
+    Token ratio: ``alpha * phi(exp(x), A)`` of ``(alpha, A_i, x)``. Sequence ratios:
+    ``phi(exp(u), A)`` of ``(A_i, u)`` with u the log of the sequence ratio (multiply by Omega_i).
+    """
+    from . import notation as n
+    from .objective import phi_expr
+
+    if variant.sequence_level:
+        return to_torch([n.A_i, n.u], phi_expr(variant, sp.exp(n.u), n.A_i))
+    return to_torch([n.a, n.A_i, n.x], n.a * phi_expr(variant, sp.exp(n.x), n.A_i))
+
+
+@lru_cache(maxsize=128)
+def clip_fn(variant) -> Callable[..., torch.Tensor]:
+    """clip(s, 1 - eps_low, 1 + eps_up) of ``variant`` as a function of the log-ratio x, compiled."""
+    from . import notation as n
+    from .objective import clip_expr
+
+    return to_torch([n.x], clip_expr(variant, sp.exp(n.x)))

@@ -5,8 +5,8 @@ Every gradient here is obtained by SymPy differentiation of the surrogate of
 
 * :func:`group_gradient` -- dJ/dx_{i,t} for every token of a concrete group (exact, symbolic);
 * :func:`generic_gradient` -- the derivative of one generic token's (or sequence's) term,
-  compiled once per variant to a batched Torch function by :mod:`grpo_proofs.compile`;
-* :func:`token_gradient` -- the public API: numbers in, one array per completion out.
+  compiled once per variant to a batched Torch function by :mod:`grpo_proofs.compile` and
+  evaluated by :func:`grpo_proofs.evaluate.token_gradient` (the public API).
 
 Since log pi_old is a constant, d/d log pi_theta(y_{i,t}) = d/dx_{i,t}. On the unclipped branch
 the result is alpha_{i,t} A_i s_{i,t} (Eq. 15), on the clipped branch 0 (Eq. 28).
@@ -15,22 +15,16 @@ the result is alpha_{i,t} A_i s_{i,t} (Eq. 15), on the clipped branch 0 (Eq. 28)
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Mapping, Sequence
-
-import numpy as np
 import sympy as sp
-import torch
 from sympy.core.parameters import evaluate
 
 from . import notation as n
-from .compile import to_torch
 
 
-from .objective import S_sum, SymbolicGroup, clip_expr, group_numbers, token_term, w_sg
-from .validate import log_ratios_for
+from .objective import S_sum, SymbolicGroup, clip_expr, token_term, w_sg
 from .variants import Ratio, Variant, get_variant
 
-__all__ = ["group_gradient", "generic_gradient", "token_gradient", "batched_gradient"]
+__all__ = ["group_gradient", "generic_gradient"]
 
 
 def group_gradient(group: SymbolicGroup) -> tuple[tuple[sp.Expr, ...], ...]:
@@ -80,63 +74,3 @@ def generic_gradient(variant: "str | Variant") -> tuple[sp.Expr, tuple[sp.Symbol
     if v.ratio is Ratio.SEQ_PRODUCT:  # u is the summed log-ratio of the completion
         return d.subs(extra["rest"], n.u - n.x), (n.Omega, n.A_i, n.u)
     return d.subs(extra), (n.a, n.A_i, n.x)
-
-
-@lru_cache(maxsize=128)
-def _compiled_gradient(v: Variant):
-    expr, args = generic_gradient(v)
-    return to_torch(args, expr)
-
-
-def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None) -> torch.Tensor:
-    """dJ/dx for a flat batch of tokens with the compiled symbolic gradient.
-
-    ``alpha``, ``A`` (advantage of each token's completion) and ``x`` (log-ratio) are 1-D
-    tensors over tokens. Sequence kinds also need ``seq_index`` (completion of each token) and
-    ``lengths`` (tokens per completion).
-    """
-    v = get_variant(variant)
-    fn = _compiled_gradient(v)
-    if not v.sequence_level:
-        return fn(alpha, A, x)
-    G = int(lengths.shape[0])
-    Omega = torch.zeros(G, dtype=alpha.dtype, device=alpha.device).index_add_(0, seq_index, alpha)
-    sums = torch.zeros(G, dtype=x.dtype, device=x.device).index_add_(0, seq_index, x)
-    if v.ratio is Ratio.SEQ_GEOMEAN:
-        u = sums / lengths
-        return fn(Omega[seq_index], A, u[seq_index], lengths[seq_index])
-    return fn(Omega[seq_index], A, sums[seq_index])
-
-
-def token_gradient(
-    variant: "str | Variant",
-    rewards: Sequence[float],
-    lengths: Sequence[int],
-    log_ratios: Sequence[Sequence[float]] | None = None,
-    sigma: str = "pop",
-    masks: Mapping[str, Sequence] | None = None,
-) -> list[np.ndarray]:
-    """dJ/d log pi_theta(y_{i,t}) of the advantage part of Eq. 1 (J maximised, beta = 0).
-
-    ``variant`` is a registry name or a :class:`~grpo_proofs.variants.Variant`;
-    ``log_ratios`` are log pi_theta - log pi_old per token (default zeros, s = 1); ``sigma`` is
-    the population (``"pop"``) or sample (``"sample"``) std of the rewards. Returns one array
-    of length |o_i| per completion. At s = 1 the gradient is alpha_{i,t} A_i (Eq. 15).
-
-    Worked example of THEORY.md: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
-    std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
-
-    >>> g = token_gradient("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
-    >>> [float(gi[0]) for gi in g]
-    [0.025, -0.008333333333333333, -0.0125, 0.00625]
-    """
-    v = get_variant(variant)
-    num = group_numbers(v, rewards, lengths, sigma=sigma, masks=masks)
-    lr = log_ratios_for(num.lengths, log_ratios)
-    L = torch.as_tensor(num.lengths, dtype=torch.float64)
-    idx = torch.repeat_interleave(torch.arange(len(L)), torch.as_tensor(num.lengths))
-    alpha = torch.as_tensor(np.concatenate(num.alpha))
-    A = torch.as_tensor(num.A)[idx]
-    x = torch.as_tensor(np.concatenate(lr))
-    g = batched_gradient(v, alpha=alpha, A=A, x=x, lengths=L, seq_index=idx).numpy()
-    return [part.copy() for part in np.split(g, np.cumsum(num.lengths)[:-1])]

@@ -22,6 +22,8 @@ __all__ = ["Claim", "Context", "Outcome", "claim", "all_claims", "run_claim", "R
 #: claim modules, in the order of the paper; each registers its claims on import
 _MODULES = [
     "grpo_proofs.claims.gradient",
+    "grpo_proofs.claims.overshoot",
+    "grpo_proofs.claims.trainers",
 ]
 
 

@@ -28,7 +28,7 @@ import torch
 
 from .. import notation as n
 from ..overshoot import overshoot_ratio, run_clip_toy
-from ..tolerances import CLOSED_FORM, EXACT
+from ..tolerances import CLOSED_FORM, EXACT, ONE_STEP, OPTIMIZER_FLOAT64
 from . import Context, Outcome, claim
 
 __all__ = [
@@ -234,7 +234,6 @@ def _rel(measured: float, predicted: float) -> float:
                  "every coordinate by C_{T,k} times its step at T-1 (eps = 0), and by the eps-corrected ratio "
                  "C_{T,k}(1 + eps/sqrt(vhat_{T-1}))/(1 + eps/sqrt(vhat_{T+k})) with eps > 0.")
 def _check_adam(ctx: Context) -> Outcome:
-    from ..tolerances import OPTIMIZER_FLOAT64
     gen = torch.Generator().manual_seed(ctx.seed)
     cases = [(2, 0.9, 0.999), (5, 0.9, 0.95), (20, 0.8, 0.99)] + ([] if ctx.quick else [(50, 0.95, 0.9995), (3, 0.5, 0.6)])
     worst, K = 0.0, 8
@@ -334,3 +333,93 @@ def _check_momentum(ctx: Context) -> Outcome:
         for kk in range(min(len(dz) - T_ + 1, int(np.log(1e-3) / np.log(mom)))):
             worst = max(worst, _rel(dz[T_ - 1 + kk], float(ratio(mpmath.mpf(mom), kk)) * dz[T_ - 2]))
     return Outcome(error=worst, tolerance=CLOSED_FORM, detail=f"max relative step error {worst:.2e}")
+
+
+# ---------------------------------------------------------------- the real transformer policy
+
+@lru_cache(maxsize=None)
+def _derived_np():
+    return sp.lambdify((T, k, b1, b2, eps, v), explicit(derived_ratio(with_eps=True)), "numpy")
+
+
+def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
+    """Per k: max-norm relative error of the measured step T+k against the derived per-coordinate
+    prediction ratio_k * step_{T-1} (eps kept; v_{T-1} from the recorded gradients by the canonical
+    recurrence), and the same with eps neglected (C_{T,k} alone)."""
+    b1_, b2_ = case["betas"]
+    th = case["thetas"]
+    steps = [th[t] - th[t - 1] for t in range(1, len(th))]
+    vv = np.zeros_like(steps[0])
+    for g in case["grads"][:T_ - 1]:
+        vv = b2_ * vv + (1 - b2_) * g**2
+    last, with_eps, without = steps[T_ - 2], [], []
+    for kk in range(len(steps) - T_ + 1):
+        ratio = _derived_np()(T_, kk, b1_, b2_, case["eps"], vv)
+        ratio = np.where(vv > 0, ratio, 0.0)          # coordinates never reached: m = v = 0, no step
+        pred, pred0 = ratio * last, _derived_np()(T_, kk, b1_, b2_, 0.0, 1.0) * last
+        meas = steps[T_ - 1 + kk]
+        with_eps.append(float(np.abs(meas - pred).max() / np.abs(pred).max()))
+        without.append(float(np.abs(meas - pred0).max() / np.abs(pred0).max()))
+    return with_eps, without
+
+
+@claim("prop3-premise-exact", title="Real transformer, every contribution clipped: steps follow C_{T,k}", page=PAGE,
+       kind="model",
+       statement="On the tiny float64 GPT-2 policy, a batch whose tokens are all past their clip bound from inner "
+                 "step T on has an exactly zero advantage gradient, and torch.optim.Adam (eps = 1e-8, no weight "
+                 "decay) then moves every parameter by C_{T,k}(1 + eps/sqrt(vhat_{T-1}))/(1 + eps/sqrt(vhat_{T+k})) "
+                 "times its step at T-1. With a token shared by completions of opposite advantage the gradient "
+                 "never vanishes and the steps leave the prediction (reported, not asserted).")
+def _check_premise(ctx: Context) -> Outcome:
+    from ..experiments.overshoot import premise_case
+    mu_ = 9 if ctx.quick else 14
+    case = premise_case(False, mu=mu_, device=ctx.device, seed=ctx.seed)
+    gmax = [float(np.abs(g).max()) for g in case["grads"]]
+    zero = [i for i, g in enumerate(gmax) if g == 0.0]
+    if not zero or zero != list(range(zero[0], mu_)) or zero[0] < 1:
+        raise RuntimeError(f"the advantage gradient did not vanish for good (max |g| per step: {gmax})")
+    T_ = zero[0] + 1
+    err, err0 = premise_errors(case, T_)
+    # the failing premise: T' = first step where every token outside the shared context is clipped
+    sh = premise_case(True, mu=mu_, device=ctx.device, seed=ctx.seed)
+    need = sh["mask"] & ~sh["shared_mask"]
+    Ts = next((t + 1 for t, c in enumerate(sh["clipped"]) if t >= 1 and np.all(c[need])), None)
+    dev = None
+    if Ts is not None:
+        th = sh["thetas"]
+        steps = [th[t] - th[t - 1] for t in range(1, len(th))]
+        dev = [float(np.linalg.norm(steps[Ts - 1 + kk] - overshoot_ratio(Ts, kk, *sh["betas"]) * steps[Ts - 2])
+                     / np.linalg.norm(overshoot_ratio(Ts, kk, *sh["betas"]) * steps[Ts - 2]))
+               for kk in range(len(steps) - Ts + 1)]
+    return Outcome(error=max(err), tolerance=OPTIMIZER_FLOAT64,
+                   detail=f"T = {T_}: max relative step error {max(err):.2e} (eps kept); eps neglected: "
+                          f"{max(err0):.2e}; shared token: gradient never zero, deviation from the premise "
+                          f"{'n/a' if dev is None else f'{min(dev):.2f}..{max(dev):.2f}'}",
+                   data={"T": T_, "error_eps_kept": err, "error_eps_neglected": err0, "grad_max": gmax,
+                         "shared_T": Ts, "shared_deviation": dev,
+                         "shared_grad_max": [float(np.abs(g).max()) for g in sh["grads"]]})
+
+
+@claim("prop3-real-model-overshoot", title="Real transformer, one batch: Adam and momentum push clipped tokens on, SGD stops",
+       page=PAGE, kind="model",
+       statement="On the tiny float64 GPT-2 policy, one sampled GRPO batch, mu inner steps with equal first-step "
+                 "sizes: every token that passes its clip bound keeps moving into the forbidden side with Adam and "
+                 "with heavy-ball SGD (drift D > 0 after entry), while with plain SGD the drift after entry is at "
+                 "most the entry step (D <= delta, 'stops within one step'). Error: max D/delta under SGD.")
+def _check_real(ctx: Context) -> Outcome:
+    from ..experiments.overshoot import Setup, post_entry_drift, run
+    setup = (Setup(G=8, mu=6, n_batches=1, first_step=0.08, max_new_tokens=5, seed=ctx.seed, device=ctx.device)
+             if ctx.quick else Setup(mu=8, n_batches=1, seed=ctx.seed, device=ctx.device))
+    res = {name: post_entry_drift(run(setup, name), setup.variant) for name in ("adam", "sgd", "sgd-momentum")}
+    if any(not r_["tokens"] for r_ in res.values()):
+        raise RuntimeError("some optimizer moved no token past its bound before the last step; raise first_step or mu")
+    err = res["sgd"]["max_drift_over_delta"]
+    if min(res["adam"]["min_drift_over_delta"], res["sgd-momentum"]["min_drift_over_delta"]) <= 0:
+        err = float("inf")
+    summary = {k_: {kk: vv for kk, vv in r_.items() if kk != "tokens"} | {"tokens": len(r_["tokens"])}
+               for k_, r_ in res.items()}
+    return Outcome(error=err, tolerance=ONE_STEP,
+                   detail=f"SGD max D/delta = {err:.3f}; Adam min D/delta = {res['adam']['min_drift_over_delta']:.2f}, "
+                          f"median D/D_pred = {res['adam']['median_drift_over_pred']:.2f}; momentum min D/delta = "
+                          f"{res['sgd-momentum']['min_drift_over_delta']:.2f}",
+                   data=summary)

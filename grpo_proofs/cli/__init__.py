@@ -20,6 +20,8 @@ COMMANDS = [
     "variants",
     "gradient",
     "verify",
+    "overshoot",
+    "trainer",
 ]
 
 

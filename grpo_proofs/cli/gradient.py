@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradient import token_gradient
+from ..evaluate import token_gradient
 from ..objective import group_numbers
 from ..variants import get_variant
 from .common import add_json_flag, emit_json, float_lists, floats, ints

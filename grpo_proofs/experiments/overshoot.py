@@ -86,6 +86,8 @@ class Run:
     steps: list[dict] = field(default_factory=list)
     ratios: list[np.ndarray] = field(default_factory=list)
     sides: list[np.ndarray] = field(default_factory=list)
+    #: the optimizer's step counter at the start of each batch (what Adam's bias correction sees)
+    offsets: list[int] = field(default_factory=list)
     premise: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
@@ -195,7 +197,7 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
     params = list(model.parameters())
     opt, loss_fn = _optimizer(optimizer, params, lr, setup), _loss_fn(v)
     out = Run(optimizer, mitigation, lr, tuple(setup.betas), setup.momentum)
-    mu = 1 if mitigation == "mu1" else setup.mu
+    mu, counter = (1 if mitigation == "mu1" else setup.mu), 0
     for b in range(setup.n_batches):
         g, old, mask, r = _batch(model, setup, b)
         if b and mitigation == "reset":
@@ -203,6 +205,10 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
         if b and mitigation == "adam-rel":
             for st in opt.state.values():           # torch 2.x: state['step'] is a tensor
                 st["step"].zero_()
+        if b and mitigation in ("reset", "adam-rel"):
+            counter = 0
+        out.offsets.append(counter)
+        counter += mu
         vals, _ = _measure(model, v, g, old, mask, r)
         rows, grads, thetas = [vals], [], [param_vector(model)]
         for t in range(1, mu + 1):
@@ -315,39 +321,43 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
             "shared_mask": shared_mask, "betas": tuple(betas), "eps": eps, "lr": lr}
 
 
-def post_entry_drift(rn: Run, variant: str = "grpo", batch: int = 0) -> dict:
-    """Per token of one batch: what happens after it first passes its bound (log-ratio units).
+def post_entry_drift(rn: Run, variant: str = "grpo", batches=None) -> dict:
+    """Per token: what happens after it first passes its bound within a batch (log-ratio units).
 
     For a token entering the forbidden side at inner step t0 < mu: the entry step
     delta = |log s_t0 - log s_{t0-1}|, the further drift D = dist(mu) - dist(t0) into the forbidden
     side (dist = log s - log(1+eps_up) for A > 0, log(1-eps_low) - log s for A < 0), and the
-    premise prediction D_pred = delta * sum_{k < mu-t0} ratio_k with ratio_k = C_{t0+1,k} (Adam, eps
-    neglected), mu_m^(k+1) (SGD with momentum), 0 (SGD): its own gradient vanished at t0 + 1.
+    premise prediction D_pred = delta * sum_{k < mu-t0} ratio_k, whose own gradient vanished at
+    t0 + 1: ratio_k = C_{T,k} (Adam, eps neglected, T = the optimizer's step counter at t0 + 1),
+    mu_m^(k+1) (SGD with momentum), 0 (SGD). ``batches``: indices (default all).
     """
     from ..overshoot import overshoot_ratio
     v = get_variant(variant)
-    R, side = np.log(rn.ratios[batch]), rn.sides[batch]
     up = np.log(1 + v.eps_up) if v.eps_up is not None else np.inf
     low = np.log(1 - v.eps_low) if v.eps_low is not None else -np.inf
-    dist = np.where(side > 0, R - up, np.where(side < 0, low - R, -np.inf))
-    mu_b, rows = R.shape[0] - 1, []
-    for j in range(R.shape[1]):
-        ent = np.nonzero(dist[:, j] > 0)[0]
-        if len(ent) == 0 or ent[0] >= mu_b or ent[0] == 0:
-            continue
-        t0 = int(ent[0])
-        delta, D = abs(R[t0, j] - R[t0 - 1, j]), dist[-1, j] - dist[t0, j]
-        n = mu_b - t0
-        if rn.optimizer == "adam":
-            pred = delta * sum(overshoot_ratio(t0 + 1, k, *rn.betas) for k in range(n))
-        elif rn.optimizer == "sgd-momentum":
-            pred = delta * sum(rn.momentum ** (k + 1) for k in range(n))
-        else:
-            pred = 0.0
-        rows.append({"token": j, "entry_step": t0, "delta": float(delta), "drift": float(D), "drift_pred": float(pred)})
-    return {"tokens": rows,
-            "max_drift_over_delta": max((r_["drift"] / r_["delta"] for r_ in rows), default=None),
-            "min_drift_over_delta": min((r_["drift"] / r_["delta"] for r_ in rows), default=None),
+    rows = []
+    for b in (range(len(rn.ratios)) if batches is None else batches):
+        R, side = np.log(rn.ratios[b]), rn.sides[b]
+        dist = np.where(side > 0, R - up, np.where(side < 0, low - R, -np.inf))
+        mu_b = R.shape[0] - 1
+        for j in range(R.shape[1]):
+            ent = np.nonzero(dist[:, j] > 0)[0]
+            if len(ent) == 0 or ent[0] >= mu_b or ent[0] == 0:
+                continue
+            t0 = int(ent[0])
+            delta, D, n = abs(R[t0, j] - R[t0 - 1, j]), dist[-1, j] - dist[t0, j], mu_b - t0
+            if rn.optimizer == "adam":
+                T = rn.offsets[b] + t0 + 1
+                pred = delta * sum(overshoot_ratio(T, k, *rn.betas) for k in range(n))
+            elif rn.optimizer == "sgd-momentum":
+                pred = delta * sum(rn.momentum ** (k + 1) for k in range(n))
+            else:
+                pred = 0.0
+            rows.append({"batch": b, "token": j, "entry_step": t0, "delta": float(delta), "drift": float(D),
+                         "drift_pred": float(pred)})
+    over = [r_["drift"] / r_["delta"] for r_ in rows]
+    return {"tokens": rows, "max_drift_over_delta": max(over, default=None),
+            "min_drift_over_delta": min(over, default=None),
             "median_drift_over_pred": (float(np.median([r_["drift"] / r_["drift_pred"] for r_ in rows]))
                                        if rows and rn.optimizer != "sgd" else None)}
 
@@ -361,8 +371,12 @@ def plot(runs: list[Run], outdir, name: str = "overshoot_ratios.png", bounds=(0.
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     os.makedirs(outdir, exist_ok=True)
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), sharey=True, squeeze=False)
-    for ax, rn in zip(axes[0], runs):
+    ncol = min(3, len(runs))
+    nrow = -(-len(runs) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), sharey=True, squeeze=False)
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
+    for ax, rn in zip(axes.flat, runs):
         x0 = 0
         for R, side in zip(rn.ratios, rn.sides):
             xs = np.arange(x0, x0 + R.shape[0])
@@ -373,9 +387,10 @@ def plot(runs: list[Run], outdir, name: str = "overshoot_ratios.png", bounds=(0.
         for y in bounds:
             ax.axhline(y, color="k", ls="--", lw=0.8)
         ax.set_yscale("log")
-        ax.set_title(f"{rn.optimizer} / {rn.mitigation}", fontsize=9)
-        ax.set_xlabel("inner step (batches end to end)")
-    axes[0][0].set_ylabel("token ratio s")
+        ax.set_title(f"{rn.optimizer} / {rn.mitigation} (lr {rn.lr:.2g})", fontsize=9)
+        ax.set_xlabel("inner step (batches end to end)", fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("token ratio s (log scale)", fontsize=8)
     fig.tight_layout()
     path = os.path.join(outdir, name)
     fig.savefig(path, dpi=120)

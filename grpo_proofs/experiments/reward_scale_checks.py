@@ -23,10 +23,12 @@ from ..claims import Context
 from .reward_scale import Config, make_batch, paired_run, trajectory_run
 
 __all__ = ["PHIS", "RESOLVED", "step_errors", "step_ratio_experiment", "trajectory_experiment",
-           "recurrence_steps", "step_scales", "LR"]
+           "recurrence_steps", "step_scales", "conditioned", "LR", "PREMISE"]
 
 #: the reward scales of the issue
 PHIS = (1e-3, 1e-1, 10.0, 1e3)
+#: autograd gradients of the scaled loss must equal k g to this relative error for a per-coordinate comparison
+PREMISE = 1e-12
 #: Adam's learning rate in every experiment
 LR = 1e-3
 #: a gradient entry at most this fraction of the largest one is rounding level (see the docstring)
@@ -48,29 +50,40 @@ def step_scales(grads, v_hat, *, lr, eps, betas=(0.9, 0.999)) -> list[np.ndarray
     return out
 
 
-def step_errors(measured, predicted, scales, grads=None) -> dict:
-    """max_t,j |measured - predicted| / scale over coordinates with scale > 0 (and resolved, if ``grads``).
+def conditioned(grads, scaled_grads=None, k: float = 1.0) -> list[np.ndarray]:
+    """Per step, the coordinates resolved at every step so far (|g_t| > RESOLVED max|g_t|) and, if
+    ``scaled_grads`` is given, whose autograd gradient is k g_t to ``PREMISE`` relative at every step."""
+    out, ok = [], None
+    for t, g in enumerate(grads):
+        a = np.abs(g)
+        now = a > RESOLVED * a.max()
+        if scaled_grads is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                now &= np.abs(scaled_grads[t] - k * g) <= PREMISE * np.abs(k * g)
+        ok = now if ok is None else ok & now
+        out.append(ok)
+    return out
+
+
+def step_errors(measured, predicted, scales, keep=None) -> dict:
+    """max_t,j |measured - predicted| / scale over coordinates with scale > 0 (and ``keep``, per step).
 
     Where ``scale`` is 0 (no gradient yet) both steps must be exactly 0, else the error is inf.
     ``normwise`` (reported, not compared): max_t ||measured - predicted|| / ||predicted||.
     """
-    per, norm, ok, n = 0.0, 0.0, None, 0
+    per, norm, n = 0.0, 0.0, 0
     for t, (m, p, sc) in enumerate(zip(measured, predicted, scales)):
-        if grads is not None:
-            g = np.abs(grads[t])
-            now = g > RESOLVED * g.max()
-            ok = now if ok is None else ok & now
-        keep = np.ones(m.shape, bool) if ok is None else ok
-        zero = (sc == 0) & keep
+        k = np.ones(m.shape, bool) if keep is None else keep[t]
+        zero = (sc == 0) & k
         if np.any(m[zero] != 0) or np.any(p[zero] != 0):
-            return {"per_coordinate": np.inf, "normwise": np.inf, "unresolved": 0, "coordinate_steps": 0}
-        sel = keep & (sc > 0)
+            return {"per_coordinate": np.inf, "normwise": np.inf, "excluded": 0, "coordinate_steps": 0}
+        sel = k & (sc > 0)
         if sel.any():
             per = max(per, float(np.max(np.abs(m[sel] - p[sel]) / sc[sel])))
         n += int(sel.sum())
         norm = max(norm, float(np.linalg.norm(m - p) / np.linalg.norm(p)))
-    return {"per_coordinate": per, "normwise": norm,
-            "unresolved": 0 if ok is None else int((~ok).sum()), "coordinate_steps": n}
+    excluded = 0 if keep is None else int((~keep[-1]).sum())
+    return {"per_coordinate": per, "normwise": norm, "excluded": excluded, "coordinate_steps": n}
 
 
 def recurrence_steps(grads, *, lr, eps, betas=(0.9, 0.999)) -> list[np.ndarray]:
@@ -108,13 +121,14 @@ def step_ratio_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps
                 R = [adam_step_ratio(phi, eps, v) for v in u.v_hat]
                 pred = [r * s for r, s in zip(R, u.steps)]
                 scales = [np.abs(r) * b for r, b in zip(R, base)]
-                auto = step_errors(recs[f"{phi}"].steps, pred, scales, u.grads)
+                keep = conditioned(u.grads, recs[f"{phi}"].grads, phi)
+                auto = step_errors(recs[f"{phi}"].steps, pred, scales, keep)
                 exact = step_errors(recs[f"{phi} exact"].steps, pred, scales)
                 grad = max(float(np.linalg.norm(gs - phi * gu) / np.linalg.norm(phi * gu))
                            for gs, gu in zip(recs[f"{phi}"].grads, u.grads))
                 frac = float(np.mean(np.abs(adam_step_ratio(phi, eps, u.v_hat[-1]) - 1) > 1e-3))
                 row = {"optimizer": opt, "eps": eps, "phi": phi, "autograd_per_coordinate": auto["per_coordinate"],
-                       "autograd_normwise": auto["normwise"], "unresolved": auto["unresolved"],
+                       "autograd_normwise": auto["normwise"], "excluded": auto["excluded"],
                        "exact_premise_per_coordinate": exact["per_coordinate"], "gradient_normwise": grad,
                        "fraction_changed_1e-3": frac}
                 rows.append(row)

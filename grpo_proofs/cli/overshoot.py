@@ -1,0 +1,140 @@
+"""``grpo-proofs overshoot``: Adam's drift past the clip bound (Props 3, 7), closed form or real model.
+
+Closed form (arXiv 2601.05002, App. D):  ``grpo-proofs overshoot --beta1 0.9 --beta2 0.95 --T 5 --k 4``
+prints C_{T,j} for j = 0..k, the large-T approximation rho^(j+1), the limit rho = beta1/sqrt(beta2)
+and the total drift rho/(1-rho). Real model: ``grpo-proofs overshoot --simulate --variant grpo --mu 8
+--optimizer adam`` runs one policy through mu inner steps per batch and reports the token ratios
+after every step; ``--compare`` runs every optimizer/mitigation row side by side, ``--plot DIR``
+saves the ratio trajectories as a PNG.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from ..errors import InputError
+from ..overshoot import overshoot_ratio, overshoot_total
+from .common import add_device_flag, add_json_flag, emit_json
+
+__all__ = ["register"]
+
+
+def _num(text: str, what: str, kind=float):
+    try:
+        val = float(text)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number, got {text!r}") from None
+    if kind is int:
+        if not val.is_integer():
+            raise InputError(f"{what} must be a whole number, got {text!r}")
+        return int(val)
+    if not math.isfinite(val):
+        raise InputError(f"{what} must be finite, got {text!r}")
+    return val
+
+
+def closed_form(args) -> int:
+    b1, b2 = _num(args.beta1, "--beta1"), _num(args.beta2, "--beta2")
+    T, k = _num(args.T, "--T", int), _num(args.k, "--k", int)
+    overshoot_ratio(T, k, b1, b2)                       # validates every input first (InputError)
+    rows = [{"k": j, "C_Tk": overshoot_ratio(T, j, b1, b2)} for j in range(k + 1)]
+    rho = b1 / math.sqrt(b2)
+    for r in rows:
+        r["large_T"] = rho ** (r["k"] + 1)
+    payload = {"beta1": b1, "beta2": b2, "T": T, "k": k, "C_Tk": rows[-1]["C_Tk"], "large_T": rho ** (k + 1),
+               "limit_C_T": rho, "total_drift": overshoot_total(b1, b2), "table": rows}
+    if args.json:
+        emit_json(payload)
+        return 0
+    print(f"Adam (beta1={b1:g}, beta2={b2:g}), gradient zero from inner step T={T} on")
+    print(f"{'k':>4} {'C_(T,k)':>12} {'rho^(k+1)':>12}")
+    for r in rows:
+        print(f"{r['k']:>4} {r['C_Tk']:>12.6f} {r['large_T']:>12.6f}")
+    print(f"C_(T,{k}) = {payload['C_Tk']:.6f}; large-T approximation rho^{k + 1} = {payload['large_T']:.6f}")
+    print(f"lim_(T->oo) C_T = beta1/sqrt(beta2) = {rho:.6f}")
+    drift = payload["total_drift"]
+    print("total drift after clipping: " + (f"rho/(1-rho) = {drift:.4f} last pre-clip steps" if math.isfinite(drift)
+                                             else "infinite (beta1^2 >= beta2)"))
+    return 0
+
+
+def simulate(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ..experiments import overshoot as ex
+    from ..variants import get_variant
+    get_variant(args.variant)
+    if args.optimizer not in ex.OPTIMIZERS:
+        raise InputError(f"unknown optimizer {args.optimizer!r}; choose one of: {', '.join(ex.OPTIMIZERS)}")
+    if args.mitigation not in ex.MITIGATIONS:
+        raise InputError(f"unknown mitigation {args.mitigation!r}; choose one of: {', '.join(ex.MITIGATIONS)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+    mu, batches = _num(args.mu, "--mu", int), _num(args.batches, "--batches", int)
+    if not 1 <= mu <= 64:
+        raise InputError(f"--mu must be a whole number in 1..64, got {mu}")
+    setup = ex.Setup(variant=args.variant, mu=mu, n_batches=batches, seed=_num(args.seed, "--seed", int),
+                     first_step=_num(args.first_step, "--first-step"), device=args.device)
+    rows = ex.ROWS if args.compare else ((args.optimizer, args.mitigation),)
+    if not args.compare and args.mitigation == "adam-rel" and args.optimizer != "adam":
+        raise InputError("--mitigation adam-rel resets Adam's step counter; use it with --optimizer adam")
+    with tqdm(total=len(rows), desc="overshoot", unit="run", file=sys.stderr, disable=None) as bar:
+        runs = ex.compare(setup, rows, progress=bar)
+    out = []
+    for rn in runs:
+        item = {**rn.summary(), "post_entry": ex.post_entry_drift(rn, setup.variant), "steps": rn.steps}
+        out.append(item)
+    plot_path = ex.plot(runs, args.plot) if args.plot else None
+    payload = {"variant": setup.variant, "mu": mu, "batches": batches, "first_step": setup.first_step,
+               "device": setup.device, "runs": out, "plot": plot_path}
+    if args.json:
+        emit_json(payload)
+        return 0
+    print(f"variant {setup.variant}, mu = {mu}, {batches} batch(es), lr set so the first step moves the largest "
+          f"token log-ratio by {setup.first_step}")
+    if not args.compare:
+        print(f"{'batch':>5} {'step':>4} {'clipped@eval':>12} {'forbidden':>9} {'max exc.':>9} {'s 5%':>7} {'s 50%':>7} {'s 95%':>7}")
+        for s in out[0]["steps"]:
+            q = s["ratio_quantiles"]
+            print(f"{s['batch']:>5} {s['step']:>4} {s['clipped_at_eval']:>12.3f} {s['forbidden_frac']:>9.3f} "
+                  f"{s['max_excursion']:>9.4f} {q[1]:>7.3f} {q[3]:>7.3f} {q[5]:>7.3f}")
+    print(f"{'optimizer':>13} {'mitigation':>10} {'lr':>9} {'max forb.':>9} {'max exc.':>9} {'D/delta max':>11} "
+          f"{'D/D_pred med':>12} {'T':>3} {'premise dev.':>14}")
+    for o in out:
+        pe, dev = o["post_entry"], o["premise_deviation"]
+        fmt = (lambda x: "-" if x is None else f"{x:.3f}")
+        devs = "-" if not dev else f"{min(dev):.2f}..{max(dev):.2f}"
+        print(f"{o['optimizer']:>13} {o['mitigation']:>10} {o['lr']:>9.2e} {o['max_forbidden_frac']:>9.3f} "
+              f"{o['max_excursion']:>9.4f} {fmt(pe['max_drift_over_delta']):>11} {fmt(pe['median_drift_over_pred']):>12} "
+              f"{'-' if o['premise_T'] is None else o['premise_T']:>3} {devs:>14}")
+    if plot_path:
+        print(f"plot: {plot_path}")
+    return 0
+
+
+def run(args) -> int:
+    return simulate(args) if args.simulate else closed_form(args)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("overshoot", help="Adam/momentum drift past the clip bound (Props 3, 7)",
+                       description=__doc__.split("\n\n")[1])
+    p.add_argument("--beta1", default="0.9", help="Adam beta1 in (0, 1) (default 0.9)")
+    p.add_argument("--beta2", default="0.95", help="Adam beta2 in (0, 1) (default 0.95)")
+    p.add_argument("--T", default="5", help="first inner step with zero gradient, >= 2 (default 5)")
+    p.add_argument("--k", default="4", help="steps after T, >= 0 (default 4)")
+    p.add_argument("--simulate", action="store_true", help="run the real transformer policy instead")
+    p.add_argument("--variant", default="grpo", help="registry name for --simulate (default grpo)")
+    p.add_argument("--mu", default="8", help="inner steps per batch, 1..64 (default 8)")
+    p.add_argument("--optimizer", default="adam", help="adam, sgd or sgd-momentum (default adam)")
+    p.add_argument("--mitigation", default="none", help="none, mu1, reset or adam-rel (default none)")
+    p.add_argument("--compare", action="store_true", help="run every optimizer/mitigation row side by side")
+    p.add_argument("--batches", default="2", help="consecutive batches (default 2)")
+    p.add_argument("--first-step", default="0.05", help="largest token log-ratio move of the first step (sets lr)")
+    p.add_argument("--seed", default="0", help="sampling seed (default 0)")
+    p.add_argument("--plot", metavar="DIR", help="save the ratio trajectories as DIR/overshoot_ratios.png")
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=run)

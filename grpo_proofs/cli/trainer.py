@@ -1,0 +1,213 @@
+"""``grpo-proofs trainer``: what a TRL / verl / OpenRLHF config optimises, and the propositions' verdicts.
+
+    grpo-proofs trainer --trl loss_type=dapo,epsilon_high=0.28,num_iterations=4
+    grpo-proofs trainer --verl policy_loss.loss_mode=gspo,adv_estimator=grpo --json
+    grpo-proofs trainer --openrlhf policy_loss_type=gspo,eps_clip_low_high=[3e-4,4e-4]
+    grpo-proofs trainer --config run.yaml        # top-level key: trl, verl or openrlhf
+
+Values are read as YAML scalars (numbers, true/false, null; [a, b] for pairs), one value at a time.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+import yaml
+
+from .. import notation as n
+from ..errors import InputError
+from .common import add_json_flag, emit_json
+
+__all__ = ["register", "parse_pairs", "load_config", "describe"]
+
+_LEGEND = {
+    n.K_acc: "K: micro-batches accumulated into the optimizer step",
+    n.b_k: "b_k: rows (completions) in micro-batch k",
+    n.N_k: "N_k: active tokens in micro-batch k",
+    n.T_k: "T_k: padded width of micro-batch k's response tensor",
+    n.T_pad: "T_pad: padded width of the generation batch (padding included in the mean)",
+    n.B_step: "B: rows in the optimizer step (verl: the PPO mini-batch)",
+    n.S_seq: "S: non-empty sequences in the optimizer step",
+    n.L_i: "L_i: |o_i|, tokens of completion i",
+    n.L_max: "L_max: max_completion_length",
+    n.C_scale: "C: loss_scale_factor",
+}
+_N_MEANING = {"trl": "N: active tokens in the whole generation batch (num_items_in_batch)",
+              "verl": "N: active tokens in the PPO mini-batch (batch_num_tokens)",
+              "openrlhf": "N: active tokens in the optimizer step (all micro-batches)"}
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas that are not inside [] or {}."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    if depth != 0:
+        raise InputError(f"unbalanced brackets in {text!r}")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_pairs(text: str | None) -> dict:
+    """'loss_type=dapo,epsilon_high=0.28' -> {'loss_type': 'dapo', 'epsilon_high': 0.28} (YAML values)."""
+    out: dict = {}
+    for part in _split(text or ""):
+        if "=" not in part:
+            raise InputError(f"expected key=value, got {part!r} (e.g. loss_type=dapo,epsilon_high=0.28)")
+        key, value = (s.strip() for s in part.split("=", 1))
+        if not key:
+            raise InputError(f"missing key in {part!r}")
+        if key in out:
+            raise InputError(f"key {key!r} is given twice")
+        try:
+            out[key] = _numbers(yaml.safe_load(value)) if value else None
+        except yaml.YAMLError:
+            raise InputError(f"cannot read the value of {key!r}: {value!r} (numbers, true/false, null, words, [a, b])") from None
+    return out
+
+
+def _numbers(v):
+    """YAML 1.1 reads 3e-4 as a string; read such strings as the numbers they are."""
+    if isinstance(v, list):
+        return [_numbers(x) for x in v]
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return v
+        return f if v.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity") else v
+    return v
+
+
+def load_config(path: str) -> tuple[str, dict]:
+    """A YAML file with one top-level key naming the trainer -> (trainer, config)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in ("trl", "verl", "openrlhf"):
+        raise InputError(f"{path} must have exactly one top-level key: trl, verl or openrlhf (got "
+                         f"{list(data) if isinstance(data, dict) else type(data).__name__})")
+    trainer, cfg = next(iter(data.items()))
+    if cfg is not None and not isinstance(cfg, dict):
+        raise InputError(f"{path}: the value of {trainer!r} must be a mapping of config keys")
+    return trainer, cfg or {}
+
+
+def _plain(v):
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _show(expr) -> str:
+    """sstr with the 1e-8 length guards written as 1e-8."""
+    from ..trainers.mapping import E8
+
+    return sp.sstr(expr.subs(E8, sp.Symbol("1e-8", positive=True)))
+
+
+def describe(trainer: str, config: dict) -> dict:
+    """Everything the command prints, as a JSON-able dict."""
+    from ..trainers import propositions, to_variant
+
+    mp = to_variant(trainer, config)
+    v = mp.variant
+    symbols = sorted(mp.weight.free_symbols | (mp.kl_weight.free_symbols if mp.kl_weight is not None else set()), key=str)
+    legend = [_N_MEANING[mp.trainer] if s is n.N_step else _LEGEND[s] for s in symbols if s in _LEGEND or s is n.N_step]
+    eff = {k: _plain(val) for k, val in mp.config.items() if not k.startswith("_")}
+    return {
+        "trainer": mp.trainer,
+        "config": eff,
+        "given": sorted(mp.config["_given"]),
+        "surrogate": mp.surrogate + (" (sequence ratio)" if mp.sequence else ""),
+        "weight": _show(mp.weight),
+        "weight_latex": sp.latex(mp.weight),
+        "symbols": legend,
+        "alpha_one_group": sp.sstr(mp.alpha_clean),
+        "variant": {"ratio": v.ratio.value, "eps_low": v.eps_low, "eps_up": v.eps_up, "advantage": v.advantage,
+                    "sigma_eps": v.sigma_eps, "regularizer": v.regularizer.value, "beta": v.beta},
+        "variant_exact": mp.exact,
+        "advantage": mp.advantage,
+        "kl": None if mp.kl is None else {"estimator": mp.kl, "coef": mp.kl_coef, "weight": _show(mp.kl_weight)},
+        "kl_in_reward": mp.kl_in_reward,
+        "matches": list(mp.matches),
+        "closest": list(mp.closest),
+        "mu": mp.mu,
+        "propositions": [{"label": p.label, "title": p.title, "verdict": p.verdict, "holds": p.holds, "reason": p.reason}
+                         for p in propositions(mp)],
+        "notes": list(mp.notes),
+    }
+
+
+def _print(d: dict) -> None:
+    name = {"trl": "TRL GRPOTrainer", "verl": "verl actor", "openrlhf": "OpenRLHF PolicyLoss"}[d["trainer"]]
+    given = ", ".join(f"{k}={d['config'][k]}" for k in d["given"]) or "all defaults"
+    print(f"{name} ({given})")
+    v = d["variant"]
+    clip = "-" if v["eps_low"] is None and v["eps_up"] is None else f"{v['eps_low']}/{v['eps_up']}"
+    rows = [
+        ("per-token weight", f"omega_i,t = {d['weight']}   (dL/dlogp = -omega A f; f = branch factor)"),
+        *[("", f"  {line}") for line in d["symbols"]],
+        ("surrogate", d["surrogate"]),
+        ("one group, one micro-batch", f"alpha_i,t = {d['alpha_one_group']}   ratio {v['ratio']}, clip {clip}"),
+        ("advantage", d["advantage"]),
+        ("KL in the loss", "none" if d["kl"] is None else f"{d['kl']['estimator']}, coefficient {d['kl']['coef']:g}, weight {d['kl']['weight']}"),
+    ]
+    if d["kl_in_reward"]:
+        rows.append(("KL in the reward", d["kl_in_reward"]))
+    if d["matches"]:
+        match = ", ".join(d["matches"]) + " (alpha equal up to a constant factor, same ratio kind)"
+    else:
+        match = "none" + (f" (closest: {', '.join(d['closest'])}, differing in the advantage or ratio)" if d["closest"] else "")
+    rows += [("Table 1 method", match), ("Variant gradient exact", d["variant_exact"]),
+             ("optimizer steps per batch", f"mu = {d['mu']:g}")]
+    width = max(len(k) for k, _ in rows)
+    for k, val in rows:
+        print(f"  {k.ljust(width)}  {val}")
+    print("propositions")
+    for p in d["propositions"]:
+        print(f"  {p['title']}: {p['verdict'].upper()}")
+        print(f"      {p['reason']}")
+    if d["notes"]:
+        print("notes")
+        for note in d["notes"]:
+            print(f"  - {note}")
+
+
+def run(args) -> int:
+    if args.config:
+        trainer, cfg = load_config(args.config)
+    else:
+        trainer = next(t for t in ("trl", "verl", "openrlhf") if getattr(args, t) is not None)
+        cfg = parse_pairs(getattr(args, trainer))
+    d = describe(trainer, cfg)
+    if args.json:
+        emit_json(d)
+    else:
+        _print(d)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("trainer", help="what a TRL / verl / OpenRLHF config optimises; verdicts of the propositions",
+                       description=__doc__.split("\n\n")[0])
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--trl", nargs="?", const="", metavar="KEY=VALUE,...", help="TRL GRPOConfig fields (loss_type=dapo,...)")
+    g.add_argument("--verl", nargs="?", const="", metavar="KEY=VALUE,...",
+                   help="verl actor keys (policy_loss.loss_mode=gspo,loss_agg_mode=...,adv_estimator=grpo)")
+    g.add_argument("--openrlhf", nargs="?", const="", metavar="KEY=VALUE,...",
+                   help="OpenRLHF CLI names without dashes (policy_loss_type=gspo,dual_clip=3,...)")
+    g.add_argument("--config", metavar="FILE.yaml", help="YAML file with one top-level key: trl, verl or openrlhf")
+    add_json_flag(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,122 @@
+"""The derived surrogate and its gradient evaluated on numbers, in Torch (batched, autograd).
+
+Everything here calls the functions that :mod:`grpo_proofs.compile` compiles from SymPy; this
+module itself imports no SymPy.
+
+* :func:`token_gradient` -- the public API: dJ/d log pi per token of one group;
+* :func:`batched_gradient` -- the same on flat token tensors (any number of tokens);
+* :func:`torch_surrogate` -- J itself on padded (G, T) tensors, differentiable, for training a
+  real model on the variant's objective.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .compile import clip_fn, gradient_fn, term_fn
+from .errors import InputError
+from .objective import group_numbers
+from .validate import log_ratios_for
+from .variants import Ratio, Variant, get_variant
+
+__all__ = ["token_gradient", "batched_gradient", "torch_surrogate"]
+
+
+def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None) -> torch.Tensor:
+    """dJ/dx for a flat batch of tokens with the compiled symbolic gradient.
+
+    ``alpha``, ``A`` (advantage of each token's completion) and ``x`` (log-ratio) are 1-D
+    tensors over tokens. Sequence kinds also need ``seq_index`` (completion of each token) and
+    ``lengths`` (tokens per completion).
+    """
+    v = get_variant(variant)
+    fn = gradient_fn(v)
+    if not v.sequence_level:
+        return fn(alpha, A, x)
+    G = int(lengths.shape[0])
+    Omega = torch.zeros(G, dtype=alpha.dtype, device=alpha.device).index_add_(0, seq_index, alpha)
+    sums = torch.zeros(G, dtype=x.dtype, device=x.device).index_add_(0, seq_index, x)
+    if v.ratio is Ratio.SEQ_GEOMEAN:
+        return fn(Omega[seq_index], A, (sums / lengths)[seq_index], lengths[seq_index])
+    return fn(Omega[seq_index], A, sums[seq_index])
+
+
+def token_gradient(
+    variant: "str | Variant",
+    rewards: Sequence[float],
+    lengths: Sequence[int],
+    log_ratios: Sequence[Sequence[float]] | None = None,
+    sigma: str = "pop",
+    masks: Mapping[str, Sequence] | None = None,
+) -> list[np.ndarray]:
+    """dJ/d log pi_theta(y_{i,t}) of the advantage part of Eq. 1 (J maximised, beta = 0).
+
+    ``variant`` is a registry name or a :class:`~grpo_proofs.variants.Variant`;
+    ``log_ratios`` are log pi_theta - log pi_old per token (default zeros, s = 1); ``sigma`` is
+    the population (``"pop"``) or sample (``"sample"``) std of the rewards. Returns one array
+    of length |o_i| per completion. At s = 1 the gradient is alpha_{i,t} A_i (Eq. 15).
+
+    Worked example of THEORY.md: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
+    std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
+
+    >>> g = token_gradient("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
+    >>> [float(gi[0]) for gi in g]
+    [0.025, -0.008333333333333333, -0.0125, 0.00625]
+    """
+    v = get_variant(variant)
+    num = group_numbers(v, rewards, lengths, sigma=sigma, masks=masks)
+    lr = log_ratios_for(num.lengths, log_ratios)
+    L = torch.as_tensor(num.lengths, dtype=torch.float64)
+    idx = torch.repeat_interleave(torch.arange(len(L)), torch.as_tensor(num.lengths))
+    alpha = torch.as_tensor(np.concatenate(num.alpha))
+    A = torch.as_tensor(num.A)[idx]
+    x = torch.as_tensor(np.concatenate(lr))
+    g = batched_gradient(v, alpha=alpha, A=A, x=x, lengths=L, seq_index=idx).numpy()
+    return [part.copy() for part in np.split(g, np.cumsum(num.lengths)[:-1])]
+
+
+def torch_surrogate(
+    variant: "str | Variant",
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    rewards,
+    mask: torch.Tensor,
+    sigma: str = "pop",
+    masks: Mapping[str, Sequence] | None = None,
+) -> torch.Tensor:
+    """J (advantage part of Eq. 1, to be MAXIMISED) on padded (G, T) tensors, with autograd.
+
+    ``logp`` carries the graph (log pi_theta of each completion token); ``old_logp`` and
+    ``mask`` (1 on real tokens) are constants; padding may hold any value. The weights
+    alpha_{i,t} are computed from the rewards and the lengths (``mask.sum(1)``) and enter as
+    constants; the term phi is the SymPy surrogate compiled to Torch. The gradient of J with
+    respect to ``logp`` equals :func:`token_gradient` (checked by the ``eq15-gradient`` claim).
+    """
+    v = get_variant(variant)
+    if logp.shape != old_logp.shape or logp.shape != mask.shape or logp.dim() != 2:
+        raise InputError(f"logp, old_logp and mask must be (G, T) tensors of one shape, got "
+                         f"{tuple(logp.shape)}, {tuple(old_logp.shape)}, {tuple(mask.shape)}")
+    lengths = mask.sum(1).round().to(torch.int64).cpu().numpy()
+    r = rewards.detach().cpu().numpy() if isinstance(rewards, torch.Tensor) else np.asarray(rewards, dtype=np.float64)
+    num = group_numbers(v, r, lengths, sigma=sigma, masks=masks)
+    real = mask > 0
+    alpha = torch.zeros(logp.shape, dtype=logp.dtype, device=logp.device)
+    for i, a in enumerate(num.alpha):
+        alpha[i, real[i]] = torch.as_tensor(a, dtype=logp.dtype, device=logp.device)
+    A = torch.as_tensor(num.A, dtype=logp.dtype, device=logp.device)
+    x = torch.where(real, logp - old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
+    lp = torch.where(real, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
+    if v.ratio is Ratio.TOKEN:
+        return torch.where(real, term_fn(v)(alpha, A[:, None], x), 0.0).sum()
+    if v.sequence_level:
+        u = x.sum(1)
+        if v.ratio is Ratio.SEQ_GEOMEAN:
+            u = u / torch.as_tensor(lengths, dtype=logp.dtype, device=logp.device)
+        return (alpha.sum(1) * term_fn(v)(A, u)).sum()
+    if v.ratio is Ratio.LOGPROB:
+        return (alpha * A[:, None] * lp).sum()
+    weight = torch.where(real, clip_fn(v)(x), 0.0).detach()  # CISPO: sg[clip(I)]
+    return (alpha * weight * A[:, None] * lp).sum()

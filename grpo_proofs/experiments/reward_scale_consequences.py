@@ -1,0 +1,189 @@
+"""Consequences of Props 5, 6, 2 on the real policy (arXiv 2601.05002, Sec. 5; THEORY.md Sec. 5).
+
+Every function returns a dict with ``error`` (to compare with the claim's tolerance) and the
+figures behind it. Steps are read as in :func:`grpo_proofs.experiments.reward_scale.paired_run`;
+errors are per coordinate relative to :func:`~grpo_proofs.experiments.reward_scale_checks.step_scales`
+on the coordinates :func:`~grpo_proofs.experiments.reward_scale_checks.conditioned` keeps, plus the
+normwise error of the gradient premise (which catches any asymmetry, e.g. PPO clipping under phi < 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from .. import notation as n
+from ..adam import adam_step_ratio
+from ..claims import Context
+from ..variants import REGISTRY
+from .reward_scale import Config, make_batch, paired_run
+from .reward_scale_checks import LR, PHIS, conditioned, recurrence_steps, step_errors, step_scales
+
+__all__ = ["premise_error", "compare", "std_invariance", "shift_invariance", "per_prompt_scaling",
+           "negative_phi", "kl_inverse", "clip_coefficient", "grad_clip"]
+
+
+def premise_error(grads, ref_grads, k=1.0) -> float:
+    """max_t ||g_t - k_t g_ref,t|| / ||k_t g_ref,t|| (k a number or one per step)."""
+    ks = k if np.ndim(k) else [k] * len(grads)
+    return max(float(np.linalg.norm(g - kk * r) / np.linalg.norm(kk * r)) for g, r, kk in zip(grads, ref_grads, ks))
+
+
+def compare(rec, ref, *, ratio, eps, grad_factor: float = 1.0) -> dict:
+    """rec's steps against ``ratio_t * ref's steps`` (ratio: a number or one array per step), given
+    that rec's gradients are ``grad_factor`` x ref's (checked normwise; per coordinate it selects)."""
+    R = ratio if isinstance(ratio, list) else [ratio] * len(ref.steps)
+    pred = [np.asarray(r) * s for r, s in zip(R, ref.steps)]
+    scales = [np.abs(r) * b for r, b in zip(R, step_scales(ref.grads, ref.v_hat, lr=LR, eps=eps))]
+    k = grad_factor
+    keep = conditioned(ref.grads, rec.grads, k)
+    out = step_errors(rec.steps, pred, scales, keep)
+    out["premise_normwise"] = premise_error(rec.grads, ref.grads, k)
+    out["error"] = max(out["per_coordinate"], out["premise_normwise"])
+    return out
+
+
+def std_invariance(ctx: Context, phis=None, eps: float = 1e-5) -> dict:
+    """Std-normalised methods (sigma constant 0): steps at phi r equal steps at r, any eps, beta = registry's."""
+    phis = phis or ((1e-3, 1e3) if ctx.quick else PHIS)
+    rows, worst = [], 0.0
+    for name, v in REGISTRY.items():
+        if not v.std_normalised:
+            continue
+        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
+        cfgs = {"r": Config(beta=v.beta)} | {str(p): Config(scales=p, beta=v.beta) for p in phis}
+        recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 3)
+        for p in phis:
+            c = compare(recs[str(p)], recs["r"], ratio=1.0, eps=eps)
+            rows.append({"variant": name, "beta": v.beta, "phi": p, **c})
+            worst = max(worst, c["error"])
+    return {"error": worst, "eps": eps, "rows": rows}
+
+
+def shift_invariance(ctx: Context, shifts=(3.0, -0.5), eps: float = 1e-8) -> dict:
+    """r -> r + b: identical gradients and steps for every Table 1 method."""
+    rows, worst = [], 0.0
+    for name, v in REGISTRY.items():
+        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
+        cfgs = {"r": Config()} | {str(b): Config(shift=b) for b in shifts}
+        recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=1 if ctx.quick else 2)
+        for b in shifts:
+            c = compare(recs[str(b)], recs["r"], ratio=1.0, eps=eps)
+            rows.append({"variant": name, "shift": b, **c})
+            worst = max(worst, c["error"])
+    return {"error": worst, "rows": rows}
+
+
+def per_prompt_scaling(ctx: Context, scales=(1.0, 10.0), eps: float = 1e-300) -> dict:
+    """Two prompts scaled differently: Adam sees sum_p a_p g_p, not a multiple of sum_p g_p.
+
+    Limit regime (eps -> 0), where one phi for both prompts is exactly invariant. Prediction: the
+    hand-written recurrence on g_(a1, 0) + g_(0, a2) (each prompt's gradient alone).
+    """
+    a1, a2 = scales
+    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    cfgs = {"r": Config(), "uniform": Config(scales=(a2, a2)), "per-prompt": Config(scales=(a1, a2)),
+            "first": Config(scales=(a1, 0.0)), "second": Config(scales=(0.0, a2))}
+    recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 4)
+    summed = [g1 + g2 for g1, g2 in zip(recs["first"].grads, recs["second"].grads)]
+    pred = recurrence_steps(summed, lr=LR, eps=eps)
+    pp = recs["per-prompt"]
+    keep = conditioned(summed, pp.grads, 1.0)
+    scales_pp = step_scales(summed, [v for v in pp.v_hat], lr=LR, eps=eps)
+    pred_err = step_errors(pp.steps, pred, scales_pp, keep)
+    uni = compare(recs["uniform"], recs["r"], ratio=[adam_step_ratio(a2, eps, v) for v in recs["r"].v_hat],
+                  eps=eps, grad_factor=a2)
+    base = step_scales(recs["r"].grads, recs["r"].v_hat, lr=LR, eps=eps)
+    ok = conditioned(recs["r"].grads)[-1]
+    deviation = float(np.max(np.abs(pp.steps[-1] - recs["r"].steps[-1])[ok] / base[-1][ok]))
+    err = max(pred_err["per_coordinate"], premise_error(pp.grads, summed), uni["error"])
+    return {"error": err if deviation > 1e-3 else np.inf, "prediction": pred_err, "uniform": uni,
+            "per_prompt_deviation": deviation, "scales": scales, "eps": eps}
+
+
+def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
+    """phi < 0: the step is R(phi, eps, v_hat) x the step at r, R -> -1: the optimizer descends J(r).
+
+    Exact while no token ratio leaves the clip range (min(s A, clip(s) A) is odd in A only there).
+    For the std-normalised GRPO (sigma constant 0) the gradient is exactly -g and R = -1.
+    """
+    rows, worst = [], 0.0
+    for name in ("dr_grpo", "grpo"):
+        batch = make_batch(name, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+        cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
+        recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 4)
+        u = recs["r"]
+        for p in phis:
+            k = p if name == "dr_grpo" else -1.0
+            c = compare(recs[str(p)], u, ratio=[adam_step_ratio(k, eps, v) for v in u.v_hat], eps=eps, grad_factor=k)
+            cos = float(np.dot(recs[str(p)].steps[0], u.steps[0]) /
+                        (np.linalg.norm(recs[str(p)].steps[0]) * np.linalg.norm(u.steps[0])))
+            rows.append({"variant": name, "phi": p, "k": k, "cos_first_step": cos, **c})
+            worst = max(worst, c["error"], 0.0 if cos < -0.99 else np.inf)
+    return {"error": worst, "eps": eps, "rows": rows}
+
+
+def kl_inverse(ctx: Context, beta: float = 0.04, phis=None, eps: float = 1e-8) -> dict:
+    """J(phi r; beta) = phi J(r; beta/phi): steps at (phi r, beta) = R(phi) x steps at (r, beta/phi)."""
+    phis = phis or ((1e-1, 10.0) if ctx.quick else PHIS)
+    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    cfgs = {"r": Config(beta=beta)}
+    for p in phis:
+        cfgs[f"{p}"] = Config(scales=p, beta=beta)
+        cfgs[f"{p} ref"] = Config(beta=beta / p)
+    recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 3)
+    rows, worst = [], 0.0
+    for p in phis:
+        ref = recs[f"{p} ref"]
+        c = compare(recs[f"{p}"], ref, ratio=[adam_step_ratio(p, eps, v) for v in ref.v_hat], eps=eps, grad_factor=p)
+        naive = compare(recs[f"{p}"], recs["r"], ratio=[adam_step_ratio(p, eps, v) for v in recs["r"].v_hat], eps=eps)
+        rows.append({"phi": p, **c, "deviation_from_same_beta": naive["per_coordinate"]})
+        worst = max(worst, c["error"], 0.0 if naive["per_coordinate"] > 1e-6 else np.inf)
+    return {"error": worst, "beta": beta, "rows": rows}
+
+
+def clip_coefficient():
+    """rho(phi, N, c): the scaled run's clipped gradient = rho x the unscaled run's clipped gradient.
+
+    Clipping to max-norm c multiplies g by min(1, c/N); at rewards phi r the norm is |phi| N, so
+    rho = phi min(1, c/(|phi| N)) / min(1, c/N). Returns (rho, cases) where cases maps each regime
+    to rho there: both active -> sign(phi); neither -> phi; only the scaled run -> sign(phi) c/N;
+    only the unscaled run -> phi N/c.
+    """
+    phi, N, c = n.phi, n.grad_norm, n.max_norm
+    rho = phi * sp.Min(1, c / (sp.Abs(phi) * N)) / sp.Min(1, c / N)
+    sign = phi / sp.Abs(phi)
+    return rho, {"both": sign, "neither": phi, "scaled only": sign * c / N, "unscaled only": phi * N / c}
+
+
+def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-300) -> dict:
+    """Global gradient-norm clipping: the scaled run sees rho_t x the unscaled clipped gradient.
+
+    Limit regime (eps -> 0): without clipping every phi gives the same steps. With clipping, the
+    prediction is the hand-written recurrence on rho_t g_t (rho from :func:`clip_coefficient`);
+    invariance holds iff rho_t is the same at every step.
+    """
+    rho_expr, _ = clip_coefficient()
+    rho_fn = sp.lambdify((n.phi, n.grad_norm, n.max_norm), rho_expr, "numpy")
+    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    cfgs = {"r": Config(max_grad_norm=max_norm)} | {str(p): Config(scales=p, max_grad_norm=max_norm) for p in phis}
+    recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 4)
+    u, rows, worst = recs["r"], [], 0.0
+    for p in phis:
+        rho = [float(rho_fn(p, N, max_norm)) for N in u.grad_norms]
+        fed = [r * g for r, g in zip(rho, u.grads)]
+        pred = recurrence_steps(fed, lr=LR, eps=eps)
+        s = recs[str(p)]
+        keep = conditioned(fed, s.grads, 1.0)
+        e = step_errors(s.steps, pred, step_scales(fed, s.v_hat, lr=LR, eps=eps), keep)
+        base = step_scales(u.grads, u.v_hat, lr=LR, eps=eps)
+        ok = keep[-1]
+        dev = float(np.max(np.abs(s.steps[-1] - u.steps[-1])[ok] / base[-1][ok]))
+        constant = bool(np.ptp(rho) <= 1e-12 * max(abs(r) for r in rho))
+        rows.append({"phi": p, "rho": rho, "active_unscaled": [N > max_norm for N in u.grad_norms],
+                     "active_scaled": [abs(p) * N > max_norm for N in u.grad_norms], "rho_constant": constant,
+                     "prediction_per_coordinate": e["per_coordinate"], "premise_normwise": premise_error(s.grads, fed),
+                     "deviation_from_unscaled": dev})
+        broken_ok = dev <= 1e-10 if constant else dev > 1e-6
+        worst = max(worst, e["per_coordinate"], rows[-1]["premise_normwise"], 0.0 if broken_ok else np.inf)
+    return {"error": worst, "max_norm": max_norm, "eps": eps, "rows": rows}
