@@ -113,9 +113,13 @@ c_sigma = sp.Symbol("c_sigma", nonnegative=True)
 #: gradient-norm clipping: max norm and the (unclipped) global gradient norm
 max_norm = sp.Symbol("c_clip", positive=True)
 grad_norm = sp.Symbol("N_g", positive=True)
+#: the constant torch.nn.utils.clip_grad_norm_ adds to the norm: clip coefficient min(1, c/(N + delta))
+clip_delta = sp.Symbol("delta_clip", nonnegative=True)
 #: rewards r_j of a group of symbolic size G, summed over the index j
 r_idx = sp.IndexedBase("r", real=True)
 j_idx = sp.Symbol("j", integer=True, positive=True)
+__all__ += ["phi", "shift", "t_step", "g_t", "m_before", "v_before", "m_hat", "v_hat", "lr", "weight_decay",
+            "theta", "sigma_r", "c_sigma", "max_norm", "grad_norm", "clip_delta", "r_idx", "j_idx"]
 
 # --- trainer batch bookkeeping (grpo_proofs.trainers; TRAINERS.md section 0) --------------------
 # The per-token weight of a real trainer depends on how the optimizer step is split into

@@ -24,6 +24,8 @@ _MODULES = [
     "grpo_proofs.claims.gradient",
     "grpo_proofs.claims.overshoot",
     "grpo_proofs.claims.trainers",
+    "grpo_proofs.claims.reward_scale",
+    "grpo_proofs.claims.reward_scale_consequences",
 ]
 
 

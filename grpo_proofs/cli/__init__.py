@@ -22,6 +22,7 @@ COMMANDS = [
     "verify",
     "overshoot",
     "trainer",
+    "scale",
 ]
 
 

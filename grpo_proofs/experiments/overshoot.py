@@ -21,7 +21,7 @@ and plain SGD as the inner-loop optimizer.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -100,12 +100,11 @@ class Run:
 
 
 def _loss_fn(v: Variant):
-    """-J of a group: the project's surrogate if present, else the hand-written reference loss."""
-    from .. import objective
-    if hasattr(objective, "torch_surrogate"):
-        return lambda lp, old, r, mask: -objective.torch_surrogate(v, lp, old, r, mask)
-    from ..reference import REFERENCE
-    return lambda lp, old, r, mask: REFERENCE[v.name](lp, old, r, mask)
+    """-J of a group: the project's surrogate (:func:`grpo_proofs.evaluate.torch_surrogate`, SymPy
+    compiled to Torch)."""
+    from ..evaluate import torch_surrogate
+
+    return lambda lp, old, r, mask: -torch_surrogate(v, lp, old, r, mask)
 
 
 def clip_ratio(v: Variant, logp: torch.Tensor, old: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -119,7 +118,14 @@ def clip_ratio(v: Variant, logp: torch.Tensor, old: torch.Tensor, mask: torch.Te
 
 
 def forbidden(v: Variant, s: torch.Tensor, A: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(bool (G, T): token on the side clipping should forbid, excursion past that bound (>= 0))."""
+    """(bool (G, T): token on the side clipping should forbid, excursion past that bound (>= 0)).
+
+    >>> v = get_variant("grpo")                      # clip 0.2 on both sides
+    >>> s = torch.tensor([[1.5, 1.0], [0.5, 1.5]]); A = torch.tensor([1.0, -1.0]); mask = torch.ones(2, 2)
+    >>> bad, exc = forbidden(v, s, A, mask)
+    >>> bad.tolist(), [round(x, 6) for x in exc.flatten().tolist()]
+    ([[True, False], [True, False]], [0.3, 0.0, 0.3, 0.0])
+    """
     A = A[:, None].expand_as(s)
     up = s - (1 + v.eps_up) if v.eps_up is not None else torch.full_like(s, -math.inf)
     low = (1 - v.eps_low) - s if v.eps_low is not None else torch.full_like(s, -math.inf)
@@ -391,6 +397,7 @@ def plot(runs: list[Run], outdir, name: str = "overshoot_ratios.png", bounds=(0.
         ax.set_xlabel("inner step (batches end to end)", fontsize=8)
     for row in axes:
         row[0].set_ylabel("token ratio s (log scale)", fontsize=8)
+    fig.suptitle("token ratios after each inner step: A > 0 red, A < 0 blue, clip bounds dashed", fontsize=9)
     fig.tight_layout()
     path = os.path.join(outdir, name)
     fig.savefig(path, dpi=120)

@@ -77,6 +77,8 @@ class Config:
     max_grad_norm: float | None = None
     #: (name, factor): use factor x the gradient of an earlier configuration instead of autograd
     grad_of: tuple[str, float] | None = None
+    #: False: the objective is the regulariser part -beta R only (the advantage part left out)
+    advantage: bool = True
 
 
 @dataclass
@@ -89,12 +91,29 @@ class Record:
     grad_norms: list[float] = field(default_factory=list)
 
 
+_BATCHES: dict[tuple, Batch] = {}
+
+
 def make_batch(variant: "str | Variant" = "dr_grpo", *, quick: bool = True, seed: int = 0, device: str = "cpu",
                n_prompts: int = 1, G: int = 8, max_new_tokens: int = 10, sigma: str = "pop") -> Batch:
-    """Build the policy (tiny preset if ``quick`` else small), sample ``n_prompts`` groups with mixed rewards."""
+    """Build the policy (tiny preset if ``quick`` else small), sample ``n_prompts`` groups with mixed rewards.
+
+    The policy and groups depend only on (quick, seed, device, n_prompts, G, max_new_tokens), not on the
+    variant, so they are built once and shared (every run clones the model before changing it).
+    """
     v = get_variant(variant)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+    key = (quick, seed, device, n_prompts, G, max_new_tokens)
+    if key not in _BATCHES:
+        if len(_BATCHES) >= 8:
+            _BATCHES.pop(next(iter(_BATCHES)))
+        _BATCHES[key] = _build(quick, seed, device, n_prompts, G, max_new_tokens)
+    base = _BATCHES[key]
+    return Batch(base.model, v, base.prompts, sigma)
+
+
+def _build(quick, seed, device, n_prompts, G, max_new_tokens) -> Batch:
     preset = PolicyConfig.tiny if quick else PolicyConfig.small
     cfg = preset(seed=seed, device=device)
     model = build_policy(cfg)
@@ -109,20 +128,15 @@ def make_batch(variant: "str | Variant" = "dr_grpo", *, quick: bool = True, seed
             old, mask = token_logprobs(model, group)
             ref, _ = token_logprobs(ref_model, group)
         prompts.append(Prompt(group, np.asarray(group.rewards, dtype=np.float64), old, ref, mask))
-    return Batch(model, v, prompts, sigma)
+    return Batch(model, None, prompts)
 
 
 def surrogate_J(variant: Variant, logp, old_logp, rewards, mask, sigma: str = "pop") -> torch.Tensor:
-    """J of Eq. 1 (advantage part) for one group: the project's Torch surrogate of the variant."""
-    try:
-        from ..objective import torch_surrogate
-    except ImportError:  # the reference loss of the registry method (beta = 0, no sigma constant)
-        from ..reference import REFERENCE
-        if variant.sigma_eps:
-            raise InputError("a sigma constant needs grpo_proofs.objective.torch_surrogate") from None
-        return -REFERENCE[variant.name](logp, old_logp, torch.as_tensor(rewards, dtype=logp.dtype), mask, sigma=sigma)
-    return torch_surrogate(variant.replace(beta=0.0), logp, old_logp,
-                           torch.as_tensor(rewards, dtype=logp.dtype), mask, sigma=sigma)
+    """J of Eq. 1 (advantage part, to maximise) for one group: the project's compiled surrogate
+    (:func:`grpo_proofs.evaluate.torch_surrogate`, sigma = std + the variant's ``sigma_eps``)."""
+    from ..evaluate import torch_surrogate
+
+    return torch_surrogate(variant, logp, old_logp, np.asarray(rewards, dtype=np.float64), mask, sigma=sigma)
 
 
 def k3_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -145,7 +159,8 @@ def objective(batch: Batch, cfg: Config, logps) -> torch.Tensor:
     v = cfg.variant or batch.variant
     J = 0.0
     for a, pr, logp in zip(_scales(cfg, len(batch.prompts)), batch.prompts, logps):
-        J = J + surrogate_J(v, logp, pr.old_logp, a * pr.rewards + cfg.shift, pr.mask, batch.sigma)
+        if cfg.advantage and a != 0:
+            J = J + surrogate_J(v, logp, pr.old_logp, a * pr.rewards + cfg.shift, pr.mask, batch.sigma)
         if cfg.beta:
             J = J - cfg.beta * k3_penalty(logp, pr.ref_logp, pr.mask)
     return J
@@ -165,11 +180,15 @@ def _gradient(model, params, loss, max_grad_norm, retain=True) -> tuple[torch.Te
 
 
 def paired_run(batch: Batch, configs: dict[str, Config], *, driver: str, optimizer: str = "adamw",
-               lr: float = 1e-3, eps: float = 1e-8, betas=(0.9, 0.999), steps: int = 3) -> dict[str, Record]:
+               lr: float = 1e-3, eps: float = 1e-8, betas=(0.9, 0.999), steps: int = 3,
+               progress: bool = False) -> dict[str, Record]:
     """Step every configuration's optimizer on gradients taken at the driver's parameters.
 
     Returns one :class:`Record` per configuration (see the module docstring for what a step is).
+    ``progress``: a tqdm bar on stderr over the steps.
     """
+    from tqdm import tqdm
+
     if optimizer not in OPTIMIZERS:
         raise InputError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     cls, wd = OPTIMIZERS[optimizer]
@@ -180,7 +199,7 @@ def paired_run(batch: Batch, configs: dict[str, Config], *, driver: str, optimiz
     probes = {k: torch.nn.Parameter(torch.zeros(N, dtype=dt, device=dev)) for k in configs}
     opts = {k: cls([probes[k]], lr=lr, betas=betas, eps=eps, weight_decay=wd) for k in configs}
     recs = {k: Record() for k in configs}
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc="optimizer steps", disable=not progress, leave=False):
         logps = [token_logprobs(model, pr.group)[0] for pr in batch.prompts]
         for name, cfg in configs.items():
             if cfg.grad_of is not None:

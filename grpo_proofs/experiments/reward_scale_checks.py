@@ -6,12 +6,17 @@ measured steps with an independent prediction: the exact factor
 :func:`grpo_proofs.adam.adam_step_ratio` applied to another run's step, or the hand-written
 recurrence :class:`grpo_proofs.adam.AdamRecurrence` fed with separately computed gradients.
 
-Resolved coordinates. Some coordinates have an exactly zero gradient in exact arithmetic that
-autograd returns as rounding noise (GPT-2's key bias: softmax is invariant to adding the same
-number to every score of a query). Their "gradient" is not a multiple of the reward scale, so
-per-coordinate ratios are compared on the coordinates whose gradient is resolved,
-|g_t| > ``RESOLVED`` max|g_t| at every step so far; the others are counted and covered by the
-normwise error and by the exact-premise runs that feed phi g to the optimizer.
+How steps are compared. (1) Errors are relative to :func:`step_scales`, the size a coordinate's step
+would have without sign cancellation in the momentum (equal to |step| when its gradients keep one
+sign): a momentum that cancels to ~0 gives a tiny step whose last digits no implementation controls.
+(2) Some coordinates have an exactly zero gradient in exact arithmetic that autograd returns as rounding
+noise (GPT-2's key bias: softmax is invariant to adding the same number to every score of a query), and
+a few are sums with heavy cancellation; there the autograd gradient of the scaled loss is not k g to
+working precision. :func:`conditioned` keeps the coordinates whose gradient is resolved
+(|g_t| > ``RESOLVED`` max|g_t|) and, where a premise g_phi = k g is claimed, holds to ``PREMISE``
+relative at every step so far; the rest are counted (``excluded``), and the premise itself is checked
+normwise over all coordinates, while the exact-premise runs (the optimizer fed k g) cover every
+coordinate.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from ..claims import Context
 from .reward_scale import Config, make_batch, paired_run, trajectory_run
 
 __all__ = ["PHIS", "RESOLVED", "step_errors", "step_ratio_experiment", "trajectory_experiment",
-           "recurrence_steps", "step_scales", "conditioned", "LR", "PREMISE"]
+           "recurrence_steps", "step_scales", "conditioned", "LR", "PREMISE",
+           "noninvariant_fraction", "plot_gradient_scale"]
 
 #: the reward scales of the issue
 PHIS = (1e-3, 1e-1, 10.0, 1e3)
@@ -51,12 +57,14 @@ def step_scales(grads, v_hat, *, lr, eps, betas=(0.9, 0.999)) -> list[np.ndarray
 
 
 def conditioned(grads, scaled_grads=None, k: float = 1.0) -> list[np.ndarray]:
-    """Per step, the coordinates resolved at every step so far (|g_t| > RESOLVED max|g_t|) and, if
-    ``scaled_grads`` is given, whose autograd gradient is k g_t to ``PREMISE`` relative at every step."""
+    """Per step, the coordinates resolved at every step so far (|g_t| > RESOLVED max|g_t|; a step with
+    g_t = 0 everywhere imposes nothing) and, if ``scaled_grads`` is given, whose autograd gradient is
+    k g_t to ``PREMISE`` relative at every step."""
     out, ok = [], None
     for t, g in enumerate(grads):
         a = np.abs(g)
-        now = a > RESOLVED * a.max()
+        # a step whose gradient is 0 everywhere (every token clipped) says nothing about resolution
+        now = a > RESOLVED * a.max() if a.max() > 0 else np.ones(a.shape, bool)
         if scaled_grads is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 now &= np.abs(scaled_grads[t] - k * g) <= PREMISE * np.abs(k * g)
@@ -70,6 +78,10 @@ def step_errors(measured, predicted, scales, keep=None) -> dict:
 
     Where ``scale`` is 0 (no gradient yet) both steps must be exactly 0, else the error is inf.
     ``normwise`` (reported, not compared): max_t ||measured - predicted|| / ||predicted||.
+
+    >>> m, p = [np.array([1.0, 0.0, -2.0])], [np.array([1.0, 0.0, -2.5])]
+    >>> step_errors(m, p, [np.array([1.0, 0.0, 5.0])])["per_coordinate"]   # 0.5 / 5
+    0.1
     """
     per, norm, n = 0.0, 0.0, 0
     for t, (m, p, sc) in enumerate(zip(measured, predicted, scales)):
@@ -160,3 +172,91 @@ def trajectory_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, ste
             if eps == 1e-300:
                 worst = max(worst, row["max_dev_resolved"])
     return {"max_rel_dev_limit": worst, "rows": out, "steps": steps, "n_params": batch.n_params}
+
+
+def noninvariant_fraction(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps_values=(1e-8, 1e-5),
+                          tol: float = 1e-3, steps: int = 1, batch=None) -> dict:
+    """Fraction of coordinates whose Adam step changes by more than ``tol`` relative when rewards are scaled.
+
+    Three computations per (eps, phi), at the last of ``steps`` steps: measured, |step_phi/step_1 - 1| > tol
+    from the two torch optimizers (on the coordinates :func:`conditioned` keeps); predicted,
+    |R(phi, eps, v_hat) - 1| > tol; and, at step 1 (sqrt(v_hat) = |g|), |g| below the SymPy-derived
+    threshold :func:`grpo_proofs.adam.noninvariant_threshold`. ``error``: coordinates where they disagree
+    (away from the threshold by more than 1e-6 relative) over all compared. Fractions are over the
+    resolved coordinates (``n_resolved``: gradient nonzero and above 1e-12 x its largest entry; unused
+    position embeddings have none, GPT-2's key bias only rounding noise, whose steps do change:
+    ``fraction_with_rounding_level`` counts them too).
+    """
+    from ..adam import noninvariant_threshold
+
+    batch = batch or make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    rows, mismatches, compared, g0 = [], 0, 0, None
+    for eps in eps_values:
+        cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
+        recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=steps)
+        u = recs["r"]
+        g0 = u.grads[0]
+        nz = np.all([g != 0 for g in u.grads], axis=0)
+        res = conditioned(u.grads)[-1] & nz
+        for p in phis:
+            s = recs[str(p)]
+            R = adam_step_ratio(p, eps, u.v_hat[-1])
+            pred = np.abs(R - 1) > tol
+            keep = conditioned(u.grads, s.grads, p)[-1] & nz & (u.steps[-1] != 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                meas = np.abs(s.steps[-1] / u.steps[-1] - 1) > tol
+            border = np.abs(np.abs(R - 1) - tol) <= 1e-6 * tol
+            bad = int(np.sum((meas != pred) & keep & ~border))
+            row = {"eps": eps, "phi": p, "predicted_fraction": float(pred[res].mean()),
+                   "measured_fraction": float(meas[res].mean()), "mismatched": bad, "compared": int(keep.sum()),
+                   "fraction_with_rounding_level": float(meas[nz].mean())}
+            if steps == 1:
+                thr = noninvariant_threshold(p, eps, tol)
+                by_thr = np.sqrt(u.v_hat[0]) < thr
+                row["threshold_abs_g"] = thr
+                bad_thr = int(np.sum((by_thr != pred) & nz & ~border))
+                row["threshold_mismatched"] = bad_thr
+                bad += bad_thr
+            mismatches += bad
+            compared += int(keep.sum())
+            rows.append(row)
+    return {"error": mismatches / max(compared, 1), "tol": tol, "steps": steps, "rows": rows,
+            "n_params": batch.n_params, "n_nonzero": int(np.sum(g0 != 0)), "n_resolved": int(res.sum()),
+            "abs_grad": np.abs(g0[g0 != 0])}
+
+
+def plot_gradient_scale(result: dict, out_dir, name: str = "reward_scale_gradient_scale.png",
+                        phis=(10.0, 1e-3)) -> str:
+    """Histogram of log10 |g| (first-step gradient, nonzero coordinates) against Adam's eps and the
+    thresholds below which a coordinate's step changes by more than ``tol`` (PNG, matplotlib Agg).
+    ``phis``: the scales whose thresholds are drawn (None: every row's)."""
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    a = np.log10(result["abs_grad"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ax.hist(a, bins=120, color="0.7")
+    ax.set_yscale("log")
+    eps_styles = {e: st for e, st in zip(sorted({r["eps"] for r in result["rows"]}), ("-", "--", ":", "-."))}
+    palette = iter(plt.get_cmap("tab10").colors)
+    for row in result["rows"]:
+        thr = row.get("threshold_abs_g", np.inf)
+        if (phis is not None and row["phi"] not in phis) or not np.isfinite(thr) or thr <= 0:
+            continue
+        ax.axvline(np.log10(thr), color=next(palette), ls=eps_styles[row["eps"]],
+                   label=f"eps={row['eps']:g}, phi={row['phi']:g}: |g| < {thr:.1e} change ({100 * row['predicted_fraction']:.1f}%)")
+    for eps, st in eps_styles.items():
+        ax.axvline(np.log10(eps), color="k", ls=st, lw=1.5, label=f"eps = {eps:g}")
+    ax.set_xlabel("log10 |g| per coordinate (first step)")
+    ax.set_ylabel("coordinates")
+    ax.set_title(f"Adam steps that change by > {result['tol']:g} when rewards are scaled ({result['n_nonzero']} coords)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(os.fspath(out_dir), name)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -20,25 +20,31 @@ from .reward_scale import Config, make_batch, paired_run
 from .reward_scale_checks import LR, PHIS, conditioned, recurrence_steps, step_errors, step_scales
 
 __all__ = ["premise_error", "compare", "std_invariance", "shift_invariance", "per_prompt_scaling",
-           "negative_phi", "kl_inverse", "clip_coefficient", "grad_clip"]
+           "negative_phi", "kl_inverse", "clip_coefficient", "grad_clip", "TORCH_CLIP_DELTA", "sigma_leak"]
 
 
 def premise_error(grads, ref_grads, k=1.0) -> float:
     """max_t ||g_t - k_t g_ref,t|| / ||k_t g_ref,t|| (k a number or one per step)."""
     ks = k if np.ndim(k) else [k] * len(grads)
-    return max(float(np.linalg.norm(g - kk * r) / np.linalg.norm(kk * r)) for g, r, kk in zip(grads, ref_grads, ks))
+    out = 0.0
+    for g, r, kk in zip(grads, ref_grads, ks):
+        diff, size = np.linalg.norm(g - kk * r), np.linalg.norm(kk * r)
+        out = max(out, float(diff / size) if size > 0 else (0.0 if diff == 0 else np.inf))
+    return out
 
 
-def compare(rec, ref, *, ratio, eps, grad_factor: float = 1.0) -> dict:
+def compare(rec, ref, *, ratio, eps, grad_factor: float | None = 1.0) -> dict:
     """rec's steps against ``ratio_t * ref's steps`` (ratio: a number or one array per step), given
-    that rec's gradients are ``grad_factor`` x ref's (checked normwise; per coordinate it selects)."""
+    that rec's gradients are ``grad_factor`` x ref's (checked normwise; per coordinate it selects).
+    ``grad_factor=None``: no premise (a measured deviation), resolved coordinates only."""
     R = ratio if isinstance(ratio, list) else [ratio] * len(ref.steps)
     pred = [np.asarray(r) * s for r, s in zip(R, ref.steps)]
     scales = [np.abs(r) * b for r, b in zip(R, step_scales(ref.grads, ref.v_hat, lr=LR, eps=eps))]
-    k = grad_factor
-    keep = conditioned(ref.grads, rec.grads, k)
+    if grad_factor is None:
+        return step_errors(rec.steps, pred, scales, conditioned(ref.grads))
+    keep = conditioned(ref.grads, rec.grads, grad_factor)
     out = step_errors(rec.steps, pred, scales, keep)
-    out["premise_normwise"] = premise_error(rec.grads, ref.grads, k)
+    out["premise_normwise"] = premise_error(rec.grads, ref.grads, grad_factor)
     out["error"] = max(out["per_coordinate"], out["premise_normwise"])
     return out
 
@@ -60,7 +66,7 @@ def std_invariance(ctx: Context, phis=None, eps: float = 1e-5) -> dict:
     return {"error": worst, "eps": eps, "rows": rows}
 
 
-def shift_invariance(ctx: Context, shifts=(3.0, -0.5), eps: float = 1e-8) -> dict:
+def shift_invariance(ctx: Context, shifts=(0.1, -1 / 3), eps: float = 1e-8) -> dict:
     """r -> r + b: identical gradients and steps for every Table 1 method."""
     rows, worst = [], 0.0
     for name, v in REGISTRY.items():
@@ -104,21 +110,30 @@ def per_prompt_scaling(ctx: Context, scales=(1.0, 10.0), eps: float = 1e-300) ->
 def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
     """phi < 0: the step is R(phi, eps, v_hat) x the step at r, R -> -1: the optimizer descends J(r).
 
-    Exact while no token ratio leaves the clip range (min(s A, clip(s) A) is odd in A only there).
-    For the std-normalised GRPO (sigma constant 0) the gradient is exactly -g and R = -1.
+    min(s A, clip(s) A) is odd in A only while s is inside the clip range, so for clipped methods the
+    flip is exact at the first step from pi_old (s = 1; checked for Dr. GRPO and, with sigma constant 0,
+    GRPO, where the gradient is exactly -g and R = -1) and for unclipped ones at every step (GPG,
+    checked over T steps). Returned ``later_premise``: how far a clipped method's gradient at a later
+    step is from phi g (ratios have left the clip range, the flip is no longer exact there).
     """
     rows, worst = [], 0.0
-    for name in ("dr_grpo", "grpo"):
+    T = 2 if ctx.quick else 4
+    for name, steps in (("gpg", T), ("dr_grpo", T), ("grpo", 1)):
         batch = make_batch(name, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
         cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
-        recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 4)
+        recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=steps)
         u = recs["r"]
         for p in phis:
-            k = p if name == "dr_grpo" else -1.0
-            c = compare(recs[str(p)], u, ratio=[adam_step_ratio(k, eps, v) for v in u.v_hat], eps=eps, grad_factor=k)
-            cos = float(np.dot(recs[str(p)].steps[0], u.steps[0]) /
-                        (np.linalg.norm(recs[str(p)].steps[0]) * np.linalg.norm(u.steps[0])))
-            rows.append({"variant": name, "phi": p, "k": k, "cos_first_step": cos, **c})
+            k = -1.0 if batch.variant.std_normalised else p
+            s = recs[str(p)]
+            n_exact = steps if not batch.variant.clipped else 1
+            first = type(u)(u.steps[:n_exact], u.v_hat[:n_exact], u.grads[:n_exact], u.grad_norms[:n_exact])
+            mine = type(s)(s.steps[:n_exact], s.v_hat[:n_exact], s.grads[:n_exact], s.grad_norms[:n_exact])
+            c = compare(mine, first, ratio=[adam_step_ratio(k, eps, v) for v in first.v_hat], eps=eps, grad_factor=k)
+            cos = float(np.dot(s.steps[0], u.steps[0]) / (np.linalg.norm(s.steps[0]) * np.linalg.norm(u.steps[0])))
+            later = premise_error(s.grads[n_exact:], u.grads[n_exact:], k) if steps > n_exact else None
+            rows.append({"variant": name, "phi": p, "k": k, "exact_steps": n_exact, "cos_first_step": cos,
+                         "later_premise": later, **c})
             worst = max(worst, c["error"], 0.0 if cos < -0.99 else np.inf)
     return {"error": worst, "eps": eps, "rows": rows}
 
@@ -136,24 +151,34 @@ def kl_inverse(ctx: Context, beta: float = 0.04, phis=None, eps: float = 1e-8) -
     for p in phis:
         ref = recs[f"{p} ref"]
         c = compare(recs[f"{p}"], ref, ratio=[adam_step_ratio(p, eps, v) for v in ref.v_hat], eps=eps, grad_factor=p)
-        naive = compare(recs[f"{p}"], recs["r"], ratio=[adam_step_ratio(p, eps, v) for v in recs["r"].v_hat], eps=eps)
+        naive = compare(recs[f"{p}"], recs["r"], ratio=[adam_step_ratio(p, eps, v) for v in recs["r"].v_hat], eps=eps,
+                        grad_factor=None)
         rows.append({"phi": p, **c, "deviation_from_same_beta": naive["per_coordinate"]})
         worst = max(worst, c["error"], 0.0 if naive["per_coordinate"] > 1e-6 else np.inf)
     return {"error": worst, "beta": beta, "rows": rows}
 
 
-def clip_coefficient():
-    """rho(phi, N, c): the scaled run's clipped gradient = rho x the unscaled run's clipped gradient.
+#: the constant ``torch.nn.utils.clip_grad_norm_`` adds to the total norm (torch 2.x source)
+TORCH_CLIP_DELTA = 1e-6
 
-    Clipping to max-norm c multiplies g by min(1, c/N); at rewards phi r the norm is |phi| N, so
-    rho = phi min(1, c/(|phi| N)) / min(1, c/N). Returns (rho, cases) where cases maps each regime
-    to rho there: both active -> sign(phi); neither -> phi; only the scaled run -> sign(phi) c/N;
-    only the unscaled run -> phi N/c.
+
+def clip_coefficient():
+    """rho(phi, N, c, delta): the scaled run's clipped gradient = rho x the unscaled run's clipped one.
+
+    ``clip_grad_norm_(max_norm=c)`` multiplies g by kappa(N) = min(1, c/(N + delta)) (delta = 1e-6 in
+    torch); at rewards phi r the norm is |phi| N, so rho = phi kappa(|phi| N) / kappa(N). Returns
+    (rho, cases): both runs clipped -> phi (N + delta)/(|phi| N + delta) (sign(phi) when delta = 0: the
+    same gradient, whatever eps); neither -> phi (plain Adam invariance); only the scaled run ->
+    phi c/(|phi| N + delta); only the unscaled run -> phi (N + delta)/c. In the last two rho depends
+    on N, which changes from step to step, so Adam sees no single scale: invariance breaks.
     """
-    phi, N, c = n.phi, n.grad_norm, n.max_norm
-    rho = phi * sp.Min(1, c / (sp.Abs(phi) * N)) / sp.Min(1, c / N)
-    sign = phi / sp.Abs(phi)
-    return rho, {"both": sign, "neither": phi, "scaled only": sign * c / N, "unscaled only": phi * N / c}
+    phi, N, c, d = n.phi, n.grad_norm, n.max_norm, n.clip_delta
+    def kappa(norm):
+        return sp.Min(1, c / (norm + d))
+    rho = phi * kappa(sp.Abs(phi) * N) / kappa(N)
+    cases = {"both": phi * (N + d) / (sp.Abs(phi) * N + d), "neither": phi,
+             "scaled only": phi * c / (sp.Abs(phi) * N + d), "unscaled only": phi * (N + d) / c}
+    return rho, cases
 
 
 def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-300) -> dict:
@@ -164,7 +189,7 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
     invariance holds iff rho_t is the same at every step.
     """
     rho_expr, _ = clip_coefficient()
-    rho_fn = sp.lambdify((n.phi, n.grad_norm, n.max_norm), rho_expr, "numpy")
+    rho_fn = sp.lambdify((n.phi, n.grad_norm, n.max_norm), rho_expr.subs(n.clip_delta, TORCH_CLIP_DELTA), "numpy")
     batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
     cfgs = {"r": Config(max_grad_norm=max_norm)} | {str(p): Config(scales=p, max_grad_norm=max_norm) for p in phis}
     recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 4)
@@ -177,13 +202,38 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
         keep = conditioned(fed, s.grads, 1.0)
         e = step_errors(s.steps, pred, step_scales(fed, s.v_hat, lr=LR, eps=eps), keep)
         base = step_scales(u.grads, u.v_hat, lr=LR, eps=eps)
-        ok = keep[-1]
+        ok = conditioned(u.grads)[-1]
         dev = float(np.max(np.abs(s.steps[-1] - u.steps[-1])[ok] / base[-1][ok]))
-        constant = bool(np.ptp(rho) <= 1e-12 * max(abs(r) for r in rho))
-        rows.append({"phi": p, "rho": rho, "active_unscaled": [N > max_norm for N in u.grad_norms],
-                     "active_scaled": [abs(p) * N > max_norm for N in u.grad_norms], "rho_constant": constant,
+        act_u = [N + TORCH_CLIP_DELTA > max_norm for N in u.grad_norms]
+        act_s = [abs(p) * N + TORCH_CLIP_DELTA > max_norm for N in u.grad_norms]
+        mixed = act_u != act_s
+        rows.append({"phi": p, "rho": rho, "active_unscaled": act_u, "active_scaled": act_s,
                      "prediction_per_coordinate": e["per_coordinate"], "premise_normwise": premise_error(s.grads, fed),
                      "deviation_from_unscaled": dev})
-        broken_ok = dev <= 1e-10 if constant else dev > 1e-6
+        # clipped in one run only: a visible break; clipped in both or neither: only the delta / eps leaks
+        broken_ok = dev > 1e-4 if mixed else dev < 1e-6
         worst = max(worst, e["per_coordinate"], rows[-1]["premise_normwise"], 0.0 if broken_ok else np.inf)
     return {"error": worst, "max_norm": max_norm, "eps": eps, "rows": rows}
+
+
+def sigma_leak(ctx: Context, c_values=(1e-4, 0.1), phis=None, eps: float = 1e-8) -> dict:
+    """GRPO with sigma = std(r) + c: the gradient scales by k = phi (sigma_r + c)/(phi sigma_r + c), so the
+    step is R(k, eps, v_hat) x the unscaled step (one group, beta = 0); k from the SymPy derivation."""
+    from ..claims.reward_scale import advantage_scaling
+
+    phis = phis or ((1e-3, 10.0) if ctx.quick else PHIS)
+    k_expr = advantage_scaling("grpo")["k"]
+    rows, worst = [], 0.0
+    for c in c_values:
+        v = REGISTRY["grpo"].replace(sigma_eps=c, beta=0.0)
+        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=1)
+        sig = float(np.std(batch.prompts[0].rewards, ddof=0 if batch.sigma == "pop" else 1))
+        cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
+        recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 3)
+        u = recs["r"]
+        for p in phis:
+            k = float(k_expr.subs({n.phi: p, n.sigma_r: sig, n.c_sigma: c}))
+            cmp = compare(recs[str(p)], u, ratio=[adam_step_ratio(k, eps, vh) for vh in u.v_hat], eps=eps, grad_factor=k)
+            rows.append({"c": c, "phi": p, "sigma_r": sig, "k": k, "leak": k - 1, **cmp})
+            worst = max(worst, cmp["error"])
+    return {"error": worst, "eps": eps, "rows": rows}
