@@ -147,3 +147,22 @@ TRAINER_SYMBOLS: dict[str, sp.Symbol] = {
     "C": C_scale, "S": S_seq,
 }
 __all__ += ["B_step", "N_step", "K_acc", "b_k", "N_k", "T_k", "T_pad", "C_scale", "S_seq", "TRAINER_SYMBOLS"]
+
+# --- shared-prefix bias and the loss value (Props 1, 4; THEORY.md Secs. 3-4) --------------------
+#: a second summation index (sums over the group nested inside sums over j)
+i_idx = sp.Symbol("i", integer=True, positive=True)
+#: per-completion effective coefficient omega_j, summed weight Omega_j, sequence ratio s_j
+omega_idx = sp.IndexedBase("omega", real=True)
+Omega_idx = sp.IndexedBase("Omega", real=True)
+s_idx = sp.IndexedBase("s", positive=True)
+#: binary rewards: k_c correct and m_w wrong completions (G = k_c + m_w), their lengths
+n_correct = sp.Symbol("k_c", integer=True, positive=True)
+n_wrong = sp.Symbol("m_w", integer=True, positive=True)
+L_correct = sp.IndexedBase("L^c", positive=True)
+L_wrong = sp.IndexedBase("L^w", positive=True)
+#: a group-constant (uniform) weight
+c_uniform = sp.Symbol("c", positive=True)
+#: a positive distance past a clip bound
+d_past = sp.Symbol("d", positive=True)
+__all__ += ["i_idx", "omega_idx", "Omega_idx", "s_idx", "n_correct", "n_wrong", "L_correct", "L_wrong",
+            "c_uniform", "d_past"]

@@ -201,13 +201,10 @@ def prepare(logp, old_logp, advantages, mask, ref_logp=None, micro_batches=None,
             raise InputError("micro_batches must be a non-empty list of row-index lists, e.g. [[0, 1], [2, 3]]")
         mbs, seen = [], set()
         for k, rows in enumerate(micro_batches):
-            try:
-                rows = [int(r) for r in rows]
-                ok = all(float(r) == r for r in micro_batches[k])
-            except (TypeError, ValueError):
-                ok = False
-            if not ok or not rows:
+            if isinstance(rows, (str, bytes)) or not isinstance(rows, (Sequence, np.ndarray)) or len(rows) == 0 \
+                    or not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) for r in rows):
                 raise InputError(f"micro_batches[{k}] must be a non-empty list of row indices")
+            rows = [int(r) for r in rows]
             for r in rows:
                 if not 0 <= r < B:
                     raise InputError(f"micro_batches[{k}] has row {r}, outside 0..{B - 1}")

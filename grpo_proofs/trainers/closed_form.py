@@ -19,7 +19,6 @@ import numpy as np
 import sympy as sp
 
 from .. import notation as n
-from ..errors import InputError
 from . import trainer_module
 from ._common import prepare
 from .mapping import TrainerMapping, to_variant

@@ -194,8 +194,8 @@ def advantages(c: dict, rewards, group_ids, lengths=None) -> np.ndarray:
     (``"none"``). Several reward functions (rewards (B, F)) are summed with ``reward_weights`` first
     (``sum_then_normalize``), or each is group-normalised, summed, then batch-normalised (GDPO).
 
-    >>> advantages(config(), [1.0, 0.0, 0.0, 1.0], [0, 0, 0, 0]).round(6).tolist()
-    [0.866085, -0.866085, -0.866085, 0.866085]
+    >>> advantages(config(), [1.0, 0.0, 0.0, 1.0], [0, 0, 0, 0]).round(6).tolist()  # 0.5/(sqrt(1/3) + 1e-4)
+    [0.865875, -0.865875, -0.865875, 0.865875]
     """
     g = groups(rewards, group_ids, allow_matrix=True)
     if np.any(g.counts < 2) or np.unique(g.counts).size != 1:

@@ -1,0 +1,389 @@
+"""Proposition 1 (arXiv 2601.05002, Sec. 4, App. B.2): the bias on shared-prefix tokens, derived and checked.
+
+Every W below is *derived*: sum_{i in S} dJ/dx_{i,t} from SymPy's gradient of the unified surrogate of
+a concrete group (:func:`~grpo_proofs.claims.prefix_algebra.derived_W`) or of one generic token with a
+symbolic length (:func:`~grpo_proofs.claims.prefix_algebra.generic_coefficient`). It is compared, as a
+zero difference, with THEORY.md's statements written from Table 1
+(:func:`~grpo_proofs.claims.prefix_algebra.table1_omega`), with symbolic rewards (A_i = r_i - mean r),
+a symbolic sigma and, where the statement allows it, a symbolic group size. Numeric parts compare the
+public :func:`grpo_proofs.prefix_coefficient` with autograd of the hand-written reference losses.
+The real-model claims (``prop1-real-model``, ``prop1-training-drift``) live in
+:mod:`grpo_proofs.claims.prefix_model`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+import torch
+
+from .. import notation as n
+from ..gradient import generic_gradient  # noqa: F401  (documented dependency of generic_coefficient)
+from ..numerics import rel_err
+from ..objective import exact
+from ..prefix import prefix_coefficient
+from ..tolerances import CLOSED_FORM, EXACT
+from ..variants import REGISTRY, Ratio, Variant
+from . import Context, Outcome, claim
+from .gradient import padded, random_group
+from .prefix_algebra import (alpha_of, derived_W, expand_sums, generic_coefficient, is_zero, table1_omega)
+
+__all__ = ["PAGE", "LENGTHS", "SUBSETS", "symbolic_rewards", "reference_W", "band_ratios", "group_constant"]
+
+PAGE = "prop1"
+#: lengths of the concrete symbolic groups (>= 2 so a sequence ratio can differ from the shared token's)
+LENGTHS = (3, 2, 4, 2)
+SUBSETS = ((0, 1, 2, 3), (0, 2, 3), (1,))
+#: THEORY.md worked example
+EX_REWARDS, EX_LENGTHS = (1, 0, 0, 1), (10, 30, 20, 40)
+
+
+def symbolic_rewards(G: int) -> tuple[list[sp.Expr], list[sp.Expr]]:
+    """(r_1..r_G, A_1..A_G) with A_i = r_i - mean_j r_j, rewards the Indexed symbols r[j]."""
+    r = [n.r_idx[j] for j in range(1, G + 1)]
+    return r, [ri - sp.Add(*r) / G for ri in r]
+
+
+def _centered(rewards) -> list[sp.Expr]:
+    r = [sp.nsimplify(x, rational=True) for x in rewards]
+    return [ri - sp.Add(*r) / len(r) for ri in r]
+
+
+def band_ratios(v: Variant) -> dict[str, sp.Rational]:
+    """Exact ratios inside the clip band, above it and below it (2 and 1/2 where a side is open)."""
+    up = exact(v.eps_up) if v.eps_up is not None else sp.Integer(1)
+    low = exact(v.eps_low) if v.eps_low is not None else sp.Rational(1, 4)
+    return {"inside": 1 + up / 2, "above": 1 + 2 * up, "below": 1 - sp.Min(2 * low, (1 + low) / 2)}
+
+
+def _sigma(rewards) -> sp.Expr:
+    r = [sp.nsimplify(x, rational=True) for x in rewards]
+    m = sp.Add(*r) / len(r)
+    return sp.sqrt(sp.Add(*[(x - m) ** 2 for x in r]) / len(r))
+
+
+def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") -> float:
+    """sum_{i in S} dJ/dx_{i,0} by autograd through the hand-written reference loss (shares nothing
+    with the derived path but the inputs)."""
+    from ..reference import REFERENCE
+
+    old = [np.full(len(x), -1.25) for x in log_ratios]
+    old_t, mask = padded(lengths, old, junk=2.0)
+    logp, _ = padded(lengths, [o + x for o, x in zip(old, log_ratios)], junk=-9.0)
+    logp.requires_grad_(True)
+    loss = REFERENCE[name](logp, old_t, torch.as_tensor(np.asarray(rewards, dtype=np.float64)), mask, sigma=sigma)
+    (g,) = torch.autograd.grad(loss, logp)
+    return float(-g[list(S), 0].sum())
+
+
+def group_constant(v: Variant) -> bool:
+    """Table 1 reading: omega is the same for every completion at a common ratio when the ratio is
+    per token (or absent) and alpha contains no per-completion quantity (|o_i|, A_i, masks)."""
+    per_completion = {n.L_i, n.A_i, n.M, n.lam, n.delta}
+    return not v.sequence_level and not (v.alpha_with_params().free_symbols & per_completion)
+
+
+def _fail(residues: list[str]) -> str:
+    return "nonzero residue: " + "; ".join(residues[:4])
+
+
+@claim(
+    "prop1-prefix-coefficient",
+    title="Net coefficient on a shared prefix (Prop. 1)",
+    page=PAGE,
+    statement=(
+        "If the completions i in S share a prefix y_{1:k}, the gradient gives the prefix "
+        "sum_t W_t grad log pi(y_t|x,y_<t) with W_t = sum_{i in S} A_i omega_{i,t}; W_t derived from the "
+        "unified surrogate equals this formula for every Table 1 method, every clip branch and every subset."
+    ),
+    kind="symbolic",
+)
+def check_prefix_coefficient(ctx: Context) -> Outcome:
+    bad = []
+    _, A = symbolic_rewards(len(LENGTHS))
+    concrete = _centered((1, 0, sp.Rational(1, 2), 0))
+    for name, v in REGISTRY.items():
+        for S in SUBSETS:                       # s = 1 (inside every band): symbolic rewards
+            W = derived_W(v, LENGTHS, S, A, [1] * len(LENGTHS))
+            om = table1_omega(v, LENGTHS, A, [1] * len(LENGTHS))
+            if not is_zero(W - sp.Add(*[A[i] * om[i] for i in S])):
+                bad.append(f"{name} S={S} s=1")
+        for where, s in band_ratios(v).items():  # every clip branch: exact rewards
+            if v.sequence_level:                 # one s_i per completion, on all three branches
+                ratios = list(band_ratios(v).values()) + [1]
+                s_all = [ratios[(i + len(where)) % 4] for i in range(len(LENGTHS))]
+            else:
+                s_all = [s] * len(LENGTHS)
+            for S in SUBSETS[:2]:
+                W = derived_W(v, LENGTHS, S, concrete, s_all)
+                om = table1_omega(v, LENGTHS, concrete, s_all)
+                if not is_zero(W - sp.Add(*[concrete[i] * om[i] for i in S])):
+                    bad.append(f"{name} S={S} s={where}")
+    # worked example: GRPO W = 1/96 (population std 1/2); Dr. GRPO and DAPO W = 0
+    Aex = _centered(EX_REWARDS)
+    for name, want in (("grpo", sp.Rational(1, 96)), ("dr_grpo", 0), ("dapo", 0)):
+        got = derived_W(REGISTRY[name], EX_LENGTHS, range(4), Aex, [1] * 4).subs(n.sigma, _sigma(EX_REWARDS))
+        if sp.nsimplify(got) != want:
+            bad.append(f"worked example {name}: {got} != {want}")
+    if bad:
+        return Outcome(float("inf"), CLOSED_FORM, _fail(bad))
+    # numbers: the public API against autograd of the reference losses, random groups and subsets
+    rng = np.random.default_rng(ctx.seed)
+    worst, where = 0.0, ""
+    for name, v in REGISTRY.items():
+        for k in range(2 if ctx.quick else 8):
+            rewards, lengths, lr = random_group(rng, v, max_len=12)
+            G = len(lengths)
+            S = sorted(rng.choice(G, size=int(rng.integers(1, G + 1)), replace=False).tolist())
+            sigma = "sample" if k % 2 else "pop"
+            if v.sequence_level:
+                u = np.array([x.sum() for x in lr]) / (lengths if v.ratio is Ratio.SEQ_GEOMEAN else 1)
+                W = prefix_coefficient(v, rewards, lengths, S, sequence_ratios=np.exp(u), sigma=sigma)
+            else:
+                for i in S[1:]:                  # the shared token has one ratio in every i in S
+                    lr[i][0] = lr[S[0]][0]
+                W = prefix_coefficient(v, rewards, lengths, S, ratio=float(np.exp(lr[S[0]][0])), sigma=sigma)
+            err = rel_err(W, reference_W(name, rewards, lengths, S, lr, sigma))
+            if err > worst:
+                worst, where = err, f"{name} G={G} |S|={len(S)}"
+    return Outcome(worst, CLOSED_FORM, f"symbolic: {len(REGISTRY)} methods x subsets x clip branches exact; "
+                   f"numeric worst {where}", {"worst": where})
+
+
+@claim(
+    "prop1-whole-group-cancellation",
+    title="Whole-group cancellation for group-constant weights (Prop. 1)",
+    page=PAGE,
+    statement=(
+        "If omega is the same for every completion and the whole group shares the prefix, "
+        "W = omega sum_i A_i = 0 (any G); it holds for Dr. GRPO, DAPO, GPG and CISPO at a common ratio "
+        "inside the clip band, and fails for length-dependent or sequence-level weights."
+    ),
+    kind="symbolic",
+)
+def check_cancellation(ctx: Context) -> Outcome:
+    j, G, r = n.j_idx, n.G, n.r_idx
+    bad = []
+    A_j = r[j] - sp.Sum(r[j], (j, 1, G)) / G
+    if not is_zero(sp.Sum(A_j * n.c_uniform, (j, 1, G))):
+        bad.append("symbolic G")
+    L = sp.IndexedBase("L", positive=True)
+    _, A = symbolic_rewards(len(LENGTHS))
+    derived_constant = []
+    for name, v in REGISTRY.items():
+        # derived per-token coefficient with a symbolic length, divided by A_i: does it vary with i?
+        coef = generic_coefficient(v, n.A_i, n.L_i)
+        omega = sp.simplify(sp.piecewise_fold(coef / n.A_i))
+        constant = not (omega.free_symbols & {n.L_i, n.A_i})
+        if constant != group_constant(v):
+            bad.append(f"{name}: derived constant={constant}, Table 1 reading={group_constant(v)}")
+        if constant:
+            derived_constant.append(name)
+            W_G = sp.Sum(coef.subs(n.A_i, A_j).subs(n.L_i, L[j]), (j, 1, G))      # any G, any lengths
+            ins = band_ratios(v)["inside"]
+            W4 = derived_W(v, LENGTHS, range(4), A, [1] * 4)
+            W4s = derived_W(v, LENGTHS, range(4), A, [ins] * 4)
+            if not (is_zero(W_G) and is_zero(W4) and is_zero(W4s)):
+                bad.append(f"{name}: W != 0")
+        else:                                  # the worked example is a nonzero witness
+            W = derived_W(v, EX_LENGTHS, range(4), _centered(EX_REWARDS), [1] * 4)
+            if is_zero(W):
+                bad.append(f"{name}: expected no cancellation on the worked example")
+    detail = f"group-constant (W = 0): {', '.join(derived_constant)}"
+    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else detail,
+                   {"group_constant": derived_constant})
+
+
+@claim(
+    "prop1-covariance-form",
+    title="W as a covariance (Prop. 1)",
+    page=PAGE,
+    statement=(
+        "For the whole group W = sum_i A_i omega_i = G Cov_pop(A, omega); for a subset S, "
+        "W = |S| Cov_S(A, omega) + |S| mean_S(A) mean_S(omega)."
+    ),
+    kind="symbolic",
+)
+def check_covariance(ctx: Context) -> Outcome:
+    j, G, r, w, m = n.j_idx, n.G, n.r_idx, n.omega_idx, n.i_idx
+    Sg = lambda f, top=G: sp.Sum(f, (j, 1, top))  # noqa: E731
+    A_j = r[j] - Sg(r[j]) / G
+    bad = []
+    cov = Sg((A_j - Sg(A_j) / G) * (w[j] - Sg(w[j]) / G)) / G
+    if not is_zero(Sg(A_j * w[j]) - G * cov):
+        bad.append("symbolic G")
+    a = sp.IndexedBase("a", real=True)          # any values over a subset of size m (not centered)
+    cov_S = Sg((a[j] - Sg(a[j], m) / m) * (w[j] - Sg(w[j], m) / m), m) / m
+    if not is_zero(Sg(a[j] * w[j], m) - m * cov_S - m * (Sg(a[j], m) / m) * (Sg(w[j], m) / m)):
+        bad.append("subset form")
+    _, A = symbolic_rewards(len(LENGTHS))
+    for name, v in REGISTRY.items():
+        W = derived_W(v, LENGTHS, range(len(LENGTHS)), A, [1] * len(LENGTHS))
+        om = table1_omega(v, LENGTHS, A, [1] * len(LENGTHS))
+        Gn = len(LENGTHS)
+        mean_w = sp.Add(*om) / Gn
+        if not is_zero(W - Gn * sp.Add(*[A[i] * (om[i] - mean_w) for i in range(Gn)]) / Gn):
+            bad.append(name)
+    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else "symbolic G, subset form, 10 methods")
+
+
+@claim(
+    "prop1-binary-closed-form",
+    title="Binary rewards: W = sqrt(p(1-p)) (h_c - h_w) for GRPO (Prop. 1)",
+    page=PAGE,
+    statement=(
+        "GRPO weights with the population std, binary rewards, k of G correct, p = k/G, whole group, s = 1: "
+        "W = sqrt(p(1-p)) (h_c - h_w), h_c and h_w the mean of 1/|o_i| over correct and wrong answers."
+    ),
+    kind="symbolic",
+)
+def check_binary(ctx: Context) -> Outcome:
+    v = REGISTRY["grpo"]
+    j, k, m = n.j_idx, n.n_correct, n.n_wrong
+    G = k + m
+    bad = []
+    # symbolic G = k + m: rewards 1 (correct) and 0 (wrong), mean p, population std from its definition
+    p = (k * 1 + m * 0) / G
+    sig = sp.sqrt((k * (1 - p) ** 2 + m * (0 - p) ** 2) / G)
+    coef = lambda A_i, L_i: generic_coefficient(v, A_i, L_i, G=G).subs(n.sigma, sig)  # noqa: E731
+    W = sp.Sum(coef(1 - p, n.L_correct[j]), (j, 1, k)) + sp.Sum(coef(0 - p, n.L_wrong[j]), (j, 1, m))
+    h_c = sp.Sum(1 / n.L_correct[j], (j, 1, k)) / k
+    h_w = sp.Sum(1 / n.L_wrong[j], (j, 1, m)) / m
+    if not is_zero(W - sp.sqrt(p * (1 - p)) * (h_c - h_w)):
+        bad.append("symbolic G")
+    # every concrete G <= 6 (quick: 4) and every k, lengths symbolic
+    for Gc in range(2, 5 if ctx.quick else 7):
+        Ls = sp.symbols(f"L_1:{Gc + 1}", positive=True)
+        for kc in range(1, Gc):
+            rew = [1] * kc + [0] * (Gc - kc)
+            A = _centered(rew)
+            Wc = sp.Add(*[generic_coefficient(v, A[i], Ls[i], G=Gc) for i in range(Gc)]).subs(n.sigma, _sigma(rew))
+            pc = sp.Rational(kc, Gc)
+            closed = sp.sqrt(pc * (1 - pc)) * (sp.Add(*[1 / L for L in Ls[:kc]]) / kc - sp.Add(*[1 / L for L in Ls[kc:]]) / (Gc - kc))
+            if not is_zero(Wc - closed):
+                bad.append(f"G={Gc} k={kc}")
+    ex = sp.Rational(1, 2) * (sp.Rational(1, 2) * (sp.Rational(1, 10) + sp.Rational(1, 40))
+                              - sp.Rational(1, 2) * (sp.Rational(1, 30) + sp.Rational(1, 20)))
+    if ex != sp.Rational(1, 96):
+        bad.append(f"worked example closed form {ex}")
+    if bad:
+        return Outcome(float("inf"), CLOSED_FORM, _fail(bad))
+    rng = np.random.default_rng(ctx.seed)
+    worst = 0.0
+    for _ in range(20 if ctx.quick else 200):
+        G_ = int(rng.integers(2, 33))
+        kc = int(rng.integers(1, G_))
+        rew = np.array([1.0] * kc + [0.0] * (G_ - kc))
+        rng.shuffle(rew)
+        L = rng.integers(1, 200, size=G_)
+        pc = kc / G_
+        closed = np.sqrt(pc * (1 - pc)) * (np.mean(1 / L[rew == 1]) - np.mean(1 / L[rew == 0]))
+        worst = max(worst, rel_err(prefix_coefficient("grpo", rew, L), closed))
+    return Outcome(worst, CLOSED_FORM, "symbolic G = k + m and every G <= 6 exact; API vs closed form on random groups")
+
+
+@claim(
+    "prop1-restoring-gradient",
+    title="A shared token past a clip bound gets a restoring gradient (Prop. 1)",
+    page=PAGE,
+    statement=(
+        "A shared token has one ratio s in every completion, but the clip branch depends on sign(A_i): "
+        "past 1+eps_up only A_i < 0 completions contribute, W = s sum_{A_i<0} A_i alpha_i < 0; below 1-eps_low "
+        "only A_i > 0 ones, W > 0. Clipping does not zero the prefix gradient, it pushes s back to the band "
+        "(even for Dr. GRPO and DAPO, whose W is 0 inside the band)."
+    ),
+    kind="symbolic",
+)
+def check_restoring(ctx: Context) -> Outcome:
+    d = n.d_past
+    bad, rows = [], 0
+    groups = [(EX_REWARDS, EX_LENGTHS), ((2, 0, 1, 0, 3), (3, 1, 4, 1, 5))]
+    for name, v in REGISTRY.items():
+        if v.ratio is not Ratio.TOKEN or not v.clipped:
+            continue
+        for rewards, lengths in groups:
+            A = _centered(rewards)
+            for S in (tuple(range(len(A))), (0, 1, 3)):
+                up = 1 + exact(v.eps_up) + d                     # any ratio past the upper bound
+                low = (1 - exact(v.eps_low)) / (1 + d)           # any ratio below the lower bound
+                for s, side in ((up, -1), (low, 1)):
+                    W = derived_W(v, lengths, S, A, [s] * len(A))
+                    keep = [i for i in S if A[i] * side > 0]     # only A_i of the restoring sign remain
+                    stated = s * sp.Add(*[A[i] * alpha_of(v, lengths, i, A[i]) for i in keep])
+                    sign_ok = (W.is_negative if side < 0 else W.is_positive) if keep else W == 0
+                    if not (is_zero(W - stated) and sign_ok):
+                        bad.append(f"{name} r={rewards} S={S} {'above' if side < 0 else 'below'}")
+                    rows += 1
+    # CISPO clips a stop-gradient weight, not a branch: W(s) = min(s, 1+eps_up) W(1), no restoring sign
+    v = REGISTRY["cispo"]
+    A = _centered(EX_REWARDS)
+    s = 1 + exact(v.eps_up) + d
+    if not is_zero(derived_W(v, EX_LENGTHS, (0, 1, 3), A, [s] * 4) - (1 + exact(v.eps_up)) * derived_W(v, EX_LENGTHS, (0, 1, 3), A, [1] * 4)):
+        bad.append("cispo weight clip")
+    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else f"{rows} exact cases (symbolic distance d > 0 past each bound)")
+
+
+def _uniform(v: Variant) -> Variant:
+    return v.replace(name=f"{v.name}_uniform", alpha=1 / n.G, advantage="centered", eps_low=None, eps_up=None)
+
+
+def _gmpo_W(lengths, S, A, s) -> sp.Expr:
+    """GMPO-style (geometric mean of token ratios, uniform sequence weight 1/G, inside the log-space clip):
+    J = sum_i (1/G) A_i exp(mean_t x_{i,t}); W = sum_{i in S} dJ/dx_{i,0} by SymPy."""
+    G = len(lengths)
+    xs = [[sp.Symbol(f"x_{i + 1}_{t + 1}", real=True) for t in range(L)] for i, L in enumerate(lengths)]
+    J = sp.Add(*[A[i] * sp.exp(sp.Add(*xs[i]) / L) / G for i, L in enumerate(lengths)])
+    point = {x: sp.log(s[i]) for i in range(G) for x in xs[i]}
+    return sp.Add(*[sp.diff(J, xs[i][0]).xreplace(point) for i in S])
+
+
+@claim(
+    "prop1-sequence-ratio-noncancellation",
+    title="Sequence-level ratios break the cancellation even with uniform alpha (Prop. 1)",
+    page=PAGE,
+    statement=(
+        "With sequence ratios s_i the coefficient of a token depends on its whole completion: with a uniform "
+        "weight c, GSPO gives omega_i = c s_i, GCPO c |o_i| s_i and a GMPO-style geometric mean c s_i/|o_i|, "
+        "so W = G Cov_pop(A, omega) is nonzero even at equal lengths unless every s_i is equal."
+    ),
+    kind="symbolic",
+)
+def check_sequence(ctx: Context) -> Outcome:
+    bad = []
+    c = sp.Rational(1, len(LENGTHS))
+    _, A = symbolic_rewards(len(LENGTHS))
+    s = [n.s_idx[i] for i in range(1, len(LENGTHS) + 1)]
+    kinds = {
+        "gspo": (lambda L, S, A_, s_: derived_W(_uniform(REGISTRY["gspo"]), L, S, A_, s_), lambda L, s_: [c * x for x in s_]),
+        "gcpo": (lambda L, S, A_, s_: derived_W(_uniform(REGISTRY["gcpo"]), L, S, A_, s_), lambda L, s_: [c * l * x for l, x in zip(L, s_)]),
+        "gmpo-style": (_gmpo_W, lambda L, s_: [c * x / l for l, x in zip(L, s_)]),
+    }
+    witness = {}
+    eq = (2, 2, 2, 2)
+    for name, (W_of, omega_of) in kinds.items():
+        for L in (LENGTHS, eq):
+            W = W_of(L, range(4), A, s)
+            om = omega_of(L, s)
+            mean_w = sp.Add(*om) / 4
+            if not is_zero(W - sp.Add(*[A[i] * (om[i] - mean_w) for i in range(4)])):   # G Cov_pop(A, omega)
+                bad.append(f"{name} L={L}")
+        Aex = _centered(EX_REWARDS)
+        if not is_zero(W_of(eq, range(4), Aex, [1] * 4)):
+            bad.append(f"{name}: equal lengths, s_i = 1 should cancel")
+        witness[name] = W_of(eq, range(4), Aex, [sp.Rational(21, 20), 1, sp.Rational(19, 20), 1])
+        if is_zero(witness[name]):
+            bad.append(f"{name}: no witness")
+    for name in ("gspo", "gcpo"):            # the registered methods themselves, clipped, inside the band
+        v = REGISTRY[name]
+        ins = band_ratios(v)["inside"]
+        W = derived_W(v, eq, range(4), _centered(EX_REWARDS), [ins, 1, 2 - ins, 1])
+        if is_zero(W):
+            bad.append(f"{name} registered: no witness")
+        witness[f"{name} (registered)"] = W
+    detail = "; ".join(f"{k}: W = {sp.nsimplify(w)}" for k, w in witness.items())
+    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else detail,
+                   {k: str(w) for k, w in witness.items()})
+
+
+def _unused() -> None:  # keep expand_sums importable from here for the book pages
+    return expand_sums

@@ -1,0 +1,164 @@
+"""SymPy building blocks of the Proposition 1 and 4 claims (arXiv 2601.05002, Sec. 4, App. A, B.2).
+
+Two independent sides meet in every claim:
+
+* the *derived* side: dJ/dx_{i,t} (or J itself) of a concrete group, obtained by SymPy from the
+  unified surrogate (:func:`grpo_proofs.gradient.group_gradient`, :func:`grpo_proofs.objective.surrogate`)
+  or of one generic token (:func:`grpo_proofs.gradient.generic_gradient`, symbolic lengths);
+* the *stated* side: THEORY.md's formula written from Table 1 (:func:`table1_omega`:
+  omega_{i,t} = alpha_{i,t} s_{i,t} on the unclipped branch, 0 on the clipped one).
+
+Sums over a group of symbolic size use ``Sum(f(j), (j, 1, G))``; :func:`expand_sums` brings such
+linear expressions to a normal form (constants pulled out of sums), so identities are proved as a
+zero difference.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import sympy as sp
+
+from .. import notation as n
+from ..gradient import generic_gradient, group_gradient
+from ..objective import exact, surrogate
+from ..variants import Ratio, Variant
+
+__all__ = ["expand_sums", "is_zero", "alpha_of", "table1_omega", "clipped", "derived_W", "generic_coefficient",
+           "group_point", "DEFAULT_MASKS"]
+
+#: masks at their defaults (THEORY.md Sec. 1: M, lambda, delta are 1 unless given)
+DEFAULT_MASKS = {n.M: 1, n.lam: 1, n.delta: 1}
+
+
+def _split(s: sp.Sum) -> sp.Expr:
+    var = s.limits[0][0]
+    out = sp.Integer(0)
+    for term in sp.Add.make_args(sp.expand(s.function)):
+        const, dep = term.as_independent(var, as_Add=False)
+        out += const * sp.Sum(dep, *s.limits).doit()
+    return out
+
+
+def expand_sums(expr: sp.Expr) -> sp.Expr:
+    """Expand every ``Sum`` over its summands and pull out the factors free of its index.
+
+    >>> j, G, r = n.j_idx, n.G, n.r_idx
+    >>> expand_sums(sp.Sum(r[j] - sp.Sum(r[j], (j, 1, G)) / G, (j, 1, G)))
+    0
+    """
+    e = sp.expand(expr)
+    for _ in range(8):
+        new = sp.expand(e.replace(lambda x: isinstance(x, sp.Sum), _split))
+        if new == e:
+            break
+        e = new
+    return e
+
+
+def is_zero(expr: sp.Expr) -> bool:
+    """True iff ``expr`` simplifies to exactly 0 (cancel first, simplify only if needed)."""
+    e = expand_sums(expr)
+    if e.has(sp.Piecewise):
+        e = sp.piecewise_fold(e)
+    e = sp.cancel(e) if not e.has(sp.Piecewise) else e
+    return e == 0 or sp.simplify(e) == 0
+
+
+def alpha_of(v: Variant, lengths: Sequence, i: int, A_i: sp.Expr) -> sp.Expr:
+    """alpha_{i,t} of Table 1 for completion i of a group with the given lengths (masks at 1)."""
+    L = list(lengths)
+    subs = {n.G: len(L), n.L_i: L[i], n.L_sum: sp.Add(*L), n.L_max: sp.Max(*L), n.A_i: A_i}
+    return v.alpha_with_params().subs(subs).subs(DEFAULT_MASKS)
+
+
+def clipped(v: Variant, s, A) -> bool:
+    """THEORY.md Sec. 2: R_clip = {s > 1+eps_up and A > 0} or {s < 1-eps_low and A < 0} (numbers only)."""
+    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+        return False                      # no clip region: GPG has no ratio, CISPO clips a weight
+    above = v.eps_up is not None and s > 1 + exact(v.eps_up)
+    below = v.eps_low is not None and s < 1 - exact(v.eps_low)
+    if not (above or below):
+        return False
+    if not A.is_number:
+        raise ValueError("the clip branch of a ratio outside the band needs a numeric advantage")
+    return bool((above and A > 0) or (below and A < 0))
+
+
+def table1_omega(v: Variant, lengths: Sequence, A: Sequence[sp.Expr], s: Sequence[sp.Expr]) -> list[sp.Expr]:
+    """omega_{i,t} as THEORY.md states it (typed from Table 1, not derived), one per completion.
+
+    ``s[i]`` is the token ratio of the prefix token (token kinds) or the sequence ratio s_i.
+    Token and GSPO ratios: alpha_i s_i; GCPO's full product: |o_i| alpha_i s_i (d s_i/d x_{i,t} = s_i and
+    all |o_i| terms of completion i carry s_i); GPG: alpha_i; CISPO: alpha_i min(s, 1+eps_up);
+    0 on the clipped branch. Ratios outside the clip band need numeric advantages.
+    """
+    out = []
+    for i, (A_i, s_i) in enumerate(zip(A, s)):
+        a = alpha_of(v, lengths, i, A_i)
+        if v.ratio is Ratio.LOGPROB:
+            out.append(a)
+        elif v.ratio is Ratio.SG_WEIGHT:
+            out.append(a * (sp.Min(s_i, 1 + exact(v.eps_up)) if v.eps_up is not None else s_i))
+        elif clipped(v, s_i, A_i):
+            out.append(sp.Integer(0))
+        elif v.ratio is Ratio.SEQ_PRODUCT:
+            out.append(lengths[i] * a * s_i)
+        else:
+            out.append(a * s_i)
+    return out
+
+
+def group_point(v: Variant, lengths: Sequence[int], S: Sequence[int], s: Sequence[sp.Expr], t: int = 0) -> dict:
+    """Values of every log-ratio symbol x_{i,t} that realise the ratios ``s`` (one per completion).
+
+    Token kinds: x_{i,t} = log s_i at position t, 0 elsewhere (a shared token has one ratio, so
+    callers pass the same s_i for every i in S). Sequence kinds: the shared token has x = 0 in every
+    i in S and the other tokens carry the rest, so that the sequence ratio is s_i (needs |o_i| >= 2).
+    """
+    grp = surrogate(v, lengths)
+    point = {}
+    for i, xi in enumerate(grp.x):
+        L = len(xi)
+        if not v.sequence_level:
+            point.update({x: (sp.log(s[i]) if k == t else 0) for k, x in enumerate(xi)})
+            continue
+        total = L * sp.log(s[i]) if v.ratio is Ratio.SEQ_GEOMEAN else sp.log(s[i])
+        if i in S and L >= 2:
+            point.update({x: (0 if k == t else total / (L - 1)) for k, x in enumerate(xi)})
+        else:
+            point.update({x: total / L for x in xi})
+    return point
+
+
+def derived_W(v: Variant, lengths: Sequence[int], S: Sequence[int], A: Sequence[sp.Expr],
+              s: Sequence[sp.Expr], t: int = 0) -> sp.Expr:
+    """sum_{i in S} dJ/dx_{i,t}: the prefix coefficient derived by SymPy from the surrogate of the group.
+
+    ``A`` are the centered advantages (numbers or expressions of symbolic rewards); sigma stays the
+    symbol ``sigma``; masks are 1.
+    """
+    grp = surrogate(v, lengths)
+    grad = group_gradient(grp)
+    point = group_point(v, lengths, S, s, t)
+    point.update(dict(zip(grp.A, A)))
+    point.update(DEFAULT_MASKS)
+    for i, old in enumerate(grp.old):                   # log pi_old of GPG/CISPO: any constant
+        point.update({sym: sp.Rational(-3, 2) for sym in old})
+    return sp.Add(*(grad[i][t].xreplace(point) for i in S)).doit()
+
+
+def generic_coefficient(v: Variant, A_i: sp.Expr, L_i: sp.Expr, G=None, L_sum=None) -> sp.Expr:
+    """dJ/dx of one token at s = 1 for a completion of symbolic length ``L_i`` (derived, generic form).
+
+    Token kinds: the derivative of alpha phi(e^x, A) at x = 0; sequence kinds: of Omega phi(s_i, A)
+    at u = 0 with Omega_i = |o_i| alpha_i (alpha constant in t).
+    """
+    expr, args = generic_gradient(v)
+    a = v.alpha_with_params().subs(DEFAULT_MASKS).subs({n.A_i: A_i, n.L_i: L_i})
+    a = a.subs({k: val for k, val in ((n.G, G), (n.L_sum, L_sum)) if val is not None})
+    if v.sequence_level:
+        vals = {n.Omega: L_i * a, n.A_i: A_i, n.u: 0, n.L_i: L_i}
+    else:
+        vals = {n.a: a, n.A_i: A_i, n.x: 0}
+    return sp.simplify(expr.xreplace(vals)) if expr.has(sp.Heaviside) else expr.xreplace(vals)
