@@ -26,8 +26,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/symbolic.py
 
+# every page is executed on every build (--all re-reads unchanged pages); HTML in book/_build/html
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build book -W -n --keep-going
+	$(VENV)/bin/jupyter-book build book --all -W -n --keep-going
 
 clean-book:
 	rm -rf book/_build

@@ -166,3 +166,13 @@ c_uniform = sp.Symbol("c", positive=True)
 d_past = sp.Symbol("d", positive=True)
 __all__ += ["i_idx", "omega_idx", "Omega_idx", "s_idx", "n_correct", "n_wrong", "L_correct", "L_wrong",
             "c_uniform", "d_past"]
+
+# --- checking a user's variant (grpo_proofs.verdict; THEORY.md Secs. 3-6) ------------------------
+#: advantage and length of completion i of a group of symbolic size G, summed over i_idx
+A_idx = sp.IndexedBase("A", real=True)
+L_idx = sp.IndexedBase("L", positive=True)
+#: a nonzero advantage (a completion with A_i = 0 contributes A_i omega_i = 0 whatever omega_i is)
+A_nonzero = sp.Symbol("A_i", real=True, nonzero=True)
+#: a positive reward scale r -> phi r (Prop. 5; phi < 0 flips the objective and is treated apart)
+phi_pos = sp.Symbol("phi", positive=True)
+__all__ += ["A_idx", "L_idx", "A_nonzero", "phi_pos"]

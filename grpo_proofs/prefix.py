@@ -116,7 +116,7 @@ def _sequence_ratios(v: Variant, ratio: float, sequence_ratios, G: int) -> np.nd
         return None
     if ratio != 1.0:
         raise InputError(f"{v.name!r} uses a sequence ratio s_i, which depends on the whole completion, not on "
-                         "the prefix token alone; pass sequence_ratios= (one s_i per completion) and leave ratio=1")
+                         "the prefix token alone; give one s_i per completion (sequence_ratios=, CLI --sequence-ratios) and leave the ratio at 1")
     if sequence_ratios is None:
         return np.ones(G)
     try:

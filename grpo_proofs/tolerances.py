@@ -9,7 +9,10 @@ The float32/bf16 bounds apply only to CUDA runs and are documented with their me
 
 from __future__ import annotations
 
-__all__ = ["EXACT", "CLOSED_FORM", "MODEL_FLOAT64", "OPTIMIZER_FLOAT64", "PADDED_FORWARD", "ONE_STEP", "MPMATH_50", "TABLE"]
+__all__ = ["EXACT", "CLOSED_FORM", "MODEL_FLOAT64", "OPTIMIZER_FLOAT64", "PADDED_FORWARD", "ONE_STEP", "MPMATH_50",
+           "PREFIX_FLOAT32", "MODEL_FLOAT32", "MODEL_BF16", "OPTIMIZER_FLOAT32", "OPTIMIZER_BF16",
+           "TRAJECTORY_FLOAT32", "TRAJECTORY_BF16", "BY_PRECISION",
+           "for_precision", "TABLE"]
 
 #: symbolic identity: the difference simplifies to exactly zero
 EXACT = 0.0
@@ -32,6 +35,48 @@ ONE_STEP = 1.0
 #: 1e4 headroom while still proving agreement far beyond float64
 MPMATH_50 = 1e-45
 
+#: Prop. 1 shared-prefix gradient identity through a float32 transformer: |g - g_pred|_inf over the
+#: gradient the prefix would get without cancellation, |g_U|_inf (G copies of the prefix in a padded batch
+#: against one copy). Measured <= 1.2e-6 (about 10 float32 ulps) over 540 checks on CPU float32 (tiny and
+#: small GPT-2, qwen2_small; 6 seeds x 3 cases x 10 methods); 2e-5 leaves ~17x for other reduction orders
+#: (CUDA). Relative to g_pred itself the error reached 1.8e-4 where W nearly cancels (|g_pred| ~ 6e-4 |g_U|).
+PREFIX_FLOAT32 = 2e-5
+
+# ---------------------------------------------------------------- float32 and bf16 (PLACEHOLDER_MEASUREMENT)
+MODEL_FLOAT32 = 1e-4
+MODEL_BF16 = 1e-1
+OPTIMIZER_FLOAT32 = 1e-4
+OPTIMIZER_BF16 = 1e-1
+TRAJECTORY_FLOAT32 = 1e-2
+TRAJECTORY_BF16 = 1e-2
+
+#: (kind, precision) -> tolerance. Kinds: "model" = a gradient identity through the transformer's
+#: forward and backward; "optimizer" = predicted against measured optimizer steps read from the
+#: optimizer; "trajectory" = the same with steps read as parameter differences theta_t - theta_{t-1}
+#: (limited by the rounding of the parameters themselves).
+BY_PRECISION: dict[tuple[str, str], float] = {
+    ("model", "float64"): MODEL_FLOAT64, ("model", "float32"): MODEL_FLOAT32, ("model", "bf16"): MODEL_BF16,
+    ("optimizer", "float64"): OPTIMIZER_FLOAT64, ("optimizer", "float32"): OPTIMIZER_FLOAT32,
+    ("optimizer", "bf16"): OPTIMIZER_BF16,
+    ("trajectory", "float64"): OPTIMIZER_FLOAT64, ("trajectory", "float32"): TRAJECTORY_FLOAT32,
+    ("trajectory", "bf16"): TRAJECTORY_BF16,
+}
+
+
+def for_precision(kind: str, precision: str) -> float:
+    """The tolerance of a ``kind`` ("model", "optimizer" or "trajectory") check run in ``precision``.
+
+    >>> for_precision("model", "float64") == MODEL_FLOAT64
+    True
+    """
+    try:
+        return BY_PRECISION[(kind, precision)]
+    except KeyError:
+        from .errors import InputError
+        raise InputError(f"no tolerance for a {kind!r} check in {precision!r}; kinds: model, optimizer, trajectory; "
+                         f"precisions: float64, float32, bf16") from None
+
+
 TABLE: dict[str, float] = {
     "exact": EXACT,
     "closed_form": CLOSED_FORM,
@@ -40,4 +85,11 @@ TABLE: dict[str, float] = {
     "padded_forward": PADDED_FORWARD,
     "one_step": ONE_STEP,
     "mpmath_50": MPMATH_50,
+    "prefix_float32": PREFIX_FLOAT32,
+    "model_float32": MODEL_FLOAT32,
+    "model_bf16": MODEL_BF16,
+    "optimizer_float32": OPTIMIZER_FLOAT32,
+    "optimizer_bf16": OPTIMIZER_BF16,
+    "trajectory_float32": TRAJECTORY_FLOAT32,
+    "trajectory_bf16": TRAJECTORY_BF16,
 }

@@ -22,10 +22,15 @@ __all__ = ["Claim", "Context", "Outcome", "claim", "all_claims", "run_claim", "R
 #: claim modules, in the order of the paper; each registers its claims on import
 _MODULES = [
     "grpo_proofs.claims.gradient",
+    "grpo_proofs.claims.prefix",
+    "grpo_proofs.claims.prefix_branches",
+    "grpo_proofs.claims.prefix_model",
+    "grpo_proofs.claims.loss_value",
     "grpo_proofs.claims.overshoot",
     "grpo_proofs.claims.trainers",
     "grpo_proofs.claims.reward_scale",
     "grpo_proofs.claims.reward_scale_consequences",
+    "grpo_proofs.claims.check",
 ]
 
 
@@ -37,6 +42,31 @@ class Context:
     seed: int = 0
     #: smaller groups/models and fewer examples (used by the test suite)
     quick: bool = False
+    #: arithmetic of the real-model checks: "float64", "float32" or "bf16" (bf16 autocast with float32
+    #: master weights); None = the device's default, float64 on cpu and float32 on cuda
+    precision: str | None = None
+    #: policy preset of the real-model checks (a name in ``grpo_proofs.precision.MODELS``); None = each
+    #: check's float64 GPT-2 preset on cpu, the Qwen2-0.5B shape (G = 16, up to 1024 tokens) on cuda
+    model: str | None = None
+
+    def __post_init__(self):
+        from ..errors import InputError
+
+        if self.precision not in (None, "float64", "float32", "bf16"):
+            raise InputError(f"precision must be float64, float32 or bf16, got {self.precision!r}")
+        if self.model not in (None, "tiny", "small", "qwen2_small", "qwen2_0_5b"):
+            raise InputError(f"model must be tiny, small, qwen2_small or qwen2_0_5b, got {self.model!r}")
+
+    @property
+    def effective_precision(self) -> str:
+        """``precision``, or the device's default when it is None.
+
+        >>> Context().effective_precision, Context(device="cuda").effective_precision
+        ('float64', 'float32')
+        """
+        if self.precision is not None:
+            return self.precision
+        return "float32" if self.device.startswith("cuda") else "float64"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import torch
 
 from .. import notation as n
 from ..overshoot import overshoot_ratio, run_clip_toy
-from ..tolerances import CLOSED_FORM, EXACT, ONE_STEP, OPTIMIZER_FLOAT64
+from ..tolerances import CLOSED_FORM, EXACT, ONE_STEP, OPTIMIZER_FLOAT64, for_precision
 from . import Context, Outcome, claim
 
 __all__ = [
@@ -344,6 +344,21 @@ def _check_momentum(ctx: Context) -> Outcome:
 
 # ---------------------------------------------------------------- the real transformer policy
 
+def _model_kwargs(ctx: Context) -> dict:
+    """``model``/``precision`` for the experiments: {} for the default (float64 tiny GPT-2 on the CPU)."""
+    if ctx.model is None and ctx.precision is None and not ctx.device.startswith("cuda"):
+        return {}
+    return {"model": ctx.model, "precision": ctx.effective_precision}
+
+
+def _where(ctx: Context) -> str:
+    """'' for the default CPU run, else '[model, precision] ' for the detail line."""
+    if not _model_kwargs(ctx):
+        return ""
+    from ..precision import resolve_model
+    return f"[{resolve_model(ctx.model, ctx.device, 'tiny')}, {ctx.effective_precision}] "
+
+
 @lru_cache(maxsize=None)
 def _derived_np():
     return sp.lambdify((T, k, b1, b2, eps, v), explicit(derived_ratio(with_eps=True)), "numpy")
@@ -380,7 +395,8 @@ def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
 def _check_premise(ctx: Context) -> Outcome:
     from ..experiments.overshoot import premise_case
     mu_ = 9 if ctx.quick else 14
-    case = premise_case(False, mu=mu_, device=ctx.device, seed=ctx.seed)
+    model = _model_kwargs(ctx)
+    case = premise_case(False, mu=mu_, device=ctx.device, seed=ctx.seed, **model)
     gmax = [float(np.abs(g).max()) for g in case["grads"]]
     zero = [i for i, g in enumerate(gmax) if g == 0.0]
     if not zero or zero != list(range(zero[0], mu_)) or zero[0] < 1:
@@ -388,7 +404,7 @@ def _check_premise(ctx: Context) -> Outcome:
     T_ = zero[0] + 1
     err, err0 = premise_errors(case, T_)
     # the failing premise: T' = first step where every token outside the shared context is clipped
-    sh = premise_case(True, mu=mu_, device=ctx.device, seed=ctx.seed)
+    sh = premise_case(True, mu=mu_, device=ctx.device, seed=ctx.seed, **model)
     need = sh["mask"] & ~sh["shared_mask"]
     Ts = next((t + 1 for t, c in enumerate(sh["clipped"]) if t >= 1 and np.all(c[need])), None)
     dev = None
@@ -398,12 +414,12 @@ def _check_premise(ctx: Context) -> Outcome:
         dev = [float(np.linalg.norm(steps[Ts - 1 + kk] - overshoot_ratio(Ts, kk, *sh["betas"]) * steps[Ts - 2])
                      / np.linalg.norm(overshoot_ratio(Ts, kk, *sh["betas"]) * steps[Ts - 2]))
                for kk in range(len(steps) - Ts + 1)]
-    return Outcome(error=max(err), tolerance=OPTIMIZER_FLOAT64,
-                   detail=f"T = {T_}: max relative step error {max(err):.2e} (eps kept); eps neglected: "
+    return Outcome(error=max(err), tolerance=for_precision("trajectory", ctx.effective_precision),
+                   detail=f"{_where(ctx)}T = {T_}: max relative step error {max(err):.2e} (eps kept); eps neglected: "
                           f"{max(err0):.2e}; shared token: gradient never zero, deviation from the premise "
                           f"{'n/a' if dev is None else f'{min(dev):.2f}..{max(dev):.2f}'}",
                    data={"T": T_, "error_eps_kept": err, "error_eps_neglected": err0, "grad_max": gmax,
-                         "shared_T": Ts, "shared_deviation": dev,
+                         "shared_T": Ts, "shared_deviation": dev, "precision": ctx.effective_precision,
                          "shared_grad_max": [float(np.abs(g).max()) for g in sh["grads"]]})
 
 
@@ -417,8 +433,15 @@ def _check_premise(ctx: Context) -> Outcome:
                  "still-unclipped tokens move some SGD-clipped tokens by ~2 entry steps (reported by the CLI).")
 def _check_real(ctx: Context) -> Outcome:
     from ..experiments.overshoot import Setup, post_entry_drift, run
-    setup = (Setup(G=8, mu=6, n_batches=1, first_step=0.08, max_new_tokens=5, seed=ctx.seed, device=ctx.device)
-             if ctx.quick else Setup(mu=8, n_batches=1, seed=ctx.seed, device=ctx.device))
+    from ..precision import group_shape, policy_config
+    G, new = group_shape(ctx.model, ctx.device, "tiny", 8 if ctx.quick else 16, 5 if ctx.quick else 6)
+    extra = {} if not _model_kwargs(ctx) else {
+        "config": policy_config(ctx.model, ctx.precision, ctx.device, default="tiny", seed=ctx.seed),
+        "precision": ctx.effective_precision}
+    setup = (Setup(G=G, mu=6, n_batches=1, first_step=0.08, max_new_tokens=new, seed=ctx.seed, device=ctx.device,
+                   **extra)
+             if ctx.quick else Setup(mu=8, G=G, max_new_tokens=new, n_batches=1, seed=ctx.seed, device=ctx.device,
+                                     **extra))
     res = {name: post_entry_drift(run(setup, name), setup.variant) for name in ("adam", "sgd", "sgd-momentum")}
     if any(not r_["tokens"] for r_ in res.values()):
         raise RuntimeError("some optimizer moved no token past its bound before the last step; raise first_step or mu")
@@ -428,7 +451,7 @@ def _check_real(ctx: Context) -> Outcome:
     summary = {k_: {kk: vv for kk, vv in r_.items() if kk != "tokens"} | {"tokens": len(r_["tokens"])}
                for k_, r_ in res.items()}
     return Outcome(error=err, tolerance=ONE_STEP,
-                   detail=f"SGD max D/delta = {err:.3f}; Adam min D/delta = {res['adam']['min_drift_over_delta']:.2f}, "
+                   detail=f"{_where(ctx)}SGD max D/delta = {err:.3f}; Adam min D/delta = {res['adam']['min_drift_over_delta']:.2f}, "
                           f"median D/D_pred = {res['adam']['median_drift_over_pred']:.2f}; momentum min D/delta = "
                           f"{res['sgd-momentum']['min_drift_over_delta']:.2f}",
                    data=summary)

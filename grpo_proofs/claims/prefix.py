@@ -7,8 +7,8 @@ zero difference, with THEORY.md's statements written from Table 1
 (:func:`~grpo_proofs.claims.prefix_algebra.table1_omega`), with symbolic rewards (A_i = r_i - mean r),
 a symbolic sigma and, where the statement allows it, a symbolic group size. Numeric parts compare the
 public :func:`grpo_proofs.prefix_coefficient` with autograd of the hand-written reference losses.
-The real-model claims (``prop1-real-model``, ``prop1-training-drift``) live in
-:mod:`grpo_proofs.claims.prefix_model`.
+The clip-branch and sequence-ratio claims live in :mod:`grpo_proofs.claims.prefix_branches`, the
+real-model claims (``prop1-real-model``, ``prop1-training-drift``) in :mod:`grpo_proofs.claims.prefix_model`.
 """
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ import sympy as sp
 import torch
 
 from .. import notation as n
-from ..gradient import generic_gradient  # noqa: F401  (documented dependency of generic_coefficient)
-from ..numerics import rel_err
 from ..objective import exact
 from ..prefix import prefix_coefficient
 from ..tolerances import CLOSED_FORM, EXACT
 from ..variants import REGISTRY, Ratio, Variant
 from . import Context, Outcome, claim
 from .gradient import padded, random_group
-from .prefix_algebra import (alpha_of, derived_W, expand_sums, generic_coefficient, is_zero, table1_omega)
+from .prefix_algebra import DEFAULT_MASKS, derived_W, generic_coefficient, is_zero, table1_omega
 
-__all__ = ["PAGE", "LENGTHS", "SUBSETS", "symbolic_rewards", "reference_W", "band_ratios", "group_constant"]
+__all__ = ["PAGE", "LENGTHS", "SUBSETS", "EX_REWARDS", "EX_LENGTHS", "symbolic_rewards", "centered", "reference_W",
+           "band_ratios", "group_constant"]
 
 PAGE = "prop1"
 #: lengths of the concrete symbolic groups (>= 2 so a sequence ratio can differ from the shared token's)
@@ -36,6 +35,9 @@ LENGTHS = (3, 2, 4, 2)
 SUBSETS = ((0, 1, 2, 3), (0, 2, 3), (1,))
 #: THEORY.md worked example
 EX_REWARDS, EX_LENGTHS = (1, 0, 0, 1), (10, 30, 20, 40)
+#: a nonzero witness for every length- or sequence-dependent weight (on the worked example GCPO's
+#: W = sum_i A_i |o_i| / (G sigma) happens to vanish: 5 - 15 - 10 + 20 = 0)
+WITNESS_LENGTHS = (10, 30, 20, 50)
 
 
 def symbolic_rewards(G: int) -> tuple[list[sp.Expr], list[sp.Expr]]:
@@ -44,13 +46,14 @@ def symbolic_rewards(G: int) -> tuple[list[sp.Expr], list[sp.Expr]]:
     return r, [ri - sp.Add(*r) / G for ri in r]
 
 
-def _centered(rewards) -> list[sp.Expr]:
+def centered(rewards) -> list[sp.Expr]:
+    """Exact centered advantages r_i - mean r of numeric rewards."""
     r = [sp.nsimplify(x, rational=True) for x in rewards]
     return [ri - sp.Add(*r) / len(r) for ri in r]
 
 
 def band_ratios(v: Variant) -> dict[str, sp.Rational]:
-    """Exact ratios inside the clip band, above it and below it (2 and 1/2 where a side is open)."""
+    """Exact ratios inside the clip band, above it and below it (3 and 1/2 where a side is open)."""
     up = exact(v.eps_up) if v.eps_up is not None else sp.Integer(1)
     low = exact(v.eps_low) if v.eps_low is not None else sp.Rational(1, 4)
     return {"inside": 1 + up / 2, "above": 1 + 2 * up, "below": 1 - sp.Min(2 * low, (1 + low) / 2)}
@@ -62,9 +65,9 @@ def _sigma(rewards) -> sp.Expr:
     return sp.sqrt(sp.Add(*[(x - m) ** 2 for x in r]) / len(r))
 
 
-def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") -> float:
-    """sum_{i in S} dJ/dx_{i,0} by autograd through the hand-written reference loss (shares nothing
-    with the derived path but the inputs)."""
+def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") -> tuple[float, float]:
+    """(sum_{i in S} dJ/dx_{i,0}, sum_{i in S} |dJ/dx_{i,0}|) by autograd through the hand-written
+    reference loss (shares nothing with the derived path but the inputs)."""
     from ..reference import REFERENCE
 
     old = [np.full(len(x), -1.25) for x in log_ratios]
@@ -73,17 +76,17 @@ def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") 
     logp.requires_grad_(True)
     loss = REFERENCE[name](logp, old_t, torch.as_tensor(np.asarray(rewards, dtype=np.float64)), mask, sigma=sigma)
     (g,) = torch.autograd.grad(loss, logp)
-    return float(-g[list(S), 0].sum())
+    return float(-g[list(S), 0].sum()), float(g[list(S), 0].abs().sum())
 
 
 def group_constant(v: Variant) -> bool:
     """Table 1 reading: omega is the same for every completion at a common ratio when the ratio is
     per token (or absent) and alpha contains no per-completion quantity (|o_i|, A_i, masks)."""
-    per_completion = {n.L_i, n.A_i, n.M, n.lam, n.delta}
-    return not v.sequence_level and not (v.alpha_with_params().free_symbols & per_completion)
+    alpha = v.alpha_with_params().subs(DEFAULT_MASKS)           # masks at their default 1
+    return not v.sequence_level and not (alpha.free_symbols & {n.L_i, n.A_i})
 
 
-def _fail(residues: list[str]) -> str:
+def fail(residues: list[str]) -> str:
     return "nonzero residue: " + "; ".join(residues[:4])
 
 
@@ -101,32 +104,32 @@ def _fail(residues: list[str]) -> str:
 def check_prefix_coefficient(ctx: Context) -> Outcome:
     bad = []
     _, A = symbolic_rewards(len(LENGTHS))
-    concrete = _centered((1, 0, sp.Rational(1, 2), 0))
+    concrete = centered((1, 0, sp.Rational(1, 2), 0))
     for name, v in REGISTRY.items():
         for S in SUBSETS:                       # s = 1 (inside every band): symbolic rewards
             W = derived_W(v, LENGTHS, S, A, [1] * len(LENGTHS))
             om = table1_omega(v, LENGTHS, A, [1] * len(LENGTHS))
             if not is_zero(W - sp.Add(*[A[i] * om[i] for i in S])):
                 bad.append(f"{name} S={S} s=1")
-        for where, s in band_ratios(v).items():  # every clip branch: exact rewards
-            if v.sequence_level:                 # one s_i per completion, on all three branches
-                ratios = list(band_ratios(v).values()) + [1]
-                s_all = [ratios[(i + len(where)) % 4] for i in range(len(LENGTHS))]
-            else:
-                s_all = [s] * len(LENGTHS)
+        branches = list(band_ratios(v).values())          # inside, above, below the clip band
+        if v.sequence_level:                    # one s_i per completion: every branch in one group
+            configs = [(branches + [1])[k:] + (branches + [1])[:k] for k in range(2)]
+        else:                                   # the shared token's one ratio, on each branch
+            configs = [[s] * len(LENGTHS) for s in branches]
+        for s_all in configs:                   # exact rewards (the branch depends on sign A_i)
             for S in SUBSETS[:2]:
                 W = derived_W(v, LENGTHS, S, concrete, s_all)
                 om = table1_omega(v, LENGTHS, concrete, s_all)
                 if not is_zero(W - sp.Add(*[concrete[i] * om[i] for i in S])):
-                    bad.append(f"{name} S={S} s={where}")
+                    bad.append(f"{name} S={S} s={s_all}")
     # worked example: GRPO W = 1/96 (population std 1/2); Dr. GRPO and DAPO W = 0
-    Aex = _centered(EX_REWARDS)
+    Aex = centered(EX_REWARDS)
     for name, want in (("grpo", sp.Rational(1, 96)), ("dr_grpo", 0), ("dapo", 0)):
         got = derived_W(REGISTRY[name], EX_LENGTHS, range(4), Aex, [1] * 4).subs(n.sigma, _sigma(EX_REWARDS))
-        if sp.nsimplify(got) != want:
+        if sp.simplify(got - want) != 0:
             bad.append(f"worked example {name}: {got} != {want}")
     if bad:
-        return Outcome(float("inf"), CLOSED_FORM, _fail(bad))
+        return Outcome(float("inf"), CLOSED_FORM, fail(bad))
     # numbers: the public API against autograd of the reference losses, random groups and subsets
     rng = np.random.default_rng(ctx.seed)
     worst, where = 0.0, ""
@@ -143,11 +146,12 @@ def check_prefix_coefficient(ctx: Context) -> Outcome:
                 for i in S[1:]:                  # the shared token has one ratio in every i in S
                     lr[i][0] = lr[S[0]][0]
                 W = prefix_coefficient(v, rewards, lengths, S, ratio=float(np.exp(lr[S[0]][0])), sigma=sigma)
-            err = rel_err(W, reference_W(name, rewards, lengths, S, lr, sigma))
+            want, scale = reference_W(name, rewards, lengths, S, lr, sigma)
+            err = abs(W - want) / scale if scale > 0 else abs(W - want)      # W may cancel: error of a sum
             if err > worst:
                 worst, where = err, f"{name} G={G} |S|={len(S)}"
     return Outcome(worst, CLOSED_FORM, f"symbolic: {len(REGISTRY)} methods x subsets x clip branches exact; "
-                   f"numeric worst {where}", {"worst": where})
+                   f"numeric |W - W_ref| / sum_S |dJ/dx|, worst {where}", {"worst": where})
 
 
 @claim(
@@ -185,12 +189,12 @@ def check_cancellation(ctx: Context) -> Outcome:
             W4s = derived_W(v, LENGTHS, range(4), A, [ins] * 4)
             if not (is_zero(W_G) and is_zero(W4) and is_zero(W4s)):
                 bad.append(f"{name}: W != 0")
-        else:                                  # the worked example is a nonzero witness
-            W = derived_W(v, EX_LENGTHS, range(4), _centered(EX_REWARDS), [1] * 4)
+        else:                                  # a nonzero witness
+            W = derived_W(v, WITNESS_LENGTHS, range(4), centered(EX_REWARDS), [1] * 4)
             if is_zero(W):
                 bad.append(f"{name}: expected no cancellation on the worked example")
     detail = f"group-constant (W = 0): {', '.join(derived_constant)}"
-    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else detail,
+    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else detail,
                    {"group_constant": derived_constant})
 
 
@@ -224,7 +228,7 @@ def check_covariance(ctx: Context) -> Outcome:
         mean_w = sp.Add(*om) / Gn
         if not is_zero(W - Gn * sp.Add(*[A[i] * (om[i] - mean_w) for i in range(Gn)]) / Gn):
             bad.append(name)
-    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else "symbolic G, subset form, 10 methods")
+    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else "symbolic G, subset form, 10 methods")
 
 
 @claim(
@@ -244,8 +248,8 @@ def check_binary(ctx: Context) -> Outcome:
     bad = []
     # symbolic G = k + m: rewards 1 (correct) and 0 (wrong), mean p, population std from its definition
     p = (k * 1 + m * 0) / G
-    sig = sp.sqrt((k * (1 - p) ** 2 + m * (0 - p) ** 2) / G)
-    coef = lambda A_i, L_i: generic_coefficient(v, A_i, L_i, G=G).subs(n.sigma, sig)  # noqa: E731
+    sig = sp.simplify(sp.sqrt((k * (1 - p) ** 2 + m * (0 - p) ** 2) / G))
+    coef = lambda A_i, L_i: sp.simplify(generic_coefficient(v, A_i, L_i, G=G).subs(n.sigma, sig))  # noqa: E731
     W = sp.Sum(coef(1 - p, n.L_correct[j]), (j, 1, k)) + sp.Sum(coef(0 - p, n.L_wrong[j]), (j, 1, m))
     h_c = sp.Sum(1 / n.L_correct[j], (j, 1, k)) / k
     h_w = sp.Sum(1 / n.L_wrong[j], (j, 1, m)) / m
@@ -256,7 +260,7 @@ def check_binary(ctx: Context) -> Outcome:
         Ls = sp.symbols(f"L_1:{Gc + 1}", positive=True)
         for kc in range(1, Gc):
             rew = [1] * kc + [0] * (Gc - kc)
-            A = _centered(rew)
+            A = centered(rew)
             Wc = sp.Add(*[generic_coefficient(v, A[i], Ls[i], G=Gc) for i in range(Gc)]).subs(n.sigma, _sigma(rew))
             pc = sp.Rational(kc, Gc)
             closed = sp.sqrt(pc * (1 - pc)) * (sp.Add(*[1 / L for L in Ls[:kc]]) / kc - sp.Add(*[1 / L for L in Ls[kc:]]) / (Gc - kc))
@@ -267,7 +271,7 @@ def check_binary(ctx: Context) -> Outcome:
     if ex != sp.Rational(1, 96):
         bad.append(f"worked example closed form {ex}")
     if bad:
-        return Outcome(float("inf"), CLOSED_FORM, _fail(bad))
+        return Outcome(float("inf"), CLOSED_FORM, fail(bad))
     rng = np.random.default_rng(ctx.seed)
     worst = 0.0
     for _ in range(20 if ctx.quick else 200):
@@ -277,113 +281,8 @@ def check_binary(ctx: Context) -> Outcome:
         rng.shuffle(rew)
         L = rng.integers(1, 200, size=G_)
         pc = kc / G_
-        closed = np.sqrt(pc * (1 - pc)) * (np.mean(1 / L[rew == 1]) - np.mean(1 / L[rew == 0]))
-        worst = max(worst, rel_err(prefix_coefficient("grpo", rew, L), closed))
+        h_c, h_w = np.mean(1 / L[rew == 1]), np.mean(1 / L[rew == 0])
+        closed = np.sqrt(pc * (1 - pc)) * (h_c - h_w)
+        scale = np.sqrt(pc * (1 - pc)) * (h_c + h_w)                  # sum_i |A_i omega_i|: h_c = h_w cancels
+        worst = max(worst, abs(prefix_coefficient("grpo", rew, L) - closed) / scale)
     return Outcome(worst, CLOSED_FORM, "symbolic G = k + m and every G <= 6 exact; API vs closed form on random groups")
-
-
-@claim(
-    "prop1-restoring-gradient",
-    title="A shared token past a clip bound gets a restoring gradient (Prop. 1)",
-    page=PAGE,
-    statement=(
-        "A shared token has one ratio s in every completion, but the clip branch depends on sign(A_i): "
-        "past 1+eps_up only A_i < 0 completions contribute, W = s sum_{A_i<0} A_i alpha_i < 0; below 1-eps_low "
-        "only A_i > 0 ones, W > 0. Clipping does not zero the prefix gradient, it pushes s back to the band "
-        "(even for Dr. GRPO and DAPO, whose W is 0 inside the band)."
-    ),
-    kind="symbolic",
-)
-def check_restoring(ctx: Context) -> Outcome:
-    d = n.d_past
-    bad, rows = [], 0
-    groups = [(EX_REWARDS, EX_LENGTHS), ((2, 0, 1, 0, 3), (3, 1, 4, 1, 5))]
-    for name, v in REGISTRY.items():
-        if v.ratio is not Ratio.TOKEN or not v.clipped:
-            continue
-        for rewards, lengths in groups:
-            A = _centered(rewards)
-            for S in (tuple(range(len(A))), (0, 1, 3)):
-                up = 1 + exact(v.eps_up) + d                     # any ratio past the upper bound
-                low = (1 - exact(v.eps_low)) / (1 + d)           # any ratio below the lower bound
-                for s, side in ((up, -1), (low, 1)):
-                    W = derived_W(v, lengths, S, A, [s] * len(A))
-                    keep = [i for i in S if A[i] * side > 0]     # only A_i of the restoring sign remain
-                    stated = s * sp.Add(*[A[i] * alpha_of(v, lengths, i, A[i]) for i in keep])
-                    sign_ok = (W.is_negative if side < 0 else W.is_positive) if keep else W == 0
-                    if not (is_zero(W - stated) and sign_ok):
-                        bad.append(f"{name} r={rewards} S={S} {'above' if side < 0 else 'below'}")
-                    rows += 1
-    # CISPO clips a stop-gradient weight, not a branch: W(s) = min(s, 1+eps_up) W(1), no restoring sign
-    v = REGISTRY["cispo"]
-    A = _centered(EX_REWARDS)
-    s = 1 + exact(v.eps_up) + d
-    if not is_zero(derived_W(v, EX_LENGTHS, (0, 1, 3), A, [s] * 4) - (1 + exact(v.eps_up)) * derived_W(v, EX_LENGTHS, (0, 1, 3), A, [1] * 4)):
-        bad.append("cispo weight clip")
-    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else f"{rows} exact cases (symbolic distance d > 0 past each bound)")
-
-
-def _uniform(v: Variant) -> Variant:
-    return v.replace(name=f"{v.name}_uniform", alpha=1 / n.G, advantage="centered", eps_low=None, eps_up=None)
-
-
-def _gmpo_W(lengths, S, A, s) -> sp.Expr:
-    """GMPO-style (geometric mean of token ratios, uniform sequence weight 1/G, inside the log-space clip):
-    J = sum_i (1/G) A_i exp(mean_t x_{i,t}); W = sum_{i in S} dJ/dx_{i,0} by SymPy."""
-    G = len(lengths)
-    xs = [[sp.Symbol(f"x_{i + 1}_{t + 1}", real=True) for t in range(L)] for i, L in enumerate(lengths)]
-    J = sp.Add(*[A[i] * sp.exp(sp.Add(*xs[i]) / L) / G for i, L in enumerate(lengths)])
-    point = {x: sp.log(s[i]) for i in range(G) for x in xs[i]}
-    return sp.Add(*[sp.diff(J, xs[i][0]).xreplace(point) for i in S])
-
-
-@claim(
-    "prop1-sequence-ratio-noncancellation",
-    title="Sequence-level ratios break the cancellation even with uniform alpha (Prop. 1)",
-    page=PAGE,
-    statement=(
-        "With sequence ratios s_i the coefficient of a token depends on its whole completion: with a uniform "
-        "weight c, GSPO gives omega_i = c s_i, GCPO c |o_i| s_i and a GMPO-style geometric mean c s_i/|o_i|, "
-        "so W = G Cov_pop(A, omega) is nonzero even at equal lengths unless every s_i is equal."
-    ),
-    kind="symbolic",
-)
-def check_sequence(ctx: Context) -> Outcome:
-    bad = []
-    c = sp.Rational(1, len(LENGTHS))
-    _, A = symbolic_rewards(len(LENGTHS))
-    s = [n.s_idx[i] for i in range(1, len(LENGTHS) + 1)]
-    kinds = {
-        "gspo": (lambda L, S, A_, s_: derived_W(_uniform(REGISTRY["gspo"]), L, S, A_, s_), lambda L, s_: [c * x for x in s_]),
-        "gcpo": (lambda L, S, A_, s_: derived_W(_uniform(REGISTRY["gcpo"]), L, S, A_, s_), lambda L, s_: [c * l * x for l, x in zip(L, s_)]),
-        "gmpo-style": (_gmpo_W, lambda L, s_: [c * x / l for l, x in zip(L, s_)]),
-    }
-    witness = {}
-    eq = (2, 2, 2, 2)
-    for name, (W_of, omega_of) in kinds.items():
-        for L in (LENGTHS, eq):
-            W = W_of(L, range(4), A, s)
-            om = omega_of(L, s)
-            mean_w = sp.Add(*om) / 4
-            if not is_zero(W - sp.Add(*[A[i] * (om[i] - mean_w) for i in range(4)])):   # G Cov_pop(A, omega)
-                bad.append(f"{name} L={L}")
-        Aex = _centered(EX_REWARDS)
-        if not is_zero(W_of(eq, range(4), Aex, [1] * 4)):
-            bad.append(f"{name}: equal lengths, s_i = 1 should cancel")
-        witness[name] = W_of(eq, range(4), Aex, [sp.Rational(21, 20), 1, sp.Rational(19, 20), 1])
-        if is_zero(witness[name]):
-            bad.append(f"{name}: no witness")
-    for name in ("gspo", "gcpo"):            # the registered methods themselves, clipped, inside the band
-        v = REGISTRY[name]
-        ins = band_ratios(v)["inside"]
-        W = derived_W(v, eq, range(4), _centered(EX_REWARDS), [ins, 1, 2 - ins, 1])
-        if is_zero(W):
-            bad.append(f"{name} registered: no witness")
-        witness[f"{name} (registered)"] = W
-    detail = "; ".join(f"{k}: W = {sp.nsimplify(w)}" for k, w in witness.items())
-    return Outcome(float("inf") if bad else 0.0, EXACT, _fail(bad) if bad else detail,
-                   {k: str(w) for k, w in witness.items()})
-
-
-def _unused() -> None:  # keep expand_sums importable from here for the book pages
-    return expand_sums

@@ -15,6 +15,7 @@ zero difference.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import sympy as sp
@@ -35,7 +36,7 @@ def _split(s: sp.Sum) -> sp.Expr:
     var = s.limits[0][0]
     out = sp.Integer(0)
     for term in sp.Add.make_args(sp.expand(s.function)):
-        const, dep = term.as_independent(var, as_Add=False)
+        const, dep = sp.factor_terms(term).as_independent(var, as_Add=False)
         out += const * sp.Sum(dep, *s.limits).doit()
     return out
 
@@ -109,6 +110,13 @@ def table1_omega(v: Variant, lengths: Sequence, A: Sequence[sp.Expr], s: Sequenc
     return out
 
 
+@lru_cache(maxsize=256)
+def _group(v: Variant, lengths: tuple[int, ...]):
+    """The surrogate of a concrete group and its SymPy gradient (cached: both are pure functions)."""
+    grp = surrogate(v, lengths)
+    return grp, group_gradient(grp)
+
+
 def group_point(v: Variant, lengths: Sequence[int], S: Sequence[int], s: Sequence[sp.Expr], t: int = 0) -> dict:
     """Values of every log-ratio symbol x_{i,t} that realise the ratios ``s`` (one per completion).
 
@@ -116,7 +124,7 @@ def group_point(v: Variant, lengths: Sequence[int], S: Sequence[int], s: Sequenc
     callers pass the same s_i for every i in S). Sequence kinds: the shared token has x = 0 in every
     i in S and the other tokens carry the rest, so that the sequence ratio is s_i (needs |o_i| >= 2).
     """
-    grp = surrogate(v, lengths)
+    grp, _ = _group(v, tuple(lengths))
     point = {}
     for i, xi in enumerate(grp.x):
         L = len(xi)
@@ -138,8 +146,7 @@ def derived_W(v: Variant, lengths: Sequence[int], S: Sequence[int], A: Sequence[
     ``A`` are the centered advantages (numbers or expressions of symbolic rewards); sigma stays the
     symbol ``sigma``; masks are 1.
     """
-    grp = surrogate(v, lengths)
-    grad = group_gradient(grp)
+    grp, grad = _group(v, tuple(lengths))
     point = group_point(v, lengths, S, s, t)
     point.update(dict(zip(grp.A, A)))
     point.update(DEFAULT_MASKS)

@@ -293,7 +293,7 @@ def _prop2(ctx: Context) -> Outcome:
         thr_err = max(thr_err, 0.0 if abs(adam_step_ratio(phi, eps, s * s) - 1) < t else math.inf)
     res = step_ratio_experiment(ctx)
     err = max(sym, thr_err, res["max_rel_err"])
-    return Outcome(error=err, tolerance=tolerances.OPTIMIZER_FLOAT64,
+    return Outcome(error=err, tolerance=tolerances.for_precision("optimizer", ctx.effective_precision),
                    detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; torch Adam/AdamW step ratio vs exact factor: "
                           f"max rel err {res['max_rel_err']:.1e} over {res['coordinates']} coordinate-steps",
                    data=res)

@@ -32,6 +32,11 @@ def _X():
     return reward_scale_consequences
 
 
+def _tol(ctx: Context) -> float:
+    """The tolerance of predicted against measured optimizer steps in the context's arithmetic."""
+    return tolerances.for_precision("optimizer", ctx.effective_precision)
+
+
 def _outcome(sym: float, measured: float, tol: float, what: str, data: dict) -> Outcome:
     return Outcome(error=max(sym, measured), tolerance=tol,
                    detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; {what} {measured:.1e}", data=data)
@@ -47,7 +52,7 @@ def _trajectory(ctx: Context) -> Outcome:
 
     sym = symbolic_error([step_ratio_derivation()["limit"] - 1])
     r = trajectory_experiment(ctx)
-    return _outcome(sym, r["max_rel_dev_limit"], tolerances.MODEL_FLOAT64,
+    return _outcome(sym, r["max_rel_dev_limit"], tolerances.for_precision("trajectory", ctx.effective_precision),
                     "max |theta_phi - theta_1|/(T lr), eps -> 0, resolved coordinates:", r)
 
 
@@ -80,7 +85,7 @@ def _std(ctx: Context) -> Outcome:
     k = sp.cancel(advantage_scaling("grpo")["k"].subs(n.c_sigma, 0).subs(_ABS, n.phi))  # phi > 0
     sym = symbolic_error([k - 1])
     r = _X().std_invariance(ctx)
-    return _outcome(sym, r["error"], tolerances.OPTIMIZER_FLOAT64, "step_phi vs step_1 max rel err", r)
+    return _outcome(sym, r["error"], _tol(ctx), "step_phi vs step_1 max rel err", r)
 
 
 @claim("prop2-sigma-eps-leak", page=PAGE, kind="model",
@@ -93,7 +98,7 @@ def _leak(ctx: Context) -> Outcome:
     want = n.c_sigma * (n.phi - 1) / (n.phi * n.sigma_r + n.c_sigma)
     sym = symbolic_error([sp.cancel(k - 1 - want)])
     r = _X().sigma_leak(ctx)
-    return _outcome(sym, r["error"], tolerances.OPTIMIZER_FLOAT64, "step vs R(k) x unscaled step max rel err", r)
+    return _outcome(sym, r["error"], _tol(ctx), "step vs R(k) x unscaled step max rel err", r)
 
 
 @claim("prop2-shift-invariance", page=PAGE, kind="model",
@@ -104,7 +109,7 @@ def _shift(ctx: Context) -> Outcome:
     res = centering_residuals()
     sym = symbolic_error([v for k, v in res.items() if "+ b" in k])
     r = _X().shift_invariance(ctx)
-    return _outcome(sym, r["error"], tolerances.OPTIMIZER_FLOAT64, "steps at r + b vs r max rel err", r)
+    return _outcome(sym, r["error"], _tol(ctx), "steps at r + b vs r max rel err", r)
 
 
 @claim("prop2-per-prompt-scaling", page=PAGE, kind="model",
@@ -114,7 +119,7 @@ def _shift(ctx: Context) -> Outcome:
                  "change them by O(1); the steps equal Adam on sum_p a_p g_p.")
 def _per_prompt(ctx: Context) -> Outcome:
     r = _X().per_prompt_scaling(ctx)
-    return Outcome(error=r["error"], tolerance=tolerances.OPTIMIZER_FLOAT64,
+    return Outcome(error=r["error"], tolerance=_tol(ctx),
                    detail=f"prediction {r['prediction']['per_coordinate']:.1e}, common scale {r['uniform']['error']:.1e}, "
                           f"per-prompt deviation {r['per_prompt_deviation']:.2f} (must be > 1e-3)", data=r)
 
@@ -135,7 +140,7 @@ def _negative(ctx: Context) -> Outcome:
     outside = phi_expr(v, sp.Rational(3, 2), A) + phi_expr(v, sp.Rational(3, 2), -A)  # != 0: not odd there
     sym = symbolic_error([d["eps = 0"].subs(n.phi, -2) + 1, *inside, 0 if outside != 0 else 1])
     r = _X().negative_phi(ctx)
-    return _outcome(sym, r["error"], tolerances.OPTIMIZER_FLOAT64, "flipped step vs R(phi) x step max rel err", r)
+    return _outcome(sym, r["error"], _tol(ctx), "flipped step vs R(phi) x step max rel err", r)
 
 
 @claim("prop2-kl-inverse-coefficient", page=PAGE, kind="model",
@@ -146,7 +151,7 @@ def _kl(ctx: Context) -> Outcome:
     JA, R = sp.symbols("J_A R_KL", real=True)
     sym = symbolic_error([sp.expand(n.phi * JA - n.beta * R - n.phi * (JA - n.beta / n.phi * R))])
     r = _X().kl_inverse(ctx)
-    return _outcome(sym, r["error"], tolerances.OPTIMIZER_FLOAT64, "step at (phi r, beta) vs R x step at (r, beta/phi)", r)
+    return _outcome(sym, r["error"], _tol(ctx), "step at (phi r, beta) vs R x step at (r, beta/phi)", r)
 
 
 @claim("prop2-grad-clip-breaks", page=PAGE, kind="model",
@@ -164,7 +169,7 @@ def _clip(ctx: Context) -> Outcome:
     res.append(sp.limit(cases["both"].subs(_ABS, n.phi), n.clip_delta, 0) - 1)
     sym = symbolic_error([sp.nsimplify(x) for x in res])
     r = _X().grad_clip(ctx)
-    return _outcome(sym, r["error"], tolerances.OPTIMIZER_FLOAT64, "steps vs Adam on rho_t g_t max rel err", r)
+    return _outcome(sym, r["error"], _tol(ctx), "steps vs Adam on rho_t g_t max rel err", r)
 
 
 @claim("prop2-eps-noninvariant-fraction", page=PAGE, kind="model",

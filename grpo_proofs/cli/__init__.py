@@ -23,6 +23,8 @@ COMMANDS = [
     "overshoot",
     "trainer",
     "scale",
+    "prefix",
+    "check",
 ]
 
 

@@ -21,14 +21,15 @@ and plain SGD as the inner-loop optimizer.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ..policy import (PolicyConfig, build_policy, completion_logprobs, flat_grad, param_vector, sample_group,
-                      set_param_vector)
+from ..policy import (PolicyConfig, build_policy, completion_logprobs, count_parameters, flat_grad, param_vector,
+                      sample_group, set_param_vector)
+from ..precision import PRECISIONS, build, policy_config, recorded_coordinates
 from ..variants import Ratio, Variant, get_variant
 
 __all__ = ["Setup", "Run", "OPTIMIZERS", "MITIGATIONS", "ROWS", "run", "compare", "calibrate_lr",
@@ -59,6 +60,9 @@ class Setup:
     seed: int = 0
     device: str = "cpu"
     config: PolicyConfig = field(default_factory=PolicyConfig.tiny)
+    #: None: ``config`` as it is; "float64", "float32" or "bf16" (bf16 autocast, float32 master weights):
+    #: ``config`` built in that arithmetic (:func:`grpo_proofs.precision.build`)
+    precision: str | None = None
 
     def __post_init__(self):
         get_variant(self.variant)
@@ -70,6 +74,8 @@ class Setup:
             raise InputError(f"first_step must lie in (0, 1), got {self.first_step!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+        if self.precision not in (None, *PRECISIONS):
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass
@@ -169,7 +175,7 @@ def calibrate_lr(setup: Setup, optimizer: str) -> float:
     that is linear in lr for small steps) until within 2%, at most 8 trials.
     """
     v = get_variant(setup.variant)
-    model = build_policy(setup.config, device=setup.device)
+    model = _model(setup)
     g, old, mask, r = _batch(model, setup, 0)
     theta0, params = param_vector(model), list(model.parameters())
     lr = 1e-4 if optimizer == "adam" else 1e-2
@@ -191,6 +197,23 @@ def calibrate_lr(setup: Setup, optimizer: str) -> float:
     return lr
 
 
+def _model(setup: Setup):
+    """The policy of a setup: ``config`` on ``device``, in ``precision`` when one is named."""
+    if setup.precision is None:
+        return build_policy(setup.config, device=setup.device)
+    return build(replace(setup.config, device=setup.device), setup.precision)
+
+
+def _recorded(model, seed: int):
+    """Coordinates recorded in parameter and gradient vectors (None: all; a subset on large models)."""
+    idx = recorded_coordinates(count_parameters(model), seed)
+    return None if idx is None else idx.to(next(model.parameters()).device)
+
+
+def _take(vec: torch.Tensor, idx) -> torch.Tensor:
+    return vec if idx is None else vec[idx]
+
+
 def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None = None) -> Run:
     """Run ``n_batches`` batches of ``mu`` inner steps (``mu1``: one step) and measure every step."""
     if mitigation not in MITIGATIONS:
@@ -199,7 +222,8 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
         raise InputError("adam-rel resets Adam's step counter; use it with optimizer 'adam'")
     v = get_variant(setup.variant)
     lr = calibrate_lr(setup, optimizer) if lr is None else lr
-    model = build_policy(setup.config, device=setup.device)
+    model = _model(setup)
+    idx = _recorded(model, setup.seed)
     params = list(model.parameters())
     opt, loss_fn = _optimizer(optimizer, params, lr, setup), _loss_fn(v)
     out = Run(optimizer, mitigation, lr, tuple(setup.betas), setup.momentum)
@@ -216,20 +240,23 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
         out.offsets.append(counter)
         counter += mu
         vals, _ = _measure(model, v, g, old, mask, r)
-        rows, grads, thetas = [vals], [], [param_vector(model)]
+        rows, grads, thetas = [vals], [], [_take(param_vector(model), idx)]
         for t in range(1, mu + 1):
             opt.zero_grad()
             lp, _ = completion_logprobs(model, g.prompt, g.completions)
             with torch.no_grad():
                 clipped, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
             loss_fn(lp, old, r, mask).backward()
-            grads.append(flat_grad(model).detach().clone())
+            full = flat_grad(model)
+            gnorm = float(full.norm())
+            grads.append(_take(full, idx).detach().clone())
+            del full
             opt.step()
-            thetas.append(param_vector(model))
+            thetas.append(_take(param_vector(model), idx))
             vals, stats = _measure(model, v, g, old, mask, r)
             rows.append(vals)
             out.steps.append({"batch": b, "step": t, "clipped_at_eval": float(clipped.sum() / (mask > 0).sum()),
-                              "grad_norm": float(grads[-1].norm()), **stats})
+                              "grad_norm": gnorm, **stats})
         out.ratios.append(np.stack(rows))
         out.sides.append(np.sign((r - r.mean())[:, None].expand_as(mask)[mask > 0].cpu().numpy()))
         if b == 0:
@@ -285,7 +312,8 @@ def compare(setup: Setup, rows=ROWS, progress=None) -> list[Run]:
 
 
 def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=(0.9, 0.999), eps: float = 1e-8,
-                 variant: str = "grpo", device: str = "cpu", seed: int = 0) -> dict:
+                 variant: str = "grpo", device: str = "cpu", seed: int = 0, model: str | None = None,
+                 precision: str | None = None) -> dict:
     """A batch where the premise holds exactly (``shared=False``) or fails through a shared token.
 
     Prompt [2, 3], four completions, rewards [1, 0, 0, 1] (A = +-1/2). Without ``shared`` no two
@@ -294,7 +322,10 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
     two tokens) start with the first token of completion 1 (A = +1/2, three tokens): the two copies
     have different weights 1/(G |o_i| sigma) (Prop. 1), so the token moves, and once one copy is
     clipped the other keeps a restoring gradient (THEORY sec. 3). Adam without weight decay runs
-    ``mu`` steps.
+    ``mu`` steps. ``model`` / ``precision`` (:mod:`grpo_proofs.precision`): another preset or arithmetic
+    than the float64 tiny GPT-2 (both None: that model); on a model larger than
+    :data:`~grpo_proofs.precision.MAX_RECORDED` parameters, gradients and parameters are recorded on a
+    fixed random subset of coordinates (``coords``).
 
     Returns: per step the flat gradient, the parameters (``thetas[0]`` initial), the bool clipped
     mask (G, T) at the loss evaluation, ``shared_mask`` (tokens in a shared context), betas, eps, lr.
@@ -303,7 +334,11 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
     if shared:
         comps[1] = [comps[0][0], 2]
     v = get_variant(variant)
-    model = build_policy(PolicyConfig.tiny(seed=seed), device=device)
+    if model is None and precision is None:
+        net = build_policy(PolicyConfig.tiny(seed=seed), device=device)
+    else:
+        net = build(policy_config(model, precision, device, default="tiny", seed=seed), precision)
+    model, idx = net, _recorded(net, seed)
     prompt = [2, 3]
     with torch.no_grad():
         old, mask = completion_logprobs(model, prompt, comps)
@@ -312,7 +347,7 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
     if shared:
         shared_mask[0, 0] = shared_mask[1, 0] = True
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=0.0)
-    loss_fn, grads, thetas, clipped = _loss_fn(v), [], [param_vector(model).cpu().numpy()], []
+    loss_fn, grads, thetas, clipped = _loss_fn(v), [], [_take(param_vector(model), idx).cpu().numpy()], []
     for _ in range(mu):
         opt.zero_grad()
         lp, _ = completion_logprobs(model, prompt, comps)
@@ -320,11 +355,12 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
             bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
         clipped.append(bad.cpu().numpy())
         loss_fn(lp, old, r, mask).backward()
-        grads.append(flat_grad(model).detach().cpu().numpy().copy())
+        grads.append(_take(flat_grad(model), idx).detach().cpu().numpy().copy())
         opt.step()
-        thetas.append(param_vector(model).cpu().numpy())
+        thetas.append(_take(param_vector(model), idx).cpu().numpy())
     return {"grads": grads, "thetas": thetas, "clipped": clipped, "mask": mask.cpu().numpy() > 0,
-            "shared_mask": shared_mask, "betas": tuple(betas), "eps": eps, "lr": lr}
+            "shared_mask": shared_mask, "betas": tuple(betas), "eps": eps, "lr": lr,
+            "coords": None if idx is None else idx.cpu().numpy()}
 
 
 def post_entry_drift(rn: Run, variant: str = "grpo", batches=None) -> dict:

@@ -60,10 +60,19 @@ class Batch:
     variant: Variant
     prompts: list[Prompt]
     sigma: str = "pop"
+    #: the arithmetic the model runs in (:data:`grpo_proofs.precision.PRECISIONS`)
+    precision: str = "float64"
+    #: recorded coordinates of the flat parameter vector (None: all; a fixed subset on large models)
+    coords: torch.Tensor | None = None
 
     @property
     def n_params(self) -> int:
         return count_parameters(self.model)
+
+    @property
+    def n_recorded(self) -> int:
+        """Coordinates per recorded vector (= ``n_params`` unless the model is large)."""
+        return self.n_params if self.coords is None else int(self.coords.numel())
 
 
 @dataclass(frozen=True)
@@ -95,29 +104,51 @@ _BATCHES: dict[tuple, Batch] = {}
 
 
 def make_batch(variant: "str | Variant" = "dr_grpo", *, quick: bool = True, seed: int = 0, device: str = "cpu",
-               n_prompts: int = 1, G: int = 8, max_new_tokens: int = 10, sigma: str = "pop") -> Batch:
+               n_prompts: int = 1, G: int = 8, max_new_tokens: int = 10, sigma: str = "pop",
+               model: str | None = None, precision: str | None = None) -> Batch:
     """Build the policy (tiny preset if ``quick`` else small), sample ``n_prompts`` groups with mixed rewards.
 
-    The policy and groups depend only on (quick, seed, device, n_prompts, G, max_new_tokens), not on the
-    variant, so they are built once and shared (every run clones the model before changing it).
+    The policy and groups depend only on (quick, seed, device, n_prompts, G, max_new_tokens, model,
+    precision), not on the variant, so they are built once and shared (every run clones the model
+    before changing it). ``model``/``precision`` (:mod:`grpo_proofs.precision`): another preset or
+    arithmetic (both None: the float64 GPT-2 above; the Qwen2-0.5B shape runs at G = 16, up to 1024
+    tokens, and records a fixed subset of coordinates).
     """
+    from ..precision import resolve_precision
+
     v = get_variant(variant)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
-    key = (quick, seed, device, n_prompts, G, max_new_tokens)
+    if model is not None or precision is not None:
+        precision = resolve_precision(precision, device)
+    key = (quick, seed, device, n_prompts, G, max_new_tokens, model, precision)
     if key not in _BATCHES:
-        if len(_BATCHES) >= 8:
+        from ..precision import REALISTIC_MODEL, resolve_model
+        large = model is not None and resolve_model(model, device, "tiny") == REALISTIC_MODEL
+        while len(_BATCHES) >= (1 if large else 8):           # a 0.5B policy + reference is ~4 GiB
             _BATCHES.pop(next(iter(_BATCHES)))
-        _BATCHES[key] = _build(quick, seed, device, n_prompts, G, max_new_tokens)
+        _BATCHES[key] = _build(quick, seed, device, n_prompts, G, max_new_tokens, model, precision)
     base = _BATCHES[key]
-    return Batch(base.model, v, base.prompts, sigma)
+    return Batch(base.model, v, base.prompts, sigma, base.precision, base.coords)
 
 
-def _build(quick, seed, device, n_prompts, G, max_new_tokens) -> Batch:
-    preset = PolicyConfig.tiny if quick else PolicyConfig.small
-    cfg = preset(seed=seed, device=device)
-    model = build_policy(cfg)
-    ref_model = build_policy(preset(seed=seed + 1, device=device))
+def _build(quick, seed, device, n_prompts, G, max_new_tokens, model=None, precision=None) -> Batch:
+    from ..precision import build, group_shape, policy_config, recorded_coordinates
+
+    if model is None and precision is None:
+        preset = PolicyConfig.tiny if quick else PolicyConfig.small
+        cfg = preset(seed=seed, device=device)
+        model = build_policy(cfg)
+        ref_model = build_policy(preset(seed=seed + 1, device=device))
+        precision, coords = "float64", None
+    else:
+        default = "tiny" if quick else "small"
+        G, max_new_tokens = group_shape(model, device, default, G, max_new_tokens)
+        cfg = policy_config(model, precision, device, default=default, seed=seed)
+        ref_cfg = policy_config(model, precision, device, default=default, seed=seed + 1)
+        model, ref_model = build(cfg, precision), build(ref_cfg, precision)
+        coords = recorded_coordinates(count_parameters(model), seed)
+        coords = None if coords is None else coords.to(device)
     rng = np.random.default_rng(seed)
     prompts = []
     for p in range(n_prompts):
@@ -128,7 +159,7 @@ def _build(quick, seed, device, n_prompts, G, max_new_tokens) -> Batch:
             old, mask = token_logprobs(model, group)
             ref, _ = token_logprobs(ref_model, group)
         prompts.append(Prompt(group, np.asarray(group.rewards, dtype=np.float64), old, ref, mask))
-    return Batch(model, None, prompts)
+    return Batch(model, None, prompts, "pop", precision, coords)
 
 
 def surrogate_J(variant: Variant, logp, old_logp, rewards, mask, sigma: str = "pop") -> torch.Tensor:
@@ -196,7 +227,11 @@ def paired_run(batch: Batch, configs: dict[str, Config], *, driver: str, optimiz
     params = list(model.parameters())
     N = count_parameters(model)
     dev, dt = params[0].device, params[0].dtype
-    probes = {k: torch.nn.Parameter(torch.zeros(N, dtype=dt, device=dev)) for k in configs}
+    eps = _representable_eps(eps, dt)
+    idx = batch.coords
+    M = N if idx is None else int(idx.numel())
+    # the driver's probe is full size (its step moves the model); the others hold the recorded coordinates
+    probes = {k: torch.nn.Parameter(torch.zeros(N if k == driver else M, dtype=dt, device=dev)) for k in configs}
     opts = {k: cls([probes[k]], lr=lr, betas=betas, eps=eps, weight_decay=wd) for k in configs}
     recs = {k: Record() for k in configs}
     for _ in tqdm(range(steps), desc="optimizer steps", disable=not progress, leave=False):
@@ -204,10 +239,12 @@ def paired_run(batch: Batch, configs: dict[str, Config], *, driver: str, optimiz
         for name, cfg in configs.items():
             if cfg.grad_of is not None:
                 other, factor = cfg.grad_of
-                g = torch.as_tensor(factor * recs[other].grads[-1], device=dev)
+                g = torch.as_tensor(factor * recs[other].grads[-1], device=dev, dtype=dt)
                 norm = float(torch.linalg.vector_norm(g))
             else:
                 g, norm = _gradient(model, params, -objective(batch, cfg, logps), cfg.max_grad_norm)
+                if idx is not None and name != driver:
+                    g = g[idx]
             probe = probes[name]
             with torch.no_grad():
                 probe.zero_()
@@ -215,10 +252,10 @@ def paired_run(batch: Batch, configs: dict[str, Config], *, driver: str, optimiz
             opts[name].step()
             st = opts[name].state[probe]
             t = float(st["step"])
-            rec = recs[name]
-            rec.steps.append(probe.detach().cpu().numpy().copy())
-            rec.v_hat.append((st["exp_avg_sq"] / (1 - betas[1] ** t)).cpu().numpy())
-            rec.grads.append(g.cpu().numpy())
+            rec, sub = recs[name], (idx if idx is not None and name == driver else None)
+            rec.steps.append(_record(probe.detach(), sub))
+            rec.v_hat.append(_record(st["exp_avg_sq"] / (1 - betas[1] ** t), sub))
+            rec.grads.append(_record(g, sub))
             rec.grad_norms.append(norm)
         with torch.no_grad():
             theta = param_vector(model)
@@ -235,15 +272,32 @@ def trajectory_run(batch: Batch, cfg: Config, *, optimizer: str = "adamw", lr: f
     cls, wd = OPTIMIZERS[optimizer]
     model = clone_model(batch.model)
     params = list(model.parameters())
-    opt = cls(params, lr=lr, betas=betas, eps=eps, weight_decay=wd)
-    thetas, grads = [], []
+    opt = cls(params, lr=lr, betas=betas, eps=_representable_eps(eps, params[0].dtype), weight_decay=wd)
+    thetas, grads, idx = [], [], batch.coords
     for _ in range(steps):
         logps = [token_logprobs(model, pr.group)[0] for pr in batch.prompts]
         opt.zero_grad(set_to_none=True)
         (-objective(batch, cfg, logps)).backward()
         if cfg.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        grads.append(flat_grad(model).cpu().numpy().copy())
+        grads.append(_record(flat_grad(model), idx))
         opt.step()
-        thetas.append(param_vector(model).cpu().numpy())
+        thetas.append(_record(param_vector(model), idx))
     return thetas, grads
+
+
+def _record(vec: torch.Tensor, idx) -> np.ndarray:
+    """A recorded vector: the coordinates ``idx`` (all if None), as a float64 numpy array (exact widening)."""
+    return (vec if idx is None else vec[idx]).detach().to(torch.float64).cpu().numpy().copy()
+
+
+def _representable_eps(eps: float, dtype: torch.dtype) -> float:
+    """Adam's eps as the optimizer sees it: a positive eps below the dtype's smallest normal number
+    (e.g. the 1e-300 of the eps -> 0 limit, which float32 rounds to 0 and turns 0/0 into NaN on
+    coordinates without gradient) is raised to that number; 0 and representable values are kept.
+
+    >>> _representable_eps(1e-300, torch.float64), _representable_eps(1e-300, torch.float32) == torch.finfo(torch.float32).tiny
+    (1e-300, True)
+    """
+    tiny = torch.finfo(dtype).tiny
+    return tiny if 0 < eps < tiny else eps

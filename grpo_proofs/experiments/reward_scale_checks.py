@@ -29,7 +29,8 @@ from .reward_scale import Config, make_batch, paired_run, trajectory_run
 
 __all__ = ["PHIS", "RESOLVED", "step_errors", "step_ratio_experiment", "trajectory_experiment",
            "recurrence_steps", "step_scales", "conditioned", "LR", "PREMISE",
-           "noninvariant_fraction", "plot_gradient_scale"]
+           "noninvariant_fraction", "plot_gradient_scale", "PREMISE_BY", "RESOLVED_BY", "BORDER_BY", "TOL_BY",
+           "effect_threshold", "model_options"]
 
 #: the reward scales of the issue
 PHIS = (1e-3, 1e-1, 10.0, 1e3)
@@ -39,6 +40,42 @@ PREMISE = 1e-12
 LR = 1e-3
 #: a gradient entry at most this fraction of the largest one is rounding level (see the docstring)
 RESOLVED = 1e-12
+#: PREMISE and RESOLVED by the arithmetic the model ran in (:data:`grpo_proofs.precision.PRECISIONS`).
+#: They select which coordinates are compared, they are not tolerances. float64: ~1e4 unit roundoffs.
+#: float32 (unit roundoff 6e-8): 1e-4 and 1e-6; bf16 autocast (bf16 operands, unit roundoff 2^-9 ~ 2e-3,
+#: float32 accumulation): 3e-2 and 1e-3. Measured on qwen2_small (CPU, ``benchmarks/tolerance.py``): the
+#: normwise gradient premise ||g_phi - phi g|| / ||phi g|| is ~4e-7 (float32) and ~7e-3 (bf16); these
+#: thresholds leave out ~0.2 % (float32) and ~20 % (bf16) of the coordinates, counted as ``excluded``.
+PREMISE_BY = {"float64": PREMISE, "float32": 1e-4, "bf16": 3e-2}
+RESOLVED_BY = {"float64": RESOLVED, "float32": 1e-6, "bf16": 1e-3}
+
+
+def effect_threshold(base: float, precision: str = "float64") -> float:
+    """A measured deviation counts as a real effect (or as none) against ``base``, never below the
+    precision's optimizer tolerance (the bound on what rounding alone does): max(base, tolerance).
+
+    >>> effect_threshold(1e-6), effect_threshold(1e-6, "float32") > 1e-6
+    (1e-06, True)
+    """
+    from ..tolerances import for_precision
+
+    return max(base, for_precision("optimizer", precision))
+
+
+#: noninvariant_fraction: coordinates with |R - 1| within this fraction of ``tol`` of ``tol`` are not
+#: classified (the measured step ratio's own rounding decides them): float64 1e-6; float32 and bf16
+#: 3 PREMISE / tol = 0.3 (a kept coordinate's measured ratio is off by up to ~PREMISE)
+BORDER_BY = {"float64": 1e-6, "float32": 0.3, "bf16": 0.3}
+#: noninvariant_fraction's default ``tol`` by precision: 1e-3, and at least 10 PREMISE (below that the
+#: measured ratio's rounding, not R, decides the class): float32 1e-3, bf16 0.3
+TOL_BY = {"float64": 1e-3, "float32": 1e-3, "bf16": 0.3}
+
+
+def model_options(ctx: Context) -> dict:
+    """``model``/``precision`` keywords of :func:`make_batch` for a context ({} for the default CPU run)."""
+    if ctx.model is None and ctx.precision is None and not ctx.device.startswith("cuda"):
+        return {}
+    return {"model": ctx.model, "precision": ctx.effective_precision}
 
 
 def step_scales(grads, v_hat, *, lr, eps, betas=(0.9, 0.999)) -> list[np.ndarray]:
@@ -56,18 +93,20 @@ def step_scales(grads, v_hat, *, lr, eps, betas=(0.9, 0.999)) -> list[np.ndarray
     return out
 
 
-def conditioned(grads, scaled_grads=None, k: float = 1.0) -> list[np.ndarray]:
+def conditioned(grads, scaled_grads=None, k: float = 1.0, *, precision: str = "float64") -> list[np.ndarray]:
     """Per step, the coordinates resolved at every step so far (|g_t| > RESOLVED max|g_t|; a step with
     g_t = 0 everywhere imposes nothing) and, if ``scaled_grads`` is given, whose autograd gradient is
-    k g_t to ``PREMISE`` relative at every step."""
+    k g_t to ``PREMISE`` relative at every step (both thresholds for ``precision``: :data:`PREMISE_BY`,
+    :data:`RESOLVED_BY`)."""
     out, ok = [], None
+    resolved, premise = RESOLVED_BY[precision], PREMISE_BY[precision]
     for t, g in enumerate(grads):
         a = np.abs(g)
         # a step whose gradient is 0 everywhere (every token clipped) says nothing about resolution
-        now = a > RESOLVED * a.max() if a.max() > 0 else np.ones(a.shape, bool)
+        now = a > resolved * a.max() if a.max() > 0 else np.ones(a.shape, bool)
         if scaled_grads is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                now &= np.abs(scaled_grads[t] - k * g) <= PREMISE * np.abs(k * g)
+                now &= np.abs(scaled_grads[t] - k * g) <= premise * np.abs(k * g)
         ok = now if ok is None else ok & now
         out.append(ok)
     return out
@@ -118,7 +157,8 @@ def step_ratio_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps
     """
     steps = steps or (2 if ctx.quick else 5)
     eps_values = eps_values or ((1e-8,) if ctx.quick else (1e-8, 1e-5))
-    batch = make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    batch = make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
+                       **model_options(ctx))
     rows, worst = [], 0.0
     for opt in ("adam", "adamw"):
         for eps in eps_values:
@@ -133,7 +173,7 @@ def step_ratio_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps
                 R = [adam_step_ratio(phi, eps, v) for v in u.v_hat]
                 pred = [r * s for r, s in zip(R, u.steps)]
                 scales = [np.abs(r) * b for r, b in zip(R, base)]
-                keep = conditioned(u.grads, recs[f"{phi}"].grads, phi)
+                keep = conditioned(u.grads, recs[f"{phi}"].grads, phi, precision=batch.precision)
                 auto = step_errors(recs[f"{phi}"].steps, pred, scales, keep)
                 exact = step_errors(recs[f"{phi} exact"].steps, pred, scales)
                 grad = max(float(np.linalg.norm(gs - phi * gu) / np.linalg.norm(phi * gu))
@@ -146,7 +186,7 @@ def step_ratio_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps
                 rows.append(row)
                 worst = max(worst, auto["per_coordinate"], exact["per_coordinate"], grad)
     return {"max_rel_err": worst, "rows": rows, "steps": steps, "n_params": batch.n_params,
-            "coordinates": batch.n_params * steps * len(rows)}
+            "coordinates": batch.n_recorded * steps * len(rows), "precision": batch.precision}
 
 
 def trajectory_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, steps: int | None = None,
@@ -155,27 +195,32 @@ def trajectory_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, ste
 
     Limit regime eps -> 0 (eps = 1e-300, below every resolved gradient): predicted deviation 0,
     measured max |theta_phi - theta_1| / (T lr) on resolved coordinates. Also reported at eps = 1e-8,
-    where coordinates with |g| ~ eps/tolerance are not invariant.
+    where coordinates with |g| ~ eps/tolerance are not invariant. In float32 and bf16 the compared
+    coordinates are also those whose gradients in the two runs obey g_phi = phi g to ``PREMISE_BY`` at
+    every step (float64: every resolved coordinate, as there the premise holds to rounding everywhere).
     """
     steps = steps or (2 if ctx.quick else 4)
-    batch = make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    batch = make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
+                       **model_options(ctx))
     out, worst = [], 0.0
     for eps in (1e-300, 1e-8):
         base, grads = trajectory_run(batch, Config(), optimizer="adamw", eps=eps, lr=lr, steps=steps)
-        ok = np.all([np.abs(g) > RESOLVED * np.abs(g).max() for g in grads], axis=0)
+        ok = np.all([np.abs(g) > RESOLVED_BY[batch.precision] * np.abs(g).max() for g in grads], axis=0)
         for phi in phis:
-            th, _ = trajectory_run(batch, Config(scales=phi), optimizer="adamw", eps=eps, lr=lr, steps=steps)
+            th, gs = trajectory_run(batch, Config(scales=phi), optimizer="adamw", eps=eps, lr=lr, steps=steps)
             dev = np.abs(th[-1] - base[-1]) / (steps * lr)
-            row = {"eps": eps, "phi": phi, "max_dev_resolved": float(dev[ok].max()),
-                   "max_dev_all": float(dev.max()), "unresolved": int((~ok).sum())}
+            sel = ok if batch.precision == "float64" else ok & conditioned(grads, gs, phi, precision=batch.precision)[-1]
+            row = {"eps": eps, "phi": phi, "max_dev_resolved": float(dev[sel].max()),
+                   "max_dev_all": float(dev.max()), "unresolved": int((~ok).sum()), "excluded": int((~sel).sum())}
             out.append(row)
             if eps == 1e-300:
                 worst = max(worst, row["max_dev_resolved"])
-    return {"max_rel_dev_limit": worst, "rows": out, "steps": steps, "n_params": batch.n_params}
+    return {"max_rel_dev_limit": worst, "rows": out, "steps": steps, "n_params": batch.n_params,
+            "precision": batch.precision}
 
 
 def noninvariant_fraction(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps_values=(1e-8, 1e-5),
-                          tol: float = 1e-3, steps: int = 1, batch=None) -> dict:
+                          tol: float | None = None, steps: int = 1, batch=None) -> dict:
     """Fraction of coordinates whose Adam step changes by more than ``tol`` relative when rewards are scaled.
 
     Three computations per (eps, phi), at the last of ``steps`` steps: measured, |step_phi/step_1 - 1| > tol
@@ -185,27 +230,31 @@ def noninvariant_fraction(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps
     (away from the threshold by more than 1e-6 relative) over all compared. Fractions are over the
     resolved coordinates (``n_resolved``: gradient nonzero and above 1e-12 x its largest entry; unused
     position embeddings have none, GPT-2's key bias only rounding noise, whose steps do change:
-    ``fraction_with_rounding_level`` counts them too).
+    ``fraction_with_rounding_level`` counts them too). ``tol`` None: :data:`TOL_BY` of the precision
+    (1e-3 in float64 and float32).
     """
     from ..adam import noninvariant_threshold
 
-    batch = batch or make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    batch = batch or make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
+                                **model_options(ctx))
     rows, mismatches, compared, g0 = [], 0, 0, None
+    prec = batch.precision
+    tol = TOL_BY[prec] if tol is None else tol
     for eps in eps_values:
         cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
         recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=steps)
         u = recs["r"]
         g0 = u.grads[0]
         nz = np.all([g != 0 for g in u.grads], axis=0)
-        res = conditioned(u.grads)[-1] & nz
+        res = conditioned(u.grads, precision=prec)[-1] & nz
         for p in phis:
             s = recs[str(p)]
             R = adam_step_ratio(p, eps, u.v_hat[-1])
             pred = np.abs(R - 1) > tol
-            keep = conditioned(u.grads, s.grads, p)[-1] & nz & (u.steps[-1] != 0)
+            keep = conditioned(u.grads, s.grads, p, precision=prec)[-1] & nz & (u.steps[-1] != 0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 meas = np.abs(s.steps[-1] / u.steps[-1] - 1) > tol
-            border = np.abs(np.abs(R - 1) - tol) <= 1e-6 * tol
+            border = np.abs(np.abs(R - 1) - tol) <= BORDER_BY[prec] * tol
             bad = int(np.sum((meas != pred) & keep & ~border))
             row = {"eps": eps, "phi": p, "predicted_fraction": float(pred[res].mean()),
                    "measured_fraction": float(meas[res].mean()), "mismatched": bad, "compared": int(keep.sum()),

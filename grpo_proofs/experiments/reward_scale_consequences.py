@@ -17,7 +17,8 @@ from ..adam import adam_step_ratio
 from ..claims import Context
 from ..variants import REGISTRY
 from .reward_scale import Config, make_batch, paired_run
-from .reward_scale_checks import LR, PHIS, conditioned, recurrence_steps, step_errors, step_scales
+from .reward_scale_checks import (LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps,
+                                  step_errors, step_scales)
 
 __all__ = ["premise_error", "compare", "std_invariance", "shift_invariance", "per_prompt_scaling",
            "negative_phi", "kl_inverse", "clip_coefficient", "grad_clip", "TORCH_CLIP_DELTA", "sigma_leak"]
@@ -33,16 +34,17 @@ def premise_error(grads, ref_grads, k=1.0) -> float:
     return out
 
 
-def compare(rec, ref, *, ratio, eps, grad_factor: float | None = 1.0) -> dict:
+def compare(rec, ref, *, ratio, eps, grad_factor: float | None = 1.0, precision: str = "float64") -> dict:
     """rec's steps against ``ratio_t * ref's steps`` (ratio: a number or one array per step), given
     that rec's gradients are ``grad_factor`` x ref's (checked normwise; per coordinate it selects).
-    ``grad_factor=None``: no premise (a measured deviation), resolved coordinates only."""
+    ``grad_factor=None``: no premise (a measured deviation), resolved coordinates only. ``precision``:
+    the arithmetic the runs used (selects :func:`conditioned`'s thresholds)."""
     R = ratio if isinstance(ratio, list) else [ratio] * len(ref.steps)
     pred = [np.asarray(r) * s for r, s in zip(R, ref.steps)]
     scales = [np.abs(r) * b for r, b in zip(R, step_scales(ref.grads, ref.v_hat, lr=LR, eps=eps))]
     if grad_factor is None:
-        return step_errors(rec.steps, pred, scales, conditioned(ref.grads))
-    keep = conditioned(ref.grads, rec.grads, grad_factor)
+        return step_errors(rec.steps, pred, scales, conditioned(ref.grads, precision=precision))
+    keep = conditioned(ref.grads, rec.grads, grad_factor, precision=precision)
     out = step_errors(rec.steps, pred, scales, keep)
     out["premise_normwise"] = premise_error(rec.grads, ref.grads, grad_factor)
     out["error"] = max(out["per_coordinate"], out["premise_normwise"])
@@ -56,11 +58,11 @@ def std_invariance(ctx: Context, phis=None, eps: float = 1e-5) -> dict:
     for name, v in REGISTRY.items():
         if not v.std_normalised:
             continue
-        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
+        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device, **model_options(ctx))
         cfgs = {"r": Config(beta=v.beta)} | {str(p): Config(scales=p, beta=v.beta) for p in phis}
         recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 3)
         for p in phis:
-            c = compare(recs[str(p)], recs["r"], ratio=1.0, eps=eps)
+            c = compare(recs[str(p)], recs["r"], ratio=1.0, eps=eps, precision=batch.precision)
             rows.append({"variant": name, "beta": v.beta, "phi": p, **c})
             worst = max(worst, c["error"])
     return {"error": worst, "eps": eps, "rows": rows}
@@ -70,11 +72,11 @@ def shift_invariance(ctx: Context, shifts=(0.1, -1 / 3), eps: float = 1e-8) -> d
     """r -> r + b: identical gradients and steps for every Table 1 method."""
     rows, worst = [], 0.0
     for name, v in REGISTRY.items():
-        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
+        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device, **model_options(ctx))
         cfgs = {"r": Config()} | {str(b): Config(shift=b) for b in shifts}
         recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=1 if ctx.quick else 2)
         for b in shifts:
-            c = compare(recs[str(b)], recs["r"], ratio=1.0, eps=eps)
+            c = compare(recs[str(b)], recs["r"], ratio=1.0, eps=eps, precision=batch.precision)
             rows.append({"variant": name, "shift": b, **c})
             worst = max(worst, c["error"])
     return {"error": worst, "rows": rows}
@@ -87,24 +89,25 @@ def per_prompt_scaling(ctx: Context, scales=(1.0, 10.0), eps: float = 1e-300) ->
     hand-written recurrence on g_(a1, 0) + g_(0, a2) (each prompt's gradient alone).
     """
     a1, a2 = scales
-    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
+                       **model_options(ctx))
     cfgs = {"r": Config(), "uniform": Config(scales=(a2, a2)), "per-prompt": Config(scales=(a1, a2)),
             "first": Config(scales=(a1, 0.0)), "second": Config(scales=(0.0, a2))}
     recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 4)
     summed = [g1 + g2 for g1, g2 in zip(recs["first"].grads, recs["second"].grads)]
     pred = recurrence_steps(summed, lr=LR, eps=eps)
     pp = recs["per-prompt"]
-    keep = conditioned(summed, pp.grads, 1.0)
+    keep = conditioned(summed, pp.grads, 1.0, precision=batch.precision)
     scales_pp = step_scales(summed, [v for v in pp.v_hat], lr=LR, eps=eps)
     pred_err = step_errors(pp.steps, pred, scales_pp, keep)
     uni = compare(recs["uniform"], recs["r"], ratio=[adam_step_ratio(a2, eps, v) for v in recs["r"].v_hat],
-                  eps=eps, grad_factor=a2)
+                  eps=eps, grad_factor=a2, precision=batch.precision)
     base = step_scales(recs["r"].grads, recs["r"].v_hat, lr=LR, eps=eps)
-    ok = conditioned(recs["r"].grads)[-1]
+    ok = conditioned(recs["r"].grads, precision=batch.precision)[-1]
     deviation = float(np.max(np.abs(pp.steps[-1] - recs["r"].steps[-1])[ok] / base[-1][ok]))
     err = max(pred_err["per_coordinate"], premise_error(pp.grads, summed), uni["error"])
-    return {"error": err if deviation > 1e-3 else np.inf, "prediction": pred_err, "uniform": uni,
-            "per_prompt_deviation": deviation, "scales": scales, "eps": eps}
+    return {"error": err if deviation > effect_threshold(1e-3, batch.precision) else np.inf, "prediction": pred_err,
+            "uniform": uni, "per_prompt_deviation": deviation, "scales": scales, "eps": eps}
 
 
 def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
@@ -119,7 +122,8 @@ def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
     rows, worst = [], 0.0
     T = 2 if ctx.quick else 4
     for name, steps in (("gpg", T), ("dr_grpo", T), ("grpo", 1)):
-        batch = make_batch(name, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+        batch = make_batch(name, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
+                           **model_options(ctx))
         cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
         recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=steps)
         u = recs["r"]
@@ -129,7 +133,8 @@ def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
             n_exact = steps if not batch.variant.clipped else 1
             first = type(u)(u.steps[:n_exact], u.v_hat[:n_exact], u.grads[:n_exact], u.grad_norms[:n_exact])
             mine = type(s)(s.steps[:n_exact], s.v_hat[:n_exact], s.grads[:n_exact], s.grad_norms[:n_exact])
-            c = compare(mine, first, ratio=[adam_step_ratio(k, eps, v) for v in first.v_hat], eps=eps, grad_factor=k)
+            c = compare(mine, first, ratio=[adam_step_ratio(k, eps, v) for v in first.v_hat], eps=eps, grad_factor=k,
+                        precision=batch.precision)
             cos = float(np.dot(s.steps[0], u.steps[0]) / (np.linalg.norm(s.steps[0]) * np.linalg.norm(u.steps[0])))
             later = premise_error(s.grads[n_exact:], u.grads[n_exact:], k) if steps > n_exact else None
             rows.append({"variant": name, "phi": p, "k": k, "exact_steps": n_exact, "cos_first_step": cos,
@@ -141,7 +146,8 @@ def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
 def kl_inverse(ctx: Context, beta: float = 0.04, phis=None, eps: float = 1e-8) -> dict:
     """J(phi r; beta) = phi J(r; beta/phi): steps at (phi r, beta) = R(phi) x steps at (r, beta/phi)."""
     phis = phis or ((1e-1, 10.0) if ctx.quick else PHIS)
-    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
+                       **model_options(ctx))
     cfgs = {"r": Config(beta=beta)}
     for p in phis:
         cfgs[f"{p}"] = Config(scales=p, beta=beta)
@@ -150,11 +156,13 @@ def kl_inverse(ctx: Context, beta: float = 0.04, phis=None, eps: float = 1e-8) -
     rows, worst = [], 0.0
     for p in phis:
         ref = recs[f"{p} ref"]
-        c = compare(recs[f"{p}"], ref, ratio=[adam_step_ratio(p, eps, v) for v in ref.v_hat], eps=eps, grad_factor=p)
+        c = compare(recs[f"{p}"], ref, ratio=[adam_step_ratio(p, eps, v) for v in ref.v_hat], eps=eps, grad_factor=p,
+                    precision=batch.precision)
         naive = compare(recs[f"{p}"], recs["r"], ratio=[adam_step_ratio(p, eps, v) for v in recs["r"].v_hat], eps=eps,
-                        grad_factor=None)
+                        grad_factor=None, precision=batch.precision)
         rows.append({"phi": p, **c, "deviation_from_same_beta": naive["per_coordinate"]})
-        worst = max(worst, c["error"], 0.0 if naive["per_coordinate"] > 1e-6 else np.inf)
+        differs = naive["per_coordinate"] > effect_threshold(1e-6, batch.precision)
+        worst = max(worst, c["error"], 0.0 if differs else np.inf)
     return {"error": worst, "beta": beta, "rows": rows}
 
 
@@ -190,7 +198,8 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
     """
     rho_expr, _ = clip_coefficient()
     rho_fn = sp.lambdify((n.phi, n.grad_norm, n.max_norm), rho_expr.subs(n.clip_delta, TORCH_CLIP_DELTA), "numpy")
-    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2)
+    batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
+                       **model_options(ctx))
     cfgs = {"r": Config(max_grad_norm=max_norm)} | {str(p): Config(scales=p, max_grad_norm=max_norm) for p in phis}
     recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 4)
     u, rows, worst = recs["r"], [], 0.0
@@ -199,10 +208,12 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
         fed = [r * g for r, g in zip(rho, u.grads)]
         pred = recurrence_steps(fed, lr=LR, eps=eps)
         s = recs[str(p)]
-        keep = conditioned(fed, s.grads, 1.0)
+        keep = conditioned(fed, s.grads, 1.0, precision=batch.precision)
         e = step_errors(s.steps, pred, step_scales(fed, s.v_hat, lr=LR, eps=eps), keep)
         base = step_scales(u.grads, u.v_hat, lr=LR, eps=eps)
-        ok = conditioned(u.grads)[-1]
+        ok = conditioned(u.grads, precision=batch.precision)[-1]
+        if batch.precision != "float64":      # low precision: where the premise s.grads = rho g holds
+            ok = ok & keep[-1]
         dev = float(np.max(np.abs(s.steps[-1] - u.steps[-1])[ok] / base[-1][ok]))
         act_u = [N + TORCH_CLIP_DELTA > max_norm for N in u.grad_norms]
         act_s = [abs(p) * N + TORCH_CLIP_DELTA > max_norm for N in u.grad_norms]
@@ -211,7 +222,8 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
                      "prediction_per_coordinate": e["per_coordinate"], "premise_normwise": premise_error(s.grads, fed),
                      "deviation_from_unscaled": dev})
         # clipped in one run only: a visible break; clipped in both or neither: only the delta / eps leaks
-        broken_ok = dev > 1e-4 if mixed else dev < 1e-6
+        broken_ok = (dev > effect_threshold(1e-4, batch.precision) if mixed
+                     else dev < effect_threshold(1e-6, batch.precision))
         worst = max(worst, e["per_coordinate"], rows[-1]["premise_normwise"], 0.0 if broken_ok else np.inf)
     return {"error": worst, "max_norm": max_norm, "eps": eps, "rows": rows}
 
@@ -226,14 +238,16 @@ def sigma_leak(ctx: Context, c_values=(1e-4, 0.1), phis=None, eps: float = 1e-8)
     rows, worst = [], 0.0
     for c in c_values:
         v = REGISTRY["grpo"].replace(sigma_eps=c, beta=0.0)
-        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=1)
+        batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=1,
+                           **model_options(ctx))
         sig = float(np.std(batch.prompts[0].rewards, ddof=0 if batch.sigma == "pop" else 1))
         cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
         recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 3)
         u = recs["r"]
         for p in phis:
             k = float(k_expr.subs({n.phi: p, n.sigma_r: sig, n.c_sigma: c}))
-            cmp = compare(recs[str(p)], u, ratio=[adam_step_ratio(k, eps, vh) for vh in u.v_hat], eps=eps, grad_factor=k)
+            cmp = compare(recs[str(p)], u, ratio=[adam_step_ratio(k, eps, vh) for vh in u.v_hat], eps=eps, grad_factor=k,
+                          precision=batch.precision)
             rows.append({"c": c, "phi": p, "sigma_r": sig, "k": k, "leak": k - 1, **cmp})
             worst = max(worst, cmp["error"])
     return {"error": worst, "eps": eps, "rows": rows}

@@ -1,0 +1,156 @@
+"""``grpo-proofs check``: every proposition of arXiv 2601.05002 asked of one variant, derived and measured.
+
+``grpo-proofs check SPEC`` (a registry name, a YAML/TOML/JSON spec or a trainer config), or
+``grpo-proofs check --variant-file my_variant.py:MyVariant``, prints the verdict card: the symbolic
+per-token gradient, the shared-prefix coefficient W (Prop. 1), the meaning of the loss value (Prop. 4),
+the reward-scale verdict under Adam/AdamW (Props. 5, 6, 2), the overshoot exposure with C_(T,k)
+(Props. 3, 7) and the registered methods it equals up to a constant factor. Each verdict is then
+confirmed on the real transformer policy (``--symbolic`` skips that); ``--report DIR`` writes
+check.json, summary.md and three PNG plots. Exit code 0: every asserted confirmation holds; 1: one
+does not; 2: bad input (nothing is written).
+
+Optimizer settings of the overshoot verdict: ``--beta1 0.9 --beta2 0.999`` (torch.optim.AdamW's
+defaults; a trainer config's own betas when it gives them), ``--T 5`` (first inner step with zero
+advantage gradient) and ``--k 4`` (steps after it), the defaults of ``grpo-proofs overshoot``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import asdict
+
+from ..errors import InputError
+from .common import add_device_flag, add_json_flag, emit_json
+
+__all__ = ["register", "run", "resolve_options"]
+
+
+def _num(text, what: str, kind=float, lo=None, hi=None, open_=False):
+    try:
+        val = float(text)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(val):
+        raise InputError(f"{what} must be finite, got {text!r}")
+    if kind is int:
+        if not val.is_integer():
+            raise InputError(f"{what} must be a whole number, got {text!r}")
+        val = int(val)
+    if lo is not None and (val <= lo if open_ else val < lo) or hi is not None and (val >= hi if open_ else val > hi):
+        rng = f"({lo}, {hi})" if open_ else f"[{lo}, {hi if hi is not None else 'inf'}]"
+        raise InputError(f"{what} must lie in {rng}, got {text!r}")
+    return val
+
+
+def resolve_options(args, spec):
+    """CLI flags over the spec's own settings over the defaults, validated (InputError)."""
+    from ..confirm import Options
+
+    b1 = _num(args.beta1, "--beta1", lo=0, hi=1, open_=True) if args.beta1 is not None else (spec.betas or (0.9, 0.999))[0]
+    b2 = _num(args.beta2, "--beta2", lo=0, hi=1, open_=True) if args.beta2 is not None else (spec.betas or (0.9, 0.999))[1]
+    mu = _num(args.mu, "--mu", int, 1, 64) if args.mu is not None else min(spec.mu or (6 if args.quick else 8), 64)
+    sigma = args.sigma or spec.sigma
+    return Options(device=args.device, quick=args.quick, seed=_num(args.seed, "--seed", int, 0),
+                   mu=mu, T=_num(args.T, "--T", int, 2), k=_num(args.k, "--k", int, 0, 1000),
+                   beta1=b1, beta2=b2, eps=_num(args.eps, "--eps", lo=0, hi=1, open_=True), sigma=sigma)
+
+
+def _usable(v, alpha):
+    """``alpha`` when it is a valid weight for ``v`` (a trainer's guard-free weight), else None."""
+    if alpha is None:
+        return None
+    try:
+        v.replace(alpha=alpha)
+    except InputError:
+        return None
+    return alpha
+
+
+def _check_report_dir(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"--report {path!r} exists and is not a folder")
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+        raise InputError(f"--report {path!r}: cannot create or write a folder there")
+
+
+def _confirm(spec, verdicts, opts):
+    from tqdm import tqdm
+
+    from ..confirm import STAGES, run_all
+
+    with tqdm(total=STAGES, desc="confirming", unit="check", file=sys.stderr, disable=None) as bar:
+        return run_all(spec, verdicts, opts, progress=bar)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..report import card, markdown, write_report
+    from ..spec import dump_spec, load_spec
+    from ..verdict import derive
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but this machine has no CUDA device; use --device cpu")
+    if args.report is not None:
+        _check_report_dir(args.report)
+    spec = load_spec(args.spec, args.variant_file)
+    opts = resolve_options(args, spec)
+    clean = getattr(spec.mapping, "alpha_clean", None)
+    verdicts = derive(spec.variant, opts.sigma, T=opts.T, k=opts.k, beta1=opts.beta1, beta2=opts.beta2,
+                      mu=spec.mu, grad_clip=spec.grad_clip, match_alpha=_usable(spec.variant, clean))
+    trainer = None
+    if spec.mapping is not None:
+        from ..trainers import propositions
+
+        trainer = [asdict(x) for x in propositions(spec.mapping)]
+        if spec.mapping.kl_in_reward:
+            verdicts.reward_scale["config"] = next(t["reason"] for t in trainer if t["label"] == "reward_scale")
+    confirmations = [] if args.symbolic else _confirm(spec, verdicts, opts)
+    try:
+        declared = dump_spec(spec.variant, opts.sigma)
+    except InputError:
+        declared = {"name": spec.variant.name, "alpha": str(spec.variant.alpha)}
+    failed = [c.name for c in confirmations if c.passed is False]
+    payload = {"variant": declared, "origin": spec.origin, "source": spec.source, "mu": spec.mu,
+               "notes": list(spec.notes), "options": asdict(opts), "verdicts": verdicts.to_dict(), "trainer_verdicts": trainer,
+               "confirmations": [c.to_dict() for c in confirmations], "failed": failed,
+               "passed": not failed if confirmations else None}
+    if args.report is not None:
+        files = write_report(args.report, payload, markdown(spec, verdicts, confirmations, opts, trainer), confirmations)
+        payload["report_files"] = files
+    if args.json:
+        emit_json(payload)
+    else:
+        sys.stdout.write(card(spec, verdicts, confirmations, opts, trainer))
+        if args.report is not None:
+            print(f"report: {', '.join(payload['report_files'])}")
+    return 1 if failed else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="derive and confirm every proposition for one variant (yours)",
+                       description=__doc__.split("\n\n")[1])
+    p.add_argument("spec", nargs="?", metavar="SPEC",
+                   help="a registry name (grpo, dapo, ...), a .yaml/.toml/.json spec, or a trainer config file")
+    p.add_argument("--variant-file", metavar="FILE.py:NAME",
+                   help="a Python file defining a Variant (or a function returning one); the file is executed")
+    p.add_argument("--report", metavar="DIR", help="write check.json, summary.md and PNG plots to DIR")
+    p.add_argument("--quick", action="store_true", help="smaller groups and fewer steps (seconds on a CPU)")
+    p.add_argument("--symbolic", action="store_true", help="derive the verdicts only; skip the real-model checks")
+    p.add_argument("--sigma", choices=["pop", "sample"], help="std of the rewards (default: the spec's, else pop)")
+    p.add_argument("--mu", help="inner optimizer steps per batch for the ratio trajectories, 1..64 (default: the spec's, else 8; "
+                        "6 with --quick)")
+    p.add_argument("--T", default="5", help="first inner step with zero advantage gradient, >= 2 (default 5)")
+    p.add_argument("--k", default="4", help="steps after T for C_(T,k), >= 0 (default 4)")
+    p.add_argument("--beta1", help="Adam beta1 in (0, 1) (default: the trainer config's, else 0.9)")
+    p.add_argument("--beta2", help="Adam beta2 in (0, 1) (default: the trainer config's, else 0.999)")
+    p.add_argument("--eps", default="1e-8", help="Adam eps in (0, 1) of the optimizer runs (default 1e-8)")
+    p.add_argument("--seed", default="0", help="seed of the policy and the sampled groups (default 0)")
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,387 @@
+"""Proposition 1 on a real transformer: the shared-prefix gradient identity and the prefix drift in training.
+
+**Identity** (:func:`confirm`). A group is sampled from a causal LM with a forced prefix y_{1:k} for the
+completions in S and free sampling after it (lengths differ), scored by a documented reward rule
+(:mod:`grpo_proofs.sampling`). For each variant, the variant's own surrogate J
+(:func:`grpo_proofs.evaluate.torch_surrogate`) is differentiated by autograd with respect to the model
+parameters, keeping the gradient of the prefix positions only: the log-probs of every other token
+enter J with their values but detached (``torch.where(prefix, logp, logp.detach())``), so the ratios,
+clip branches and sequence ratios are exactly those of the full loss. Proposition 1 predicts this
+gradient to be sum_t W_t grad log pi(y_t | x, y_<t) computed from ONE copy of the prefix
+(:func:`grpo_proofs.policy.prefix_logprobs`), with W_t from :func:`grpo_proofs.prefix.prefix_coefficient`
+at the same ratios. Sequence ratios (GSPO, GCPO): the coefficient of a prefix token depends on its
+whole completion through s_i; detaching the other tokens keeps s_i (a value) and removes only their
+own gradient paths, so the prediction takes s_i measured on the same log-ratios.
+
+Log-ratios: ``old_logp = logp - x``. At s = 1, x = 0. Off-policy cases put the shared tokens at one
+ratio per position, common to every i in S (same token, same context) and chosen inside, above and
+below the clip band, and the other tokens at random ratios (token kinds), or give each completion a
+sequence ratio inside, above or below the band (sequence kinds). Where the weights cancel (|W_t| <=
+``CLOSED_FORM`` sum_{i in S} |A_i omega_{i,t}|), the bound is |g|_inf <= tol |g_U|_inf with g_U the
+gradient the prefix would get without cancellation, sum_t (sum_{i in S} |A_i omega_{i,t}|) grad log pi(y_t).
+
+**Drift** (:func:`drift`). GRPO and Dr. GRPO train the same initial policy with AdamW, one step per
+sampled group (s = 1), on ``short_is_correct`` (correct answers are short, so GRPO's 1/|o_i| weights
+give W = sqrt(p(1-p)) (h_c - h_w) > 0). Each run is paired with a control trained identically except
+that the prefix positions are detached: the drift *attributable* to the prefix term is the difference
+of the two prefix log-probabilities. The raw drift also contains what the other tokens' gradients do
+to the prefix through shared parameters (for Dr. GRPO, whose J = (1/G) sum_i A_i |o_i| at s = 1 pushes
+every token of the longer, wrong answers down, that is a large negative drift of its own).
+
+Models: GPT-2 presets in float64 on CPU (every op in float64; DESIGN.md): relative error against the
+prediction <= ``MODEL_FLOAT64``. ``qwen2_small`` in float32 on CUDA: float32 rounding scales with the
+terms that cancel in W, not with W, so the error is measured against |g_U|_inf and bounded by
+``tolerances.PREFIX_FLOAT32``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..evaluate import torch_surrogate
+from ..policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
+from ..prefix import prefix_coefficient, prefix_terms
+from ..numerics import rel_err
+from ..tolerances import CLOSED_FORM, MODEL_FLOAT64, PREFIX_FLOAT32
+from ..variants import REGISTRY, Ratio, Variant, get_variant
+
+__all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "DriftSetup", "DriftRun",
+           "DriftResult", "drift", "plot_drift", "PRESETS", "build", "one_thread"]
+
+PRESETS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One sampled group per case (defaults: the tiny float64 GPT-2 on CPU)."""
+
+    model: str = "tiny"
+    G: int = 8
+    prompt: tuple[int, ...] = (2, 3)
+    prefix: tuple[int, ...] = (5, 7, 9)
+    max_new_tokens: int = 8
+    #: r_i = 1 if the last non-EOS free token of o_i is even (grpo_proofs.sampling.last_token_even)
+    reward: str = "last_token_even"
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float64"
+
+    @property
+    def tolerance(self) -> float:
+        return MODEL_FLOAT64 if self.dtype == "float64" else PREFIX_FLOAT32
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    #: S = the first ceil(2G/3) completions (else the whole group)
+    subset: bool
+    #: log-ratios != 0 (every clip branch), else s = 1
+    off_policy: bool
+
+
+CASES = (Case("s=1, whole group", False, False), Case("off-policy, whole group", False, True),
+         Case("off-policy, subset", True, True))
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One variant on one sampled group: predicted and measured prefix gradients."""
+
+    variant: str
+    case: str
+    shared: tuple[int, ...]
+    lengths: tuple[int, ...]
+    rewards: tuple[float, ...]
+    #: token ratio of each prefix position (token kinds) or None
+    prefix_ratios: tuple[float, ...] | None
+    #: s_i of each completion (sequence kinds) or None
+    sequence_ratios: tuple[float, ...] | None
+    #: W_t of each prefix position
+    W: tuple[float, ...]
+    #: True if every W_t cancels (|W_t| <= CLOSED_FORM sum_S |A_i omega_i|): the gradient must vanish
+    cancels: bool
+    #: the checked error: float64, |g - g_pred|_inf / |g_pred|_inf (|g|_inf / |g_U|_inf where the weights
+    #: cancel); float32, |g - g_pred|_inf / |g_U|_inf (rounding scales with the uncancelled terms)
+    error: float
+    #: |g - g_pred|_inf / |g_pred|_inf (inf where g_pred = 0)
+    relative_error: float
+    grad_norm: float
+    uncancelled_norm: float
+    tolerance: float = MODEL_FLOAT64
+
+    @property
+    def passed(self) -> bool:
+        return bool(math.isfinite(self.error) and self.error <= self.tolerance)
+
+
+@contextlib.contextmanager
+def one_thread(device: str):
+    """One intra-op CPU thread while the toy models run (restored after). Their matrices are tiny, so
+    thread hand-offs dominate: measured 5 s with 1 thread vs 27 s with 2 for the quick drift run on a
+    loaded 2-core machine; float64 results agree to rounding."""
+    if not device.startswith("cpu"):
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def build(model: str, dtype: str = "float64", device: str = "cpu", seed: int = 0):
+    if model not in PRESETS:
+        raise InputError(f"unknown model preset {model!r}; choose one of {', '.join(PRESETS)}")
+    return build_policy(PRESETS[model](dtype=dtype, device=device, seed=seed))
+
+
+def _band(v: Variant) -> tuple[float, float, float]:
+    """Ratios inside, above and below the clip band (open sides: 3 and 1/4)."""
+    up = v.eps_up if v.eps_up is not None else 1.0
+    low = v.eps_low if v.eps_low is not None else 0.5
+    return 1 + up / 2, 1 + 2 * up, 1 - min(2 * low, (1 + low) / 2)
+
+
+def _log_ratios(v: Variant, lengths, k: int, S, off_policy: bool, rng) -> list[np.ndarray]:
+    if not off_policy:
+        return [np.zeros(int(L)) for L in lengths]
+    inside, above, below = _band(v)
+    if not v.sequence_level:
+        shared = np.log([(inside, above, below)[t % 3] for t in range(k)])
+        out = [rng.uniform(-0.3, 0.3, size=int(L)) for L in lengths]
+        for i in S:
+            out[i][:k] = shared
+        return out
+    eps = min(e for e in (v.eps_low, v.eps_up) if e is not None)
+    shared = 0.1 * eps * np.array([(-1) ** t * (t + 1) for t in range(k)])
+    out = []
+    for i, L in enumerate(lengths):
+        total = math.log((inside, above, below, 1.0)[i % 4]) * (L if v.ratio is Ratio.SEQ_GEOMEAN else 1)
+        x = np.full(int(L), total / L)
+        if i in S:
+            x[:k] = shared
+            x[k:] = (total - shared.sum()) / (L - k)
+        out.append(x)
+    return out
+
+
+def _flat(grads, params) -> torch.Tensor:
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+
+def confirm_group(model, group, variant, *, case: Case, rng, tolerance: float = MODEL_FLOAT64,
+                  against_uncancelled: bool = False) -> Confirmation:
+    """The identity for one variant on one sampled group (see the module docstring).
+
+    ``against_uncancelled`` measures every error against |g_U|_inf (float32 runs)."""
+    v = get_variant(variant)
+    params = [p for p in model.parameters() if p.requires_grad]
+    k, S = group.k, tuple(group.shared)
+    rewards, lengths = np.asarray(group.rewards, dtype=np.float64), group.lengths
+    logp, mask = token_logprobs(model, group)
+    x = _log_ratios(v, lengths, k, S, case.off_policy, rng)
+    xt = torch.zeros_like(logp)
+    for i, xi in enumerate(x):
+        xt[i, :len(xi)] = torch.as_tensor(xi, dtype=logp.dtype, device=logp.device)
+    old = logp.detach() - xt
+    pm = torch.zeros_like(mask, dtype=torch.bool)
+    pm[list(S), :k] = True
+    J = torch_surrogate(v, torch.where(pm, logp, logp.detach()), old, rewards, mask)
+    g = _flat(torch.autograd.grad(J, params, allow_unused=True), params)
+    # the same log-ratios as the loss saw them, in float64
+    xa = (logp.detach() - old).double().cpu().numpy()
+    seq = ratios = None
+    if v.sequence_level:
+        u = np.array([xa[i, :L].sum() for i, L in enumerate(lengths)])
+        seq = tuple(np.exp(u / lengths if v.ratio is Ratio.SEQ_GEOMEAN else u).tolist())
+        terms = [prefix_terms(v, rewards, lengths, S, sequence_ratios=seq)] * k
+    else:
+        ratios = tuple(float(np.exp(xa[S[0], t])) for t in range(k))
+        terms = [prefix_terms(v, rewards, lengths, S, ratio=r) for r in ratios]
+    W = [t.W for t in terms]
+    U = [float(np.abs(t.contributions).sum()) for t in terms]
+    lp = prefix_logprobs(model, group.prompt, group.prefix, temperature=group.temperature)
+    wt = lambda vals: torch.as_tensor(vals, dtype=lp.dtype, device=lp.device)  # noqa: E731
+    pred = _flat(torch.autograd.grad((wt(W) * lp).sum(), params, allow_unused=True, retain_graph=True), params)
+    unc = _flat(torch.autograd.grad((wt(U) * lp).sum(), params, allow_unused=True), params)
+    cancels = all(abs(w) <= CLOSED_FORM * u for w, u in zip(W, U))
+    g64, p64, u64 = (t.double().cpu().numpy() for t in (g, pred, unc))
+    diff, gu, gp = float(np.abs(g64 - p64).max()), float(np.abs(u64).max()), float(np.abs(p64).max())
+    rel = rel_err(g64, p64) if gp > 0 else math.inf
+    err = diff / gu if (cancels or against_uncancelled) else rel
+    return Confirmation(v.name, case.name, S, tuple(int(L) for L in lengths), tuple(rewards.tolist()), ratios, seq,
+                        tuple(W), cancels, err, rel, float(np.abs(g64).max()), gu, tolerance)
+
+
+def confirm(setup: Setup = Setup(), variants=None, cases=CASES, progress: bool = False) -> list[Confirmation]:
+    """The identity for every variant (default: the registry) on one sampled group per case."""
+    names = list(variants or REGISTRY)
+    for name in names:
+        get_variant(name)
+    with one_thread(setup.device):
+        return _confirm(setup, names, cases, progress)
+
+
+def _confirm(setup: Setup, names, cases, progress: bool) -> list[Confirmation]:
+    model = build(setup.model, setup.dtype, setup.device, setup.seed)
+    rng = np.random.default_rng(setup.seed)
+    out = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(names) * len(cases), desc="prefix identity", unit="check")
+    for n_case, case in enumerate(cases):
+        S = tuple(range(math.ceil(2 * setup.G / 3))) if case.subset else None
+        group = sample_group(model, G=setup.G, prompt=setup.prompt, prefix=setup.prefix,
+                             max_new_tokens=setup.max_new_tokens, seed=setup.seed + 1000 * n_case, shared=S,
+                             reward=setup.reward, require_mixed_rewards=True)
+        for name in names:
+            out.append(confirm_group(model, group, name, case=case, rng=rng, tolerance=setup.tolerance,
+                                     against_uncancelled=setup.dtype != "float64"))
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    return out
+
+
+# -- training drift ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftSetup:
+    """GRPO vs Dr. GRPO on ``short_is_correct`` (default: the tiny float64 GPT-2, CPU, < 1 minute)."""
+
+    model: str = "tiny"
+    steps: int = 30
+    #: 5e-4 keeps most groups mixed for 30 steps (1e-3 saturates accuracy and skips up to half the steps)
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    G: int = 16
+    prompt: tuple[int, ...] = (2, 3)
+    prefix: tuple[int, ...] = (5, 7, 9, 11)
+    max_new_tokens: int = 8
+    #: r_i = 1 iff EOS is among the first 3 free tokens (grpo_proofs.sampling.short_is_correct)
+    reward: str = "short_is_correct"
+    variants: tuple[str, ...] = ("grpo", "dr_grpo")
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class DriftRun:
+    variant: str
+    detach_prefix: bool
+    #: sum_t log pi(y_t | x, y_<t) of the prefix before training and after every step, (steps + 1,)
+    logp_prefix: np.ndarray
+    #: sum_t W_t of each step's group (0 where the group had equal rewards and the step was skipped)
+    W: np.ndarray
+    #: mean reward of each step's group
+    accuracy: np.ndarray
+    skipped: int
+
+    @property
+    def drift(self) -> float:
+        return float(self.logp_prefix[-1] - self.logp_prefix[0])
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    setup: DriftSetup
+    runs: dict = field(default_factory=dict)
+
+    def raw(self, variant: str) -> float:
+        return self.runs[(variant, False)].drift
+
+    def attributable(self, variant: str) -> float:
+        """Drift of the full run minus drift of its prefix-detached control."""
+        return self.runs[(variant, False)].drift - self.runs[(variant, True)].drift
+
+    def predicted(self, variant: str) -> float:
+        """sum over steps of sum_t W_t (the direction Proposition 1 predicts)."""
+        return float(self.runs[(variant, False)].W.sum())
+
+
+def _drift_run(setup: DriftSetup, variant: str, detach_prefix: bool) -> DriftRun:
+    model = build(setup.model, "float64" if setup.device == "cpu" else "float32", setup.device, setup.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=setup.lr, weight_decay=setup.weight_decay)
+    k = len(setup.prefix)
+
+    def prefix_logp() -> float:
+        with torch.no_grad():
+            return float(prefix_logprobs(model, setup.prompt, setup.prefix).sum())
+
+    traj, Ws, acc, skipped = [prefix_logp()], [], [], 0
+    for step in range(setup.steps):
+        try:
+            g = sample_group(model, G=setup.G, prompt=setup.prompt, prefix=setup.prefix,
+                             max_new_tokens=setup.max_new_tokens, seed=setup.seed * 100_003 + 64 * step,
+                             reward=setup.reward, require_mixed_rewards=True, max_tries=4)
+        except InputError:                                 # every group had equal rewards: no signal, no step
+            traj.append(traj[-1]), Ws.append(0.0), acc.append(float("nan"))
+            skipped += 1
+            continue
+        r = np.asarray(g.rewards)
+        Ws.append(k * prefix_coefficient(variant, r, g.lengths))        # s = 1: W_t the same for every t
+        acc.append(float(r.mean()))
+        logp, mask = token_logprobs(model, g)
+        if detach_prefix:
+            pm = torch.zeros_like(mask, dtype=torch.bool)
+            pm[:, :k] = True
+            logp = torch.where(pm, logp.detach(), logp)
+        J = torch_surrogate(variant, logp, logp.detach(), r, mask)
+        opt.zero_grad()
+        (-J).backward()
+        opt.step()
+        traj.append(prefix_logp())
+    return DriftRun(variant, detach_prefix, np.array(traj), np.array(Ws), np.array(acc), skipped)
+
+
+def drift(setup: DriftSetup = DriftSetup(), progress: bool = False) -> DriftResult:
+    """Train every variant of ``setup`` and its prefix-detached control from the same initial policy."""
+    for name in setup.variants:
+        get_variant(name)
+    if setup.steps < 1 or setup.G < 2 or not (setup.lr > 0):
+        raise InputError("drift needs steps >= 1, G >= 2 and lr > 0")
+    jobs = [(v, d) for v in setup.variants for d in (False, True)]
+    if progress:
+        from tqdm import tqdm
+        jobs = tqdm(jobs, desc="training runs", unit="run")
+    with one_thread(setup.device):
+        return DriftResult(setup, {(v, d): _drift_run(setup, v, d) for v, d in jobs})
+
+
+def plot_drift(result: DriftResult, directory) -> str:
+    """Save the prefix log-probability trajectories and the cumulative predicted W as a PNG; return its path."""
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(os.fspath(directory), "prop1_training_drift.png")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    colors = {v: f"C{i}" for i, v in enumerate(result.setup.variants)}
+    for (v, d), run in result.runs.items():
+        ax1.plot(run.logp_prefix - run.logp_prefix[0], ls=":" if d else "-", color=colors[v], lw=2 if d else 1.5,
+                 label=f"{v}, prefix positions detached (control)" if d else v)
+        if not d:
+            ax2.plot(np.concatenate([[0.0], np.cumsum(run.W)]), color=colors[v], label=v)
+    ax1.set(xlabel="AdamW step", ylabel="drift of sum_t log pi(prefix_t)", title="shared-prefix log-probability")
+    ax2.set(xlabel="AdamW step", ylabel="cumulative sum_t W_t", title="predicted coefficient (Prop. 1)")
+    for ax in (ax1, ax2):
+        ax.axhline(0.0, color="grey", lw=0.5)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,298 @@
+"""Load the variant a user wants checked: a registry name, a Python file, a YAML/TOML spec or a trainer config.
+
+Four ways to name a GRPO-style objective (the unified surrogate of arXiv 2601.05002, Eq. 1):
+
+* a registry name: ``grpo``, ``dapo``, ... (:data:`grpo_proofs.variants.REGISTRY`);
+* ``FILE.py:NAME``: the Python file is executed (only because the user named it) and ``NAME`` must
+  be a :class:`~grpo_proofs.variants.Variant` or a zero-argument callable returning one;
+* a declarative YAML, TOML or JSON spec, whose weight is a formula string parsed safely by
+  :func:`grpo_proofs.formula.parse_weight`::
+
+      name: length_aware            # optional (default: the file name)
+      alpha: "1/(G*sqrt(L_i)*sigma)"
+      ratio: token                  # token | sequence-geomean | sequence-product | logprob | sg-weight
+      clip: [0.2, 0.28]             # null: no clipping; 0.2: symmetric; [low, up] (either may be null)
+      advantage: std-sample         # centered | std-pop | std-sample
+      regularizer: none             # optional: none | k3 | iw-k3 | entropy (with beta > 0)
+      beta: 0.0                     # optional; also sigma_eps, params, mu, title, source, notes
+
+* a trainer config: a file whose only top-level key is ``trl``, ``verl`` or ``openrlhf``, mapped
+  onto the surrogate by :func:`grpo_proofs.trainers.to_variant` (TRAINERS.md).
+
+Every failure (missing file or field, bad YAML, unknown symbol...) is one :class:`InputError` line.
+
+>>> s = spec_from_mapping({"alpha": "1/(G*L_i*sigma)", "ratio": "token", "clip": 0.2,
+...                        "advantage": "std-pop"}, name="mine")
+>>> s.variant.alpha, s.variant.eps_low, s.variant.eps_up, s.sigma
+(1/(G*L_i*sigma), 0.2, 0.2, 'pop')
+>>> dump_spec(REGISTRY["dapo"])["clip"]
+[0.2, 0.28]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+from . import notation as n
+from .errors import InputError
+from .formula import parse_weight, to_formula
+from .variants import REGISTRY, Ratio, Regularizer, Variant
+
+__all__ = ["Spec", "load_spec", "spec_from_mapping", "dump_spec", "REQUIRED", "OPTIONAL", "ADVANTAGES", "TRAINER_KEYS"]
+
+#: fields a declarative spec must give, and the optional ones
+REQUIRED = ("alpha", "ratio", "clip", "advantage")
+OPTIONAL = ("name", "regularizer", "beta", "sigma_eps", "params", "mu", "title", "source", "notes")
+#: advantage normalisation -> (Variant.advantage, sigma kind)
+ADVANTAGES = {"centered": ("centered", "pop"), "std-pop": ("std", "pop"), "std-sample": ("std", "sample")}
+TRAINER_KEYS = ("trl", "verl", "openrlhf")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A variant to check and what the spec says beyond it."""
+
+    variant: Variant
+    #: population ("pop") or sample ("sample") std of the rewards in sigma
+    sigma: str = "pop"
+    #: registry | python | yaml | toml | json | trainer
+    origin: str = "registry"
+    #: what the user gave (name or path)
+    source: str = ""
+    #: optimizer steps per sampled batch, when the spec fixes it
+    mu: int | None = None
+    #: Adam's (beta1, beta2) and the global grad-norm clip, when a trainer config fixes them
+    betas: tuple[float, float] | None = None
+    grad_clip: float | None = None
+    #: the trainer mapping (grpo_proofs.trainers.TrainerMapping) of a trainer config
+    mapping: object | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _number(value, what: str, *, positive: bool = False, nonneg: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{what} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (positive and v <= 0) or (nonneg and v < 0):
+        raise InputError(f"{what} must be a finite number{' > 0' if positive else ' >= 0' if nonneg else ''}, got {value!r}")
+    return v
+
+
+def _clip(value, where: str) -> tuple[float | None, float | None]:
+    """null -> (None, None); eps -> (eps, eps); [low, up] -> (low, up) with null for an open side."""
+    if value is None:
+        return None, None
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise InputError(f"{where}: clip must be null, one number or [low, up], got {value!r}")
+        return tuple(None if e is None else _number(e, f"{where}: clip bound", positive=True) for e in value)
+    e = _number(value, f"{where}: clip", positive=True)
+    return e, e
+
+
+def spec_from_mapping(d, *, name: str = "custom", origin: str = "yaml", source: str = "") -> Spec:
+    """Build a :class:`Spec` from a declarative mapping (the parsed YAML/TOML/JSON)."""
+    where = source or "spec"
+    if not isinstance(d, dict):
+        raise InputError(f"{where}: the spec must be a mapping of fields ({', '.join(REQUIRED)}), got {type(d).__name__}")
+    unknown = sorted(set(d) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}; fields are "
+                         f"{', '.join(REQUIRED)} (required) and {', '.join(OPTIONAL)}")
+    for key in REQUIRED:
+        if key not in d:
+            raise InputError(f"{where}: the spec is missing the field {key!r} (required: {', '.join(REQUIRED)}; "
+                             "clip may be null for no clipping)")
+    formula = d["alpha"]
+    if isinstance(formula, (int, float)) and not isinstance(formula, bool):
+        formula = repr(formula)  # a bare number in YAML/TOML: a constant weight
+    alpha = parse_weight(formula)
+    ratios = [r.value for r in Ratio]
+    if d["ratio"] not in ratios:
+        raise InputError(f"{where}: ratio must be one of {', '.join(ratios)}, got {d['ratio']!r}")
+    if d["advantage"] not in ADVANTAGES:
+        raise InputError(f"{where}: advantage must be one of {', '.join(ADVANTAGES)}, got {d['advantage']!r}")
+    adv, sigma = ADVANTAGES[d["advantage"]]
+    if (adv == "std") != (n.sigma in alpha.free_symbols):
+        raise InputError(
+            f"{where}: advantage {d['advantage']!r} " + ("divides A_i by sigma, so the weight must contain 1/sigma "
+            "(any 1/std is folded into alpha, e.g. alpha: \"1/(G*L_i*sigma)\")" if adv == "std" else
+            "is only centered, so the weight must not contain sigma (use std-pop or std-sample)"))
+    eps_low, eps_up = _clip(d["clip"], where)
+    reg = d.get("regularizer", "none")
+    regs = [r.value for r in Regularizer]
+    if reg not in regs:
+        raise InputError(f"{where}: regularizer must be one of {', '.join(regs)}, got {reg!r}")
+    beta = _number(d.get("beta", 0.0), f"{where}: beta", nonneg=True)
+    if reg == "none" and beta != 0:
+        raise InputError(f"{where}: beta = {beta:g} but regularizer is none; name the regularizer (k3, iw-k3, entropy)")
+    params = d.get("params") or {}
+    if not isinstance(params, dict):
+        raise InputError(f"{where}: params must be a mapping such as {{gamma: 0.1}}, got {params!r}")
+    params = {str(k): _number(v, f"{where}: params.{k}") for k, v in params.items()}
+    mu = d.get("mu")
+    if mu is not None and (isinstance(mu, bool) or not isinstance(mu, int) or mu < 1):
+        raise InputError(f"{where}: mu (optimizer steps per sampled batch) must be a whole number >= 1, got {mu!r}")
+    text = {k: d.get(k, "") for k in ("title", "source", "notes")}
+    for k, v in text.items():
+        if not isinstance(v, str):
+            raise InputError(f"{where}: {k} must be a string, got {v!r}")
+    vname = d.get("name", name)
+    if not isinstance(vname, str) or not vname:
+        raise InputError(f"{where}: name must be a non-empty string, got {vname!r}")
+    v = Variant(vname, alpha, Ratio(d["ratio"]), eps_low, eps_up, adv,
+                _number(d.get("sigma_eps", 0.0), f"{where}: sigma_eps", nonneg=True), Regularizer(reg), beta, params,
+                **text)
+    return Spec(v, sigma, origin, source, mu)
+
+
+def dump_spec(v: Variant, sigma: str = "pop") -> dict:
+    """The declarative form of a Variant (what :func:`spec_from_mapping` reads back)."""
+    clip = None if not v.clipped else [v.eps_low, v.eps_up]
+    adv = "centered" if v.advantage == "centered" else f"std-{sigma}"
+    out = {"name": v.name, "alpha": to_formula(v.alpha), "ratio": v.ratio.value, "clip": clip, "advantage": adv,
+           "regularizer": v.regularizer.value, "beta": float(v.beta), "sigma_eps": float(v.sigma_eps)}
+    if v.params:
+        out["params"] = {k: float(x) for k, x in v.params.items()}
+    for k in ("title", "source", "notes"):
+        if getattr(v, k):
+            out[k] = getattr(v, k)
+    return out
+
+
+def _trainer_spec(d: dict, origin: str, source: str) -> Spec:
+    (trainer, config), = d.items()
+    if config is not None and not isinstance(config, dict):
+        raise InputError(f"{source}: {trainer}: must map config keys to values, got {type(config).__name__}")
+    from .trainers import to_variant
+
+    mp = to_variant(trainer, config or {})
+    v = mp.variant
+    notes = list(mp.notes)
+    if mp.exact.startswith("no:"):
+        notes.append(f"the one-group variant does not reproduce this config's gradient:{mp.exact[3:]}")
+    elif mp.exact != "always":
+        notes.append(f"the one-group variant reproduces this config's gradient {mp.exact}")
+    mu = max(1, int(round(mp.mu)))
+    sigma = "sample" if v.std_normalised else "pop"
+    return Spec(v, sigma, "trainer", source, mu, tuple(mp.adam_betas), mp.grad_clip, mp, tuple(notes))
+
+
+def _read(path: str) -> tuple[dict, str]:
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise InputError(f"cannot read {path!r}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path!r} is not UTF-8 text") from None
+    if ext in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text), "yaml"
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise InputError(f"{path!r} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    if ext == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            raise InputError("reading TOML needs Python >= 3.11 (tomllib); use a YAML spec") from None
+        try:
+            return tomllib.loads(text), "toml"
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"{path!r} is not valid TOML: {e}") from None
+    try:
+        return json.loads(text), "json"
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path!r} is not valid JSON: {e.msg} (line {e.lineno})") from None
+
+
+def _spec_file(path: str) -> Spec:
+    if not os.path.isfile(path):
+        raise InputError(f"spec file {path!r} does not exist")
+    d, origin = _read(path)
+    if d is None:
+        raise InputError(f"{path!r} is empty; give the fields {', '.join(REQUIRED)} or a trainer config")
+    if not isinstance(d, dict):
+        raise InputError(f"{path!r} must hold a mapping of fields, got {type(d).__name__}")
+    keys = set(d)
+    if keys & set(TRAINER_KEYS):
+        if len(keys) != 1:
+            raise InputError(f"{path!r}: a trainer config has exactly one top-level key ({', '.join(TRAINER_KEYS)}); "
+                             f"found {', '.join(sorted(map(str, keys)))}")
+        return _trainer_spec(d, origin, path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return spec_from_mapping(d, name=stem, origin=origin, source=path)
+
+
+def _python_spec(target: str) -> Spec:
+    path, sep, attr = target.rpartition(":")
+    if not sep or not path:
+        raise InputError(f"give a Python variant as FILE.py:NAME, got {target!r}")
+    if not attr.isidentifier():
+        raise InputError(f"{attr!r} is not a Python name; give FILE.py:NAME")
+    if not os.path.isfile(path):
+        raise InputError(f"variant file {path!r} does not exist")
+    mod_name = f"_grpo_proofs_user_{abs(hash(os.path.abspath(path)))}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"{path!r} cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)  # the user asked for this file to run
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    except (Exception, SystemExit) as e:
+        raise InputError(f"{path} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if not hasattr(module, attr):
+        found = sorted(k for k, val in vars(module).items() if isinstance(val, Variant))
+        raise InputError(f"{path} defines no {attr!r}" + (f"; Variants defined there: {', '.join(found)}" if found else ""))
+    obj = getattr(module, attr)
+    if not isinstance(obj, Variant):
+        if not callable(obj) or isinstance(obj, type):
+            raise InputError(f"{path}:{attr} must be a Variant or a zero-argument function returning one, "
+                             f"got {type(obj).__name__}")
+        try:
+            obj = obj()
+        except InputError as e:
+            raise InputError(f"{path}:{attr}(): {e}") from None
+        except Exception as e:
+            raise InputError(f"{path}:{attr}() raised {type(e).__name__}: {e}") from None
+        if not isinstance(obj, Variant):
+            raise InputError(f"{path}:{attr}() returned {type(obj).__name__}, not a Variant")
+    return Spec(obj, "pop", "python", f"{path}:{attr}")
+
+
+def load_spec(spec: str | None = None, variant_file: str | None = None) -> Spec:
+    """Resolve what the user named (positional SPEC or ``--variant-file FILE.py:NAME``) to a :class:`Spec`.
+
+    >>> load_spec("grpo").variant.title
+    'GRPO (DeepSeekMath / R1)'
+    """
+    if (spec is None) == (variant_file is None):
+        raise InputError("name one variant: SPEC (a registry name or a .yaml/.toml/.json file) or --variant-file FILE.py:NAME")
+    if variant_file is not None:
+        return _python_spec(variant_file)
+    if spec in REGISTRY:
+        return Spec(REGISTRY[spec], "pop", "registry", spec)
+    head = spec.rpartition(":")[0]
+    if head.endswith(".py"):
+        return _python_spec(spec)
+    if spec.endswith(".py"):
+        raise InputError(f"a Python variant needs the name of the Variant: {spec}:NAME")
+    if os.path.splitext(spec)[1].lower() in (".yaml", ".yml", ".toml", ".json") or os.path.exists(spec):
+        return _spec_file(spec)
+    raise InputError(f"{spec!r} is neither a registry variant ({', '.join(REGISTRY)}) nor a spec file; "
+                     "give a name, a .yaml/.toml/.json path or FILE.py:NAME")
