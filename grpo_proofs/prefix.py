@@ -53,7 +53,7 @@ class PrefixTerms:
     A: np.ndarray
     #: omega_i at the prefix position: dJ/dx_{i,t} / A_i (A_i != 0); unclipped branch where A_i = 0
     omega: np.ndarray
-    #: dJ/dx_{i,t} at the prefix position (zero for i outside S is NOT implied: it is each i's own value)
+    #: dJ/dx_{i,t} at the prefix position's ratio, for every completion (only i in S enter W)
     gradient: np.ndarray
     #: W = sum_{i in S} dJ/dx_{i,t}
     W: float
@@ -116,7 +116,8 @@ def _sequence_ratios(v: Variant, ratio: float, sequence_ratios, G: int) -> np.nd
         return None
     if ratio != 1.0:
         raise InputError(f"{v.name!r} uses a sequence ratio s_i, which depends on the whole completion, not on "
-                         "the prefix token alone; give one s_i per completion (sequence_ratios=, CLI --sequence-ratios) and leave the ratio at 1")
+                         "the prefix token alone; give one s_i per completion (sequence_ratios=, CLI "
+                         "--sequence-ratios) and leave the ratio at 1")
     if sequence_ratios is None:
         return np.ones(G)
     try:
@@ -145,7 +146,8 @@ def _unclipped_omega(v: Variant, num, x: list[np.ndarray], lengths: np.ndarray) 
     """omega_i on the unclipped branch (dJ/dx at A = 1 with the clip region removed), at t = 0."""
     u = v if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT) else v.replace(eps_low=None, eps_up=None)
     idx = torch.repeat_interleave(torch.arange(len(lengths)), torch.as_tensor(lengths))
-    g = batched_gradient(u, alpha=torch.as_tensor(np.concatenate(num.alpha)), A=torch.ones(int(lengths.sum()), dtype=torch.float64),
+    n_tok = int(lengths.sum())
+    g = batched_gradient(u, alpha=torch.as_tensor(np.concatenate(num.alpha)), A=torch.ones(n_tok, dtype=torch.float64),
                          x=torch.as_tensor(np.concatenate(x)), lengths=torch.as_tensor(lengths, dtype=torch.float64),
                          seq_index=idx).numpy()
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -222,8 +224,8 @@ def prefix_coefficient(
     >>> W = prefix_coefficient("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
     >>> Fraction(W).limit_denominator(10_000), abs(W - 1 / 96) < 1e-17
     (Fraction(1, 96), True)
-    >>> prefix_coefficient("dr_grpo", [1, 0, 0, 1], [10, 30, 20, 40]), prefix_coefficient("dapo", [1, 0, 0, 1], [10, 30, 20, 40])
-    (0.0, 0.0)
+    >>> [prefix_coefficient(name, [1, 0, 0, 1], [10, 30, 20, 40]) for name in ("dr_grpo", "dapo")]
+    [0.0, 0.0]
     >>> prefix_coefficient("dr_grpo", [1, 0, 0, 1], [10, 30, 20, 40], ratio=1.25)   # past 1 + eps: only A < 0 pull
     -0.3125
     """

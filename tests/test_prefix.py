@@ -24,6 +24,7 @@ from grpo_proofs.claims.prefix_algebra import derived_W, table1_omega, is_zero
 from grpo_proofs.cli import main
 from grpo_proofs.errors import InputError
 from grpo_proofs.experiments import prefix as ex
+from grpo_proofs.experiments import prefix_drift as dr
 from grpo_proofs.prefix import prefix_terms
 from grpo_proofs.variants import REGISTRY
 
@@ -230,12 +231,12 @@ def test_real_model_identity_every_variant():
 
 
 def test_training_drift_and_plot(tmp_path):
-    res = ex.drift(ex.DriftSetup(steps=6, G=12, seed=1))
+    res = dr.drift(dr.DriftSetup(steps=6, G=12, seed=1))
     a_grpo, a_dr = res.attributable("grpo"), res.attributable("dr_grpo")
     assert res.predicted("grpo") > 0 and a_grpo > 0                     # short correct answers: W > 0
     assert abs(a_dr) <= 1e-10 * abs(a_grpo)
     assert np.all(np.abs(res.runs[("dr_grpo", False)].W) <= 1e-15)
-    path = ex.plot_drift(res, tmp_path / "plots")
+    path = dr.plot_drift(res, tmp_path / "plots")
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 

@@ -212,5 +212,5 @@ def test_cli_table_with_kl_and_clipping(capsys):
 def test_step_ratio_on_cuda():
     from grpo_proofs.experiments.reward_scale_checks import step_ratio_experiment
 
-    res = step_ratio_experiment(Context(device="cuda", quick=True))
-    assert res["max_rel_err"] <= tolerances.OPTIMIZER_FLOAT64
+    res = step_ratio_experiment(Context(device="cuda", quick=True))    # float32 on CUDA by default
+    assert res["max_rel_err"] <= tolerances.for_precision("optimizer", "float32")

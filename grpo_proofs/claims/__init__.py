@@ -26,10 +26,10 @@ _MODULES = [
     "grpo_proofs.claims.prefix_branches",
     "grpo_proofs.claims.prefix_model",
     "grpo_proofs.claims.loss_value",
-    "grpo_proofs.claims.overshoot",
-    "grpo_proofs.claims.trainers",
     "grpo_proofs.claims.reward_scale",
     "grpo_proofs.claims.reward_scale_consequences",
+    "grpo_proofs.claims.overshoot",
+    "grpo_proofs.claims.trainers",
     "grpo_proofs.claims.check",
 ]
 
@@ -115,10 +115,13 @@ def claim(label: str, *, title: str, page: str, statement: str, kind: str) -> Ca
 
 
 def all_claims() -> dict[str, Claim]:
-    """Import every claim module and return the registry (label -> Claim)."""
+    """Import every claim module and return the registry (label -> Claim) in the order of
+    ``_MODULES`` (the paper's order), whatever order the modules were first imported in."""
     for name in _MODULES:
         importlib.import_module(name)
-    return dict(REGISTRY)
+    rank = {name: k for k, name in enumerate(_MODULES)}
+    order = sorted(REGISTRY.values(), key=lambda c: rank.get(c.check.__module__, len(rank)))
+    return {c.label: c for c in order}
 
 
 def run_claim(label: str, ctx: Context | None = None) -> Outcome:

@@ -263,7 +263,8 @@ def check_binary(ctx: Context) -> Outcome:
             A = centered(rew)
             Wc = sp.Add(*[generic_coefficient(v, A[i], Ls[i], G=Gc) for i in range(Gc)]).subs(n.sigma, _sigma(rew))
             pc = sp.Rational(kc, Gc)
-            closed = sp.sqrt(pc * (1 - pc)) * (sp.Add(*[1 / L for L in Ls[:kc]]) / kc - sp.Add(*[1 / L for L in Ls[kc:]]) / (Gc - kc))
+            h_c, h_w = sp.Add(*[1 / L for L in Ls[:kc]]) / kc, sp.Add(*[1 / L for L in Ls[kc:]]) / (Gc - kc)
+            closed = sp.sqrt(pc * (1 - pc)) * (h_c - h_w)
             if not is_zero(Wc - closed):
                 bad.append(f"G={Gc} k={kc}")
     ex = sp.Rational(1, 2) * (sp.Rational(1, 2) * (sp.Rational(1, 10) + sp.Rational(1, 40))

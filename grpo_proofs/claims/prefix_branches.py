@@ -61,9 +61,11 @@ def check_restoring(ctx: Context) -> Outcome:
     v = REGISTRY["cispo"]
     A = centered(EX_REWARDS)
     s = 1 + exact(v.eps_up) + d
-    if not is_zero(derived_W(v, EX_LENGTHS, (0, 1, 3), A, [s] * 4) - (1 + exact(v.eps_up)) * derived_W(v, EX_LENGTHS, (0, 1, 3), A, [1] * 4)):
+    past, at_one = (derived_W(v, EX_LENGTHS, (0, 1, 3), A, [x] * 4) for x in (s, 1))
+    if not is_zero(past - (1 + exact(v.eps_up)) * at_one):
         bad.append("cispo weight clip")
-    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else f"{rows} exact cases (symbolic distance d > 0 past each bound)")
+    detail = f"{rows} exact cases (symbolic distance d > 0 past each bound)"
+    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else detail)
 
 
 def uniform_weight(v: Variant) -> Variant:
@@ -97,9 +99,10 @@ def check_sequence(ctx: Context) -> Outcome:
     c = sp.Rational(1, len(LENGTHS))
     _, A = symbolic_rewards(len(LENGTHS))
     s = [n.s_idx[i] for i in range(1, len(LENGTHS) + 1)]
-    kinds = {
-        "gspo": (lambda L, S, A_, s_: derived_W(uniform_weight(REGISTRY["gspo"]), L, S, A_, s_), lambda L, s_: [c * x for x in s_]),
-        "gcpo": (lambda L, S, A_, s_: derived_W(uniform_weight(REGISTRY["gcpo"]), L, S, A_, s_), lambda L, s_: [c * l * x for l, x in zip(L, s_)]),
+    gspo, gcpo = uniform_weight(REGISTRY["gspo"]), uniform_weight(REGISTRY["gcpo"])
+    kinds = {   # (derived W, stated omega_i)
+        "gspo": (lambda L, S, A_, s_: derived_W(gspo, L, S, A_, s_), lambda L, s_: [c * x for x in s_]),
+        "gcpo": (lambda L, S, A_, s_: derived_W(gcpo, L, S, A_, s_), lambda L, s_: [c * l * x for l, x in zip(L, s_)]),
         "gmpo-style": (gmpo_W, lambda L, s_: [c * x / l for l, x in zip(L, s_)]),
     }
     witness = {}

@@ -9,7 +9,7 @@
 * ``prop1-training-drift``: GRPO vs Dr. GRPO with AdamW on ``short_is_correct``; the drift of the
   prefix log-probability attributable to the prefix positions (full run minus a prefix-detached
   control) has the sign of the summed W under GRPO and vanishes to rounding under Dr. GRPO
-  (:func:`grpo_proofs.experiments.prefix.drift`; always the float64 GPT-2 on CPU).
+  (:func:`grpo_proofs.experiments.prefix_drift.drift`; always the float64 GPT-2 on CPU).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from ..experiments import prefix as ex
+from ..experiments import prefix_drift as dr
 from ..tolerances import MODEL_FLOAT64
 from . import Context, Outcome, claim
 
@@ -35,8 +36,8 @@ def confirmation_setups(ctx: Context) -> list[ex.Setup]:
             ex.Setup(model="small", G=16, prefix=(5, 7, 9, 11, 13), reward="answer_count_odd", seed=ctx.seed + 2)]
 
 
-def drift_setup(ctx: Context) -> ex.DriftSetup:
-    return ex.DriftSetup(steps=10 if ctx.quick else 30, G=12 if ctx.quick else 16, seed=ctx.seed)
+def drift_setup(ctx: Context) -> dr.DriftSetup:
+    return dr.DriftSetup(steps=10 if ctx.quick else 30, G=12 if ctx.quick else 16, seed=ctx.seed)
 
 
 @claim(
@@ -77,7 +78,7 @@ def check_real_model(ctx: Context) -> Outcome:
     kind="optimizer",
 )
 def check_training_drift(ctx: Context) -> Outcome:
-    res = ex.drift(drift_setup(ctx))
+    res = dr.drift(drift_setup(ctx))
     a_grpo, a_dr = res.attributable("grpo"), res.attributable("dr_grpo")
     w_grpo = res.predicted("grpo")
     detail = (f"GRPO: sum W = {w_grpo:+.3g}, drift {res.raw('grpo'):+.3g} nats (prefix part {a_grpo:+.3g}); "

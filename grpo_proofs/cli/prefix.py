@@ -95,7 +95,7 @@ def confirm(args) -> int:
 
 
 def train(args) -> int:
-    from ..experiments import prefix as ex
+    from ..experiments import prefix_drift as ex
 
     if args.steps < 1 or args.steps > 1000:
         raise InputError(f"--steps must be in 1..1000, got {args.steps}")
