@@ -67,7 +67,8 @@ def main(argv=None) -> int:
         k["from"].append(r["confirmation"])
     bounds = [{"kind": k, "precision": pr, "observed_max": v["max"], "recommended": recommend(v["max"]),
                "current": tolerances.BY_PRECISION[(k, pr)], "from": v["from"]} for (k, pr), v in kinds.items()]
-    dev = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    dev = (torch.cuda.get_device_name() if args.device == "cuda"
+           else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
     meta = {"device": dev, "torch": torch.__version__, "cuda": torch.version.cuda, "model": args.model,
             "seeds": args.seeds, "date": datetime.date.today().isoformat(),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -77,7 +78,8 @@ def main(argv=None) -> int:
         return 0
     print(f"device: {dev}; torch {torch.__version__}; CUDA {torch.version.cuda}; model {args.model}; "
           f"seeds 0..{args.seeds - 1}; {meta['date']}; {meta['seconds']} s")
-    print(f"{'confirmation':<19} {'kind':<10} {'precision':<9} {'n':>4} {'median':>9} {'p99':>9} {'max':>9} {'10x max ->':>10}")
+    print(f"{'confirmation':<19} {'kind':<10} {'precision':<9} {'n':>4} {'median':>9} {'p99':>9} {'max':>9} "
+          f"{'10x max ->':>10}")
     for r in rows:
         print(f"{r['confirmation']:<19} {r['kind']:<10} {r['precision']:<9} {r['n']:>4} {r['median']:>9.2e} "
               f"{r['p99']:>9.2e} {r['max']:>9.2e} {r['recommended']:>10.0e}")

@@ -10,7 +10,7 @@ Two forms of the same objective, built from one per-token term
   :mod:`grpo_proofs.gradient` differentiates once and compiles to a batched Torch function.
 
 :func:`group_numbers` turns rewards and lengths into the numbers both forms need (centered
-advantages, sigma, the per-token weights alpha_{i,t}); :func:`torch_surrogate` evaluates J on
+advantages, sigma, the per-token weights alpha_{i,t}); :func:`grpo_proofs.evaluate.torch_surrogate` evaluates J on
 padded Torch tensors with autograd (the loss a real model is trained on).
 """
 

@@ -4,14 +4,15 @@ Every check compares two independent computations and passes when the measured e
 most the tolerance named here. Symbolic identities are exact (a zero difference after
 simplification); float64 closed forms against autograd must agree to ``CLOSED_FORM``;
 identities that run through a whole transformer in float64 to ``MODEL_FLOAT64``.
-The float32/bf16 bounds apply only to CUDA runs and are documented with their measurement.
+The float32/bf16 bounds apply to real-model checks run in those precisions (the CUDA defaults; also
+selectable on the CPU) and are documented with their measurement; :func:`for_precision` picks them.
 """
 
 from __future__ import annotations
 
 __all__ = ["EXACT", "CLOSED_FORM", "MODEL_FLOAT64", "OPTIMIZER_FLOAT64", "PADDED_FORWARD", "ONE_STEP", "MPMATH_50",
            "PREFIX_FLOAT32", "MODEL_FLOAT32", "MODEL_BF16", "OPTIMIZER_FLOAT32", "OPTIMIZER_BF16",
-           "TRAJECTORY_FLOAT32", "TRAJECTORY_BF16", "BY_PRECISION",
+           "TRAJECTORY_FLOAT32", "TRAJECTORY_BF16", "PREFIX_BF16", "BY_PRECISION",
            "for_precision", "TABLE"]
 
 #: symbolic identity: the difference simplifies to exactly zero
@@ -42,29 +43,53 @@ MPMATH_50 = 1e-45
 #: (CUDA). Relative to g_pred itself the error reached 1.8e-4 where W nearly cancels (|g_pred| ~ 6e-4 |g_U|).
 PREFIX_FLOAT32 = 2e-5
 
-# ---------------------------------------------------------------- float32 and bf16 (PLACEHOLDER_MEASUREMENT)
-MODEL_FLOAT32 = 1e-4
+# ---------------------------------------------------------------- float32 and bf16 (real-model checks)
+# Chosen by ``benchmarks/tolerance.py`` (grpo_proofs.experiments.tolerance): the same confirmations in
+# float64 and in lower precision on one device, qwen2_small preset, seeds 0..4; bound = 10x the max
+# observed error over the kind's confirmations, rounded up to a power of ten. Measured on CPU
+# (x86_64, 2 cores, torch 2.13.0+cpu), 2026-11-23; bf16 = CPU bf16 autocast with float32 master weights.
+# CUDA runs use these CPU-measured bounds until ``python benchmarks/tolerance.py --device cuda`` has
+# been run on a GPU and its recommendations entered here (GPU reduction orders and bf16 kernels differ
+# from the CPU's; not measured yet: no GPU was available).
+
+#: gradient identity through the transformer (autograd of J, batched, vs derived w . grad log pi,
+#: unpadded), float32: observed max 4.7e-7 (median 2.7e-7, 50 samples; float64: 7.9e-16)
+MODEL_FLOAT32 = 1e-5
+#: the same in bf16 autocast: observed max 6.6e-3 (median 4.4e-3, 50 samples)
 MODEL_BF16 = 1e-1
-OPTIMIZER_FLOAT32 = 1e-4
+#: Prop. 2 steps at phi r vs R x steps at r, per coordinate (steps read from the optimizer), float32:
+#: observed max 7.8e-5 (median 1.5e-5, 80 samples; float64: 6.8e-13); compared coordinates: gradient
+#: premise g_phi = phi g within 1e-4 (reward_scale_checks.PREMISE_BY)
+OPTIMIZER_FLOAT32 = 1e-3
+#: the same in bf16 autocast: observed max 9.9e-3 (median 4.5e-3, 80 samples), premise within 1e-2
 OPTIMIZER_BF16 = 1e-1
+#: steps read as parameter differences (Props 3/7 premise step, Prop. 2 trajectory limit), float32:
+#: observed max 8.5e-4 (premise step; parameter rounding ~1e-7 of |theta| ~ 1 over steps ~5e-4 lr)
 TRAJECTORY_FLOAT32 = 1e-2
-TRAJECTORY_BF16 = 1e-2
+#: the same in bf16 autocast: observed max 4.9e-3 (trajectory limit; premise step 5.9e-4)
+TRAJECTORY_BF16 = 1e-1
+
+#: Prop. 1 prefix identity in bf16 autocast, measured as PREFIX_FLOAT32 (|g - g_pred|_inf / |g_U|_inf):
+#: PLACEHOLDER_MEASUREMENT
+PREFIX_BF16 = 1e-1
 
 #: (kind, precision) -> tolerance. Kinds: "model" = a gradient identity through the transformer's
 #: forward and backward; "optimizer" = predicted against measured optimizer steps read from the
 #: optimizer; "trajectory" = the same with steps read as parameter differences theta_t - theta_{t-1}
-#: (limited by the rounding of the parameters themselves).
+#: (limited by the rounding of the parameters themselves); "prefix" = Prop. 1's shared-prefix identity,
+#: measured against the uncancelled gradient in low precision (see PREFIX_FLOAT32).
 BY_PRECISION: dict[tuple[str, str], float] = {
     ("model", "float64"): MODEL_FLOAT64, ("model", "float32"): MODEL_FLOAT32, ("model", "bf16"): MODEL_BF16,
     ("optimizer", "float64"): OPTIMIZER_FLOAT64, ("optimizer", "float32"): OPTIMIZER_FLOAT32,
     ("optimizer", "bf16"): OPTIMIZER_BF16,
     ("trajectory", "float64"): OPTIMIZER_FLOAT64, ("trajectory", "float32"): TRAJECTORY_FLOAT32,
     ("trajectory", "bf16"): TRAJECTORY_BF16,
+    ("prefix", "float64"): MODEL_FLOAT64, ("prefix", "float32"): PREFIX_FLOAT32, ("prefix", "bf16"): PREFIX_BF16,
 }
 
 
 def for_precision(kind: str, precision: str) -> float:
-    """The tolerance of a ``kind`` ("model", "optimizer" or "trajectory") check run in ``precision``.
+    """The tolerance of a ``kind`` ("model", "optimizer", "trajectory", "prefix") check run in ``precision``.
 
     >>> for_precision("model", "float64") == MODEL_FLOAT64
     True
@@ -73,8 +98,8 @@ def for_precision(kind: str, precision: str) -> float:
         return BY_PRECISION[(kind, precision)]
     except KeyError:
         from .errors import InputError
-        raise InputError(f"no tolerance for a {kind!r} check in {precision!r}; kinds: model, optimizer, trajectory; "
-                         f"precisions: float64, float32, bf16") from None
+        raise InputError(f"no tolerance for a {kind!r} check in {precision!r}; kinds: model, optimizer, "
+                         f"trajectory, prefix; precisions: float64, float32, bf16") from None
 
 
 TABLE: dict[str, float] = {
@@ -92,4 +117,5 @@ TABLE: dict[str, float] = {
     "optimizer_bf16": OPTIMIZER_BF16,
     "trajectory_float32": TRAJECTORY_FLOAT32,
     "trajectory_bf16": TRAJECTORY_BF16,
+    "prefix_bf16": PREFIX_BF16,
 }

@@ -3,7 +3,7 @@
 Three computations of dJ/d log pi_theta(y_{i,t}) that share nothing but their inputs:
 
 1. the per-token gradient SymPy derives from the unified surrogate, compiled to Torch
-   (:func:`grpo_proofs.gradient.token_gradient`);
+   (:func:`grpo_proofs.evaluate.token_gradient`);
 2. the whole-group gradient SymPy derives for a concrete group, evaluated numerically
    (:func:`grpo_proofs.gradient.group_gradient`, small groups only: it is exact but slow);
 3. ``torch.autograd`` through the hand-written reference loss of each method

@@ -346,7 +346,7 @@ def _check_momentum(ctx: Context) -> Outcome:
 
 def _model_kwargs(ctx: Context) -> dict:
     """``model``/``precision`` for the experiments: {} for the default (float64 tiny GPT-2 on the CPU)."""
-    if ctx.model is None and ctx.precision is None and not ctx.device.startswith("cuda"):
+    if ctx.model is None and ctx.effective_precision == "float64" and not ctx.device.startswith("cuda"):
         return {}
     return {"model": ctx.model, "precision": ctx.effective_precision}
 
@@ -451,7 +451,8 @@ def _check_real(ctx: Context) -> Outcome:
     summary = {k_: {kk: vv for kk, vv in r_.items() if kk != "tokens"} | {"tokens": len(r_["tokens"])}
                for k_, r_ in res.items()}
     return Outcome(error=err, tolerance=ONE_STEP,
-                   detail=f"{_where(ctx)}SGD max D/delta = {err:.3f}; Adam min D/delta = {res['adam']['min_drift_over_delta']:.2f}, "
+                   detail=f"{_where(ctx)}SGD max D/delta = {err:.3f}; "
+                          f"Adam min D/delta = {res['adam']['min_drift_over_delta']:.2f}, "
                           f"median D/D_pred = {res['adam']['median_drift_over_pred']:.2f}; momentum min D/delta = "
                           f"{res['sgd-momentum']['min_drift_over_delta']:.2f}",
                    data=summary)

@@ -4,8 +4,9 @@
   real sampled group contribute to the method's loss (autograd through the whole model) equals
   sum_t W_t grad log pi(y_t | x, y_<t) from one copy of the prefix, at s = 1 and off-policy on every
   clip branch, for the whole group and a subset (:func:`grpo_proofs.experiments.prefix.confirm`).
-  CPU: GPT-2 presets in float64, tolerance ``MODEL_FLOAT64``; CUDA: ``qwen2_small`` in float32,
-  tolerance ``PREFIX_FLOAT32``.
+  CPU: GPT-2 presets in float64, tolerance ``MODEL_FLOAT64``; with a precision (``Context.precision``,
+  CUDA default float32; bf16 autocast) or a model preset: that preset (CUDA default: the Qwen2-0.5B
+  shape), tolerance ``for_precision("prefix", precision)``.
 * ``prop1-training-drift``: GRPO vs Dr. GRPO with AdamW on ``short_is_correct``; the drift of the
   prefix log-probability attributable to the prefix positions (full run minus a prefix-detached
   control) has the sign of the summed W under GRPO and vanishes to rounding under Dr. GRPO
@@ -27,9 +28,16 @@ PAGE = "prop1"
 
 
 def confirmation_setups(ctx: Context) -> list[ex.Setup]:
-    """The groups the identity is checked on (quick: one tiny GPT-2 group per case)."""
-    if ctx.device.startswith("cuda"):
-        return [ex.Setup(model="qwen2_small", G=12, dtype="float32", device=ctx.device, seed=ctx.seed)]
+    """The groups the identity is checked on (quick: one tiny GPT-2 group per case). With a model preset,
+    a precision other than float64 or CUDA: one group per case on that preset (CUDA default: the
+    Qwen2-0.5B shape, G = 16, up to 1024 new tokens) in the context's precision."""
+    if ctx.model is not None or ctx.effective_precision != "float64" or ctx.device.startswith("cuda"):
+        from ..precision import group_shape, master_dtype, resolve_model
+        name = resolve_model(ctx.model, ctx.device, "tiny")
+        G, new = group_shape(ctx.model, ctx.device, "tiny", 8 if ctx.quick else 12, 8)
+        p = ctx.effective_precision
+        return [ex.Setup(model=name, G=G, max_new_tokens=new, dtype=master_dtype(p), precision=p,
+                         device=ctx.device, seed=ctx.seed)]
     if ctx.quick:
         return [ex.Setup(model="tiny", G=8, seed=ctx.seed)]
     return [ex.Setup(model="tiny", G=8, seed=ctx.seed), ex.Setup(model="small", G=12, seed=ctx.seed + 1),

@@ -107,7 +107,8 @@ def run(args) -> int:
         w = max([40] + [len(n) for n, *_ in results])
         print(f"{'claim':<{w}} {'result':<6} {'error':>10} {'tolerance':>10} {'time':>7}  detail")
         for n, _, _, o, t in results:
-            print(f"{n:<{w}} {'PASS' if o.passed else 'FAIL':<6} {o.error:>10.2e} {o.tolerance:>10.1e} {t:>6.1f}s  {o.detail}")
+            print(f"{n:<{w}} {'PASS' if o.passed else 'FAIL':<6} {o.error:>10.2e} {o.tolerance:>10.1e} {t:>6.1f}s  "
+                  f"{o.detail}")
         print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 

@@ -23,9 +23,10 @@ gradient the prefix would get without cancellation, sum_t (sum_{i in S} |A_i ome
 The drift of the prefix in training is :mod:`grpo_proofs.experiments.prefix_drift`.
 
 Models: GPT-2 presets in float64 on CPU (every op in float64; DESIGN.md): relative error against the
-prediction <= ``MODEL_FLOAT64``. ``qwen2_small`` in float32 on CUDA: float32 rounding scales with the
-terms that cancel in W, not with W, so the error is measured against |g_U|_inf and bounded by
-``tolerances.PREFIX_FLOAT32``.
+prediction <= ``MODEL_FLOAT64``. In float32 or bf16 autocast (``Setup.precision``; the CUDA default is the
+Qwen2-0.5B shape, :mod:`grpo_proofs.precision`): rounding scales with the terms that cancel in W, not with
+W, so the error is measured against |g_U|_inf and bounded by ``tolerances.PREFIX_FLOAT32`` /
+``tolerances.PREFIX_BF16`` (``for_precision("prefix", ...)``).
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ from ..evaluate import torch_surrogate
 from ..policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
 from ..prefix import prefix_terms
 from ..numerics import rel_err
-from ..tolerances import CLOSED_FORM, MODEL_FLOAT64, PREFIX_FLOAT32
+from ..tolerances import CLOSED_FORM, MODEL_FLOAT64, for_precision
 from ..variants import REGISTRY, Ratio, Variant, get_variant
 
 __all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "PRESETS", "build", "one_thread"]
 
-PRESETS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small}
+PRESETS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small,
+           "qwen2_0_5b": PolicyConfig.qwen2_0_5b}
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,18 @@ class Setup:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float64"
+    #: None: the model runs in ``dtype``; "float64", "float32" or "bf16" (bf16 autocast with float32
+    #: master weights, :func:`grpo_proofs.precision.build`) overrides ``dtype``
+    precision: str | None = None
+
+    @property
+    def arithmetic(self) -> str:
+        """The precision the confirmation runs in: ``precision``, else ``dtype``."""
+        return self.precision or self.dtype
 
     @property
     def tolerance(self) -> float:
-        return MODEL_FLOAT64 if self.dtype == "float64" else PREFIX_FLOAT32
+        return for_precision("prefix", "float32" if self.arithmetic == "bfloat16" else self.arithmetic)
 
 
 @dataclass(frozen=True)
@@ -130,9 +140,13 @@ def one_thread(device: str):
         torch.set_num_threads(old)
 
 
-def build(model: str, dtype: str = "float64", device: str = "cpu", seed: int = 0):
+def build(model: str, dtype: str = "float64", device: str = "cpu", seed: int = 0, precision: str | None = None):
+    """The policy of a setup; ``precision`` (if given) overrides ``dtype`` (see :mod:`grpo_proofs.precision`)."""
     if model not in PRESETS:
         raise InputError(f"unknown model preset {model!r}; choose one of {', '.join(PRESETS)}")
+    if precision is not None:
+        from ..precision import build as build_in, policy_config
+        return build_in(policy_config(model, precision, device, default=model, seed=seed), precision)
     return build_policy(PRESETS[model](dtype=dtype, device=device, seed=seed))
 
 
@@ -224,7 +238,7 @@ def confirm(setup: Setup = Setup(), variants=None, cases=CASES, progress: bool =
 
 
 def _confirm(setup: Setup, names, cases, progress: bool) -> list[Confirmation]:
-    model = build(setup.model, setup.dtype, setup.device, setup.seed)
+    model = build(setup.model, setup.dtype, setup.device, setup.seed, setup.precision)
     rng = np.random.default_rng(setup.seed)
     out = []
     bar = None
@@ -238,7 +252,7 @@ def _confirm(setup: Setup, names, cases, progress: bool) -> list[Confirmation]:
                              reward=setup.reward, require_mixed_rewards=True)
         for name in names:
             out.append(confirm_group(model, group, name, case=case, rng=rng, tolerance=setup.tolerance,
-                                     against_uncancelled=setup.dtype != "float64"))
+                                     against_uncancelled=setup.arithmetic != "float64"))
             if bar is not None:
                 bar.update()
     if bar is not None:

@@ -296,8 +296,10 @@ def _representable_eps(eps: float, dtype: torch.dtype) -> float:
     (e.g. the 1e-300 of the eps -> 0 limit, which float32 rounds to 0 and turns 0/0 into NaN on
     coordinates without gradient) is raised to that number; 0 and representable values are kept.
 
-    >>> _representable_eps(1e-300, torch.float64), _representable_eps(1e-300, torch.float32) == torch.finfo(torch.float32).tiny
-    (1e-300, True)
+    >>> _representable_eps(1e-300, torch.float64)
+    1e-300
+    >>> _representable_eps(1e-300, torch.float32) == torch.finfo(torch.float32).tiny
+    True
     """
     tiny = torch.finfo(dtype).tiny
     return tiny if 0 < eps < tiny else eps

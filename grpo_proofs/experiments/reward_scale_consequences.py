@@ -246,8 +246,8 @@ def sigma_leak(ctx: Context, c_values=(1e-4, 0.1), phis=None, eps: float = 1e-8)
         u = recs["r"]
         for p in phis:
             k = float(k_expr.subs({n.phi: p, n.sigma_r: sig, n.c_sigma: c}))
-            cmp = compare(recs[str(p)], u, ratio=[adam_step_ratio(k, eps, vh) for vh in u.v_hat], eps=eps, grad_factor=k,
-                          precision=batch.precision)
+            cmp = compare(recs[str(p)], u, ratio=[adam_step_ratio(k, eps, vh) for vh in u.v_hat], eps=eps,
+                          grad_factor=k, precision=batch.precision)
             rows.append({"c": c, "phi": p, "sigma_r": sig, "k": k, "leak": k - 1, **cmp})
             worst = max(worst, cmp["error"])
     return {"error": worst, "eps": eps, "rows": rows}

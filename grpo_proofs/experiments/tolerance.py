@@ -2,7 +2,7 @@
 
 The same confirmations run in float64 and in lower precision, on the same device, model preset and
 groups; every function returns a list of error samples (one per variant, optimizer row or step), so a
-distribution (median, 99th percentile, max over seeds and groups) can be formed. Three tolerance kinds
+distribution (median, 99th percentile, max over seeds and groups) can be formed. Four tolerance kinds
 (:data:`grpo_proofs.tolerances.BY_PRECISION`):
 
 * ``model``: :func:`gradient_identity`, the gradient of one sampled group's surrogate J through the
@@ -10,6 +10,8 @@ distribution (median, 99th percentile, max over seeds and groups) can be formed.
   sum_{i,t} w_{i,t} grad log pi(o_{i,t} | x, o_{i,<t}) with w = dJ/dlog pi from the SymPy derivative
   (:func:`grpo_proofs.evaluate.token_gradient`, Eq. 13-15 of arXiv 2601.05002) and one unpadded
   forward per completion; relative error ||a - b|| / ||b|| over all parameters;
+* ``prefix``: :func:`prefix_identity`, Prop. 1's shared-prefix gradient identity (the claim
+  ``prop1-real-model``; in low precision its error is measured against the uncancelled gradient);
 * ``optimizer``: :func:`adam_step_ratio`, Prop. 2's per-coordinate steps at phi r against
   R(phi, eps, v_hat) x the steps at r (:func:`~grpo_proofs.experiments.reward_scale_checks.step_ratio_experiment`);
 * ``trajectory``: :func:`premise_step` (Props 3/7: Adam's steps after every contribution is clipped
@@ -33,12 +35,13 @@ from ..policy import completion_logprobs, flat_grad, sample_group
 from ..precision import PRECISIONS, build, policy_config
 from ..variants import REGISTRY
 
-__all__ = ["KINDS", "CONFIRMATIONS", "gradient_identity", "adam_step_ratio", "premise_step", "trajectory_limit",
+__all__ = ["KINDS", "CONFIRMATIONS", "gradient_identity", "prefix_identity",
+           "adam_step_ratio", "premise_step", "trajectory_limit",
            "recommend", "summarise", "measure"]
 
 #: confirmation name -> tolerance kind
-KINDS = {"gradient-identity": "model", "adam-step-ratio": "optimizer", "premise-step": "trajectory",
-         "trajectory-limit": "trajectory"}
+KINDS = {"gradient-identity": "model", "prefix-identity": "prefix", "adam-step-ratio": "optimizer",
+         "premise-step": "trajectory", "trajectory-limit": "trajectory"}
 
 
 def recommend(observed_max: float) -> float:
@@ -106,6 +109,18 @@ def gradient_identity(*, model: str = "qwen2_small", precision: str = "float64",
     return errors
 
 
+def prefix_identity(*, model: str = "qwen2_small", precision: str = "float64", device: str = "cpu",
+                    seed: int = 0) -> list[float]:
+    """Prop. 1's shared-prefix identity, one error per (variant, case) on one sampled group per case: the
+    claim ``prop1-real-model`` (relative error in float64, |g - g_pred|_inf / |g_U|_inf otherwise)."""
+    from . import prefix as ex
+    from ..precision import master_dtype
+
+    setup = ex.Setup(model=model, G=8, max_new_tokens=8, dtype=master_dtype(precision), precision=precision,
+                     device=device, seed=seed)
+    return [r.error for r in ex.confirm(setup)]
+
+
 def _ctx(model, precision, device, seed) -> Context:
     return Context(device=device, seed=seed, quick=True, model=model, precision=precision)
 
@@ -117,7 +132,8 @@ def adam_step_ratio(*, model: str = "qwen2_small", precision: str = "float64", d
     from .reward_scale_checks import step_ratio_experiment
 
     res = step_ratio_experiment(_ctx(model, precision, device, seed))
-    return ([r["autograd_per_coordinate"] for r in res["rows"]] + [r["exact_premise_per_coordinate"] for r in res["rows"]])
+    rows = res["rows"]
+    return [r["autograd_per_coordinate"] for r in rows] + [r["exact_premise_per_coordinate"] for r in rows]
 
 
 def premise_step(*, model: str = "qwen2_small", precision: str = "float64", device: str = "cpu",
@@ -144,8 +160,8 @@ def trajectory_limit(*, model: str = "qwen2_small", precision: str = "float64", 
     return [r["max_dev_resolved"] for r in res["rows"] if r["eps"] < 1e-100]
 
 
-CONFIRMATIONS = {"gradient-identity": gradient_identity, "adam-step-ratio": adam_step_ratio,
-                 "premise-step": premise_step, "trajectory-limit": trajectory_limit}
+CONFIRMATIONS = {"gradient-identity": gradient_identity, "prefix-identity": prefix_identity,
+                 "adam-step-ratio": adam_step_ratio, "premise-step": premise_step, "trajectory-limit": trajectory_limit}
 
 
 def summarise(samples) -> dict:
