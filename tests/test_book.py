@@ -27,7 +27,7 @@ DERIVATIONS = ROOT / "derivations"
 #: Pages (``Claim.page``) whose claims are registered but whose book page is not written yet.
 #: A claim on one of these pages is an expected failure of test_claim_has_its_page; remove the
 #: page from this set when its page lands (the test then must pass).
-PAGES_PENDING = {"prop1", "prop4", "prop5-6-2", "prop3-7", "trainers", "check"}
+PAGES_PENDING: set[str] = set()
 
 #: directive kinds whose label is a claim label (statements, not definitions or remarks)
 STATEMENTS = ("theorem", "proposition", "lemma", "corollary", "conjecture", "criterion", "property", "observation")

@@ -45,13 +45,15 @@ def test_bf16_autocast_forward_on_cpu():
     cfg = PolicyConfig.qwen2_small(dtype="float32")
     m32, m16 = build(cfg, "float32"), build(cfg, "bf16")
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
-    a, b = m32(input_ids=ids).logits, m16(input_ids=ids).logits
+    with torch.no_grad():
+        a, b = m32(input_ids=ids).logits, m16(input_ids=ids).logits
     assert b.dtype == torch.float32 and all(p.dtype == torch.float32 for p in m16.parameters())
     rel = float((a - b).abs().max() / a.abs().max())
     assert 1e-5 < rel < 0.1                        # bf16 rounding, not float32 and not garbage
-    c = clone_model(m16)(input_ids=ids).logits     # the copy keeps the autocast hooks
-    assert torch.equal(c, b)
-    assert torch.equal(m32(input_ids=ids).logits, a)   # and the float32 model has none
+    with torch.no_grad():
+        c = clone_model(m16)(input_ids=ids).logits     # the copy keeps the autocast hooks
+        assert torch.equal(c, b)
+        assert torch.equal(m32(input_ids=ids).logits, a)   # and the float32 model has none
 
 
 def test_recorded_coordinates_subset():
