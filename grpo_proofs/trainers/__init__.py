@@ -72,8 +72,8 @@ def loss_and_grad(trainer, config, *, logp, old_logp, advantages, mask, ref_logp
             used as C of seq-mean-token-sum-norm when ``loss_scale_factor`` is null.
 
     Returns:
-        (loss, grad): the summed loss and d loss / d logp, (B, T) float64, zero at padding
-        except where the trainer itself reaches padding (TRL ``luspo`` with a (B, T) loss).
+        The pair ``(loss, grad)`` of the summed loss and d loss / d logp, (B, T) float64, zero at
+        padding except where the trainer itself reaches padding (TRL ``luspo`` with a (B, T) loss)
     """
     mod = trainer_module(trainer)
     c = mod.config(config)
