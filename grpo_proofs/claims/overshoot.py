@@ -192,8 +192,8 @@ def _check_ratio(ctx: Context) -> Outcome:
 
 STATEMENT_PAPER = (
     "The paper's value C_{T,4} ~ 0.923^5 ~ 0.66 for (beta1, beta2) = (0.9, 0.95) is an arithmetic slip: "
-    "0.923381^5 = 0.67128 and the exact large-T value (0.9/sqrt(0.95))^5 = 0.67128 round to 0.67; at finite T "
-    "the exact C_{T,4} is smaller still (C_{5,4} = 0.5321)."
+    "0.923381^5 = 0.67128 and the exact large-T value (0.9/sqrt(0.95))^5 = 0.67128 round to 0.67. C_{T,4} is "
+    "not monotone in T: C_{5,4} = 0.5321 is smaller, C_{20,4} = 0.6728 is larger than the limit."
 )
 
 
