@@ -110,7 +110,6 @@ class Variant:
             raise InputError(f"variant {self.name!r}: sigma_eps must be >= 0, got {self.sigma_eps!r}")
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise InputError(f"variant {self.name!r}: beta must be >= 0, got {self.beta!r}")
-        by_name = {str(sym): sym for sym in n.PARAMETER_SYMBOLS}
         for key in self.params:
             if key not in n.WEIGHT_SYMBOLS or n.WEIGHT_SYMBOLS[key] not in n.PARAMETER_SYMBOLS:
                 raise InputError(
@@ -120,7 +119,6 @@ class Variant:
         missing = {str(sym) for sym in self.alpha.free_symbols & n.PARAMETER_SYMBOLS} - {
             str(n.WEIGHT_SYMBOLS[k]) for k in self.params
         }
-        del by_name
         if missing:
             raise InputError(f"variant {self.name!r}: weight uses parameter(s) {', '.join(sorted(missing))} without a value in params")
         if self.ratio in (Ratio.LOGPROB,) and (self.eps_low is not None or self.eps_up is not None):
