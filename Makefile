@@ -1,20 +1,34 @@
-# Two commands do everything on a fresh machine: `make verify` and `make test`.
-# Both create .venv on first use; later runs reuse it (the stamp file tracks pyproject.toml).
+# Every target runs in .venv, built from the lock: requirements/lock.txt (exact versions of every
+# dependency, transitive ones included) and requirements/peers-nodeps.txt (the verl and OpenRLHF
+# releases, installed without their CUDA-only dependencies). The venv is rebuilt from scratch
+# whenever the lock or pyproject.toml changes, so it never carries a stale package.
+#
+#   make verify        set up, then run every claim (grpo-proofs verify)
+#   make test          set up, then the whole test suite (what CI runs)
+#   make book          set up, then build the executed Jupyter Book into book/_build/html
+#   make bench         set up, then the benchmark scripts
+#   make lock          re-resolve the lock from pyproject.toml's ranges (needs the registry)
+#   make test-latest   the same suite in .venv-latest, built from the newest releases allowed
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/lock.txt
+NODEPS := requirements/peers-nodeps.txt
+LATEST := .venv-latest
+PIP_QUIET := --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: verify test book clean-book bench
+.PHONY: verify test book clean-book bench lock test-latest
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned: pip takes the local CPU wheel instead of resolving GBs of CUDA wheels.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,book]"
+$(STAMP): $(LOCK) $(NODEPS) pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_QUIET) -r $(LOCK)
+	$(PY) -m pip install $(PIP_QUIET) --no-deps --require-hashes -r $(NODEPS)
+	$(PY) -m pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 verify: $(STAMP)
@@ -26,9 +40,29 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/symbolic.py
 
-# every page is executed on every build (--all re-reads unchanged pages); HTML in book/_build/html
+# every page is executed on every build (--all re-reads unchanged pages); HTML in book/_build/html.
+# IPYTHONDIR: the page kernel's own settings (book/_ipython), so its start-up log stays quiet.
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build book --all -W -n --keep-going
+	IPYTHONDIR=$(CURDIR)/book/_ipython $(VENV)/bin/jupyter-book build book --all -W -n --keep-going
 
 clean-book:
 	rm -rf book/_build
+
+# Refresh the lock: the newest releases that pyproject.toml's ranges and requirements/pins.in allow.
+# The local-version suffix of the CPU torch wheel (+cpu) is dropped, so the pin also matches PyPI.
+lock:
+	test -x .venv-lock/bin/pip-compile || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install $(PIP_QUIET) pip-tools; }
+	.venv-lock/bin/pip-compile --quiet --upgrade --strip-extras --extra test --extra book --extra peers \
+	    --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml requirements/pins.in
+	sed -i -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' $(LOCK)
+
+# The same suite against the newest releases the registry serves (torch stays the pinned CPU wheel,
+# verl and OpenRLHF stay the releases the project models): an upstream deprecation shows up here first.
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install $(PIP_QUIET) torch==2.13.0
+	$(LATEST)/bin/pip install $(PIP_QUIET) -e ".[test,book,peers]"
+	$(LATEST)/bin/pip install $(PIP_QUIET) --no-deps --require-hashes -r $(NODEPS)
+	$(LATEST)/bin/pip freeze --exclude-editable > $(LATEST)/freeze.txt
+	$(LATEST)/bin/python -m pytest

@@ -18,6 +18,7 @@ Reward rules are deterministic functions of a completion's tokens, registered in
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -207,6 +208,15 @@ def _eos(model, eos_token_id: int | None) -> int:
     return int(eos_token_id)
 
 
+def _cache_keyword(model) -> str:
+    """The name under which ``model.forward`` takes and returns its KV cache.
+
+    Recent ``transformers`` releases call it ``cache`` (and deprecate ``past_key_values``); older
+    ones only know ``past_key_values``. Feature-detected from the forward's signature.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def _sample_once(model, G, prompt, prefix, shared, max_new_tokens, temperature, seed, eos):
     dev = next(model.parameters()).device
@@ -216,8 +226,9 @@ def _sample_once(model, G, prompt, prefix, shared, max_new_tokens, temperature, 
     forced[list(shared)] = True
     ids = torch.tensor(prompt, device=dev).repeat(G, 1)                 # (G, P)
     att = torch.ones(G, len(prompt) + L, dtype=torch.long, device=dev)  # no padding: all ones
+    kw = _cache_keyword(model)
     out = model(input_ids=ids, attention_mask=att[:, :len(prompt)], use_cache=True)
-    cache, logits = out.past_key_values, out.logits[:, -1]               # logits (G, V)
+    cache, logits = getattr(out, kw), out.logits[:, -1]                  # logits (G, V)
     done = torch.zeros(G, dtype=torch.bool, device=dev)
     steps = []
     for t in range(L):
@@ -231,8 +242,8 @@ def _sample_once(model, G, prompt, prefix, shared, max_new_tokens, temperature, 
         if bool(done.all()) or t == L - 1:
             break
         out = model(input_ids=draw[:, None], attention_mask=att[:, :len(prompt) + t + 1],
-                    past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1]
+                    use_cache=True, **{kw: cache})
+        cache, logits = getattr(out, kw), out.logits[:, -1]
     tok = torch.stack(steps, dim=1).tolist()                              # (G, T), -1 = none
     return tuple(tuple(t for t in row if t >= 0) for row in tok)
 

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -118,11 +119,52 @@ def test_pages_and_toc_agree():
     assert (BOOK / "derivations").resolve() == DERIVATIONS.resolve(), "book/derivations must link to ../derivations"
 
 
+class _CellOutputs(HTMLParser):
+    """Collects the text of every cell output block (``<div class="output ...">``) of a built page."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str | None] = []      # one entry per open div: its output kind, or None
+        self.found: list[list[str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag != "div":
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        kind = None
+        if classes[:1] == ["output"] and not any(k for k in self.stack):
+            kind = "stderr" if "stderr" in classes else "output"
+            self.found.append([kind, ""])
+        self.stack.append(kind)
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if any(k for k in self.stack):
+            self.found[-1][1] += data
+
+
+def cell_outputs(page_html: str) -> list[tuple[str, str]]:
+    """(kind, text) of each cell output block of a built page; kind is "stderr" or "output"."""
+    parser = _CellOutputs()
+    parser.feed(page_html)
+    return [(k, t) for k, t in parser.found]
+
+
+def test_cell_outputs_parser_sees_stderr_and_text():
+    page = ('<div class="cell_output docutils container"><div class="output stderr highlight">'
+            '<pre>FutureWarning: x</pre></div><div class="output stream"><pre>ok</pre></div></div>')
+    assert cell_outputs(page) == [("stderr", "FutureWarning: x"), ("output", "ok")]
+
+
 @pytest.mark.slow
 def test_book_builds(tmp_path):
     """`jupyter-book build` with every page executed, -W -n --keep-going: no warning, no failed cell."""
     exe = Path(sys.executable).parent / "jupyter-book"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg",
+               IPYTHONDIR=str(BOOK / "_ipython"))
     start = time.perf_counter()
     proc = subprocess.run(
         [str(exe), "build", str(BOOK), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
@@ -141,3 +183,10 @@ def test_book_builds(tmp_path):
     for page in html.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         assert "cdn" not in text.lower(), f"{page.relative_to(html)} references a CDN"
+    # library noise never reaches a reader: no cell wrote to stderr, no cell output names a warning
+    for entry in toc_files(toc):
+        outputs = cell_outputs((html / f"{entry}.html").read_text(encoding="utf-8"))
+        assert not [o for o in outputs if o[0] == "stderr"], f"{entry}: a cell wrote to stderr"
+        noisy = [o[1][:200] for o in outputs if "warning" in o[1].lower()]
+        assert not noisy, f"{entry}: a cell output mentions a warning: {noisy}"
+    assert "Kernel is running over TCP" not in proc.stderr + proc.stdout

@@ -68,3 +68,19 @@ def test_verify_only_and_list(capsys):
 def test_console_script_installed():
     exe = subprocess.run([sys.executable, "-m", "grpo_proofs.cli", "--help"], capture_output=True, text=True)
     assert exe.returncode == 0 and "verify" in exe.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [
+    ["check", "grpo", "--quick", "--json"],
+    ["verify", "--only", "prop1-real-model", "--quick", "--json"],
+])
+def test_no_library_warning_reaches_the_user(argv):
+    """A command that runs the real transformer prints its JSON and nothing else: no library noise."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONWARNINGS"}
+    proc = subprocess.run([sys.executable, "-m", "grpo_proofs.cli", *argv], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == "", f"stderr is not empty: {proc.stderr[:500]}"
+    json.loads(proc.stdout)
+    assert "warning" not in proc.stdout.lower()
