@@ -187,3 +187,32 @@ def test_pitfall_10_kl_estimators_differ():
     # OpenRLHF with the KL in the loss: k3 clamped at 10 too, but its log-ratio is floored at -10 first
     _, o3 = loss_and_grad("openrlhf", {"algo.kl.use_loss": True, "algo.kl.estimator": "k3", "algo.kl.init_coef": 1.0}, **s)
     assert np.all(o3 == 0.0)
+
+
+def test_pitfall_11_trl_1_16_rescales_dapo_cispo_vespo_by_s_over_k():
+    s = step()
+    s["old_logp"] = s["logp"].copy()
+    m, A = s["mask"], s["advantages"][:, None]
+    cfg = {"loss_type": "dapo", "steps_per_generation": 4, "per_device_train_batch_size": 1, "num_generations": 2}
+    _, new = loss_and_grad("trl", cfg, micro_batches=[[0], [1]], **s)  # K = 2 of the S = 4 slices
+    _, old = loss_and_grad("trl", cfg, micro_batches=[[0], [1]], version="1.9.0", **s)
+    assert rel_err(new[:2], -2 * A[:2] * m[:2] / m.sum()) <= CLOSED_FORM  # S/(K N) = 2/N
+    assert rel_err(old[:2], -A[:2] * m[:2] / m.sum()) <= CLOSED_FORM  # 1/N
+    assert any("S/(K N)" in x for x in to_variant("trl", cfg).notes)
+
+
+def test_pitfall_12_verl_grpo_vectorized_ignores_norm_adv_by_std_in_grpo():
+    r = [1.0, 0.0, 0.0, 1.0]
+    vec = advantages("verl", {"adv_estimator": "grpo_vectorized", "norm_adv_by_std_in_grpo": False}, r, [0] * 4)
+    plain = advantages("verl", {"adv_estimator": "grpo", "norm_adv_by_std_in_grpo": False}, r, [0] * 4)
+    assert plain.tolist() == [0.5, -0.5, -0.5, 0.5]
+    assert vec[0] == pytest.approx(0.5 / (np.std(r, ddof=1) + 1e-6), rel=1e-14)
+    cfg = {"adv_estimator": "grpo_vectorized", "norm_adv_by_std_in_grpo": False}
+    assert to_variant("verl", cfg).advantage_kind == "std-group" and any("grpo_vectorized" in x for x in to_variant("verl", cfg).notes)
+
+
+def test_pitfall_13_openrlhf_defaults_train_off_policy_and_clamp_rewards():
+    assert to_variant("openrlhf", {}).mu == 8  # 1024 prompts x 1 sample / 128 per step
+    assert {p.label: p.verdict for p in propositions("openrlhf", {})}["overshoot"] == "exposed"
+    a = advantages("openrlhf", {"algo.advantage.estimator": "dr_grpo", "rollout.n_samples_per_prompt": 4}, [100.0, 0, 0, 0], [0] * 4)
+    assert a.tolist() == [10.0, -10.0, -10.0, -10.0]  # 75, -25: clamped to --reward.clip_range [-10, 10]

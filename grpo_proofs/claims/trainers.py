@@ -95,7 +95,7 @@ def LOSS_AND_GRAD_CONFIGS(quick: bool = False) -> list[tuple[str, dict]]:
 
 
 @claim("trainers-loss-and-grad", page="trainers", kind="numeric",
-       title="Trainer losses: autograd through the transcribed code equals the mapped closed form",
+       title="Trainer losses: autograd through the model of each release equals the mapped closed form",
        statement="For every modelled TRL (1.16.0, 1.9.0), verl (0.9.1) and OpenRLHF (0.11.2) loss, d loss/d logp of one "
                  "optimizer step (one or two "
                  "micro-batches, junk in the padding) equals -omega_{i,t} A_i f_{i,t} (+ the KL term), with omega the "

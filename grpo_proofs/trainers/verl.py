@@ -49,7 +49,7 @@ SECTIONS = ("actor_rollout_ref", "algorithm", "data", "trainer", "critic", "rewa
 
 def _loss_mode(name, v):
     if v in _NOT_MODELLED:
-        why = "selects a random subset of tokens" if v == "clip_cov" else "is not transcribed here"
+        why = "selects a random subset of tokens" if v == "clip_cov" else "is not modelled here"
         raise InputError(f"{name}={v!r} {why}; modelled loss modes: {', '.join(LOSS_MODES)}")
     return choice(*LOSS_MODES)(name, v)
 
@@ -285,7 +285,7 @@ def advantages(c: dict, rewards, group_ids, lengths=None) -> np.ndarray:
     est = c["adv_estimator"]
     if est not in ESTIMATORS:
         why = {"gae": "needs a value function (critic)", "remax": "needs the greedy-decoding baseline",
-               "reinforce_plus_plus": "gives per-token discounted returns"}.get(est, "is not transcribed here")
+               "reinforce_plus_plus": "gives per-token discounted returns"}.get(est, "is not modelled here")
         raise InputError(f"adv_estimator={est!r} {why}; group estimators: {', '.join(ESTIMATORS)}")
     g = groups(rewards, group_ids)
     R, eps, norm = g.rewards, 1e-6, c["norm_adv_by_std_in_grpo"]

@@ -159,13 +159,15 @@ class TRLRun:
         path = _model_dir()
         self.out = tempfile.mkdtemp(prefix="grpo-proofs-trl-run-")
         atexit.register(shutil.rmtree, self.out, True)
-        rng = np.random.default_rng(seed)
-        texts = [" ".join(f"w{int(t)}" for t in rng.integers(1, len(_VOCAB), size=int(rng.integers(1, 4))))
-                 for _ in range(prompts)]
         with _quiet(), _float64():
             args = GRPOConfig(output_dir=self.out, use_cpu=True, report_to="none", save_strategy="no",
                               disable_tqdm=True, seed=seed, data_seed=seed, logging_steps=1, dataloader_num_workers=0,
                               **config)
+            # enough prompts for one generation batch (the sampler drops an incomplete one)
+            prompts = max(prompts, args.generation_batch_size // args.num_generations)
+            rng = np.random.default_rng(seed)
+            texts = [" ".join(f"w{int(t)}" for t in rng.integers(1, len(_VOCAB), size=int(rng.integers(1, 4))))
+                     for _ in range(prompts)]
             model = Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float64)
             tokenizer = _tokenizer()
             self.trainer = GRPOTrainer(model=model, reward_funcs=list(reward_funcs), args=args,
