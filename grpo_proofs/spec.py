@@ -226,6 +226,8 @@ def _native_trainer(d: dict, path: str) -> bool:
     """A TRL or verl config as the trainer reads it (rather than a declarative spec)."""
     from .trainers.config_files import detect_mapping
 
+    if set(d) & (set(REQUIRED) | set(OPTIONAL)) - {"beta"}:
+        return False  # fields of a declarative spec
     try:
         detect_mapping(d, path)
     except InputError:
