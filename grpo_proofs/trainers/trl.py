@@ -115,21 +115,25 @@ SPEC: dict[str, Key] = spec(resolve(NAME, "1.16.0"))
 
 
 @lru_cache(maxsize=None)
+def _training_arguments() -> frozenset:
+    """Fields of the installed transformers' TrainingArguments (a TRL run may use another version than the table's)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return frozenset(f.name for f in dataclasses.fields(TrainingArguments))
+
+
+@lru_cache(maxsize=None)
 def _known(release: Release) -> Known:
     names = option_tables.keys(NAME, release.version)
-    try:  # the TrainingArguments of the installed transformers (a TRL run may use another version)
-        import dataclasses
-
-        from transformers import TrainingArguments
-
-        names = names | {f.name for f in dataclasses.fields(TrainingArguments)}
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        pass
     loss_keys = set(spec(release))
 
     def test(key: str) -> bool:  # a mapping value (deepspeed, model_init_kwargs, ...) is flattened to field.sub
         head = key.split(".")[0]
-        return key in names or (head in names and head not in loss_keys)
+        if head in loss_keys:
+            return False
+        return head in names or head in _training_arguments()
 
     return Known(test, frozenset(names))
 

@@ -70,16 +70,23 @@ def _float64():
 
 @contextlib.contextmanager
 def _quiet():
+    """TRL's and transformers' notices about the harness's own settings stay out of the output."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
+    trl_logger = logging.getLogger("trl")
+    trl_level = trl_logger.level
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    trl_logger.setLevel(logging.ERROR)  # e.g. luspo's advice to use sequence-level ratios
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TRL's and transformers' notices about the harness's own settings
+            warnings.simplefilter("ignore")
             yield
     finally:
+        trl_logger.setLevel(trl_level)
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
 
