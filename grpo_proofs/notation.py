@@ -121,7 +121,7 @@ j_idx = sp.Symbol("j", integer=True, positive=True)
 __all__ += ["phi", "shift", "t_step", "g_t", "m_before", "v_before", "m_hat", "v_hat", "lr", "weight_decay",
             "theta", "sigma_r", "c_sigma", "max_norm", "grad_norm", "clip_delta", "r_idx", "j_idx"]
 
-# --- trainer batch bookkeeping (grpo_proofs.trainers; TRAINERS.md section 0) --------------------
+# --- trainer batch bookkeeping (grpo_proofs.trainers) --------------------------------------------
 # The per-token weight of a real trainer depends on how the optimizer step is split into
 # micro-batches, not only on the group. These symbols are not in WEIGHT_SYMBOLS: a Variant's
 # alpha describes one group; the trainer weights that use them live in TrainerMapping.weight.
@@ -141,12 +141,14 @@ T_pad = sp.Symbol("T_pad", integer=True, positive=True)
 C_scale = sp.Symbol("C", positive=True)
 #: non-empty sequences of the step (OpenRLHF sample-level aggregation)
 S_seq = sp.Symbol("S", integer=True, positive=True)
+#: optimizer-step slices of one generation batch (TRL steps_per_generation)
+S_gen = sp.Symbol("S_g", integer=True, positive=True)
 #: the trainer symbols by name
 TRAINER_SYMBOLS: dict[str, sp.Symbol] = {
     "B": B_step, "N": N_step, "K": K_acc, "b_k": b_k, "N_k": N_k, "T_k": T_k, "T_pad": T_pad,
-    "C": C_scale, "S": S_seq,
+    "C": C_scale, "S": S_seq, "S_g": S_gen,
 }
-__all__ += ["B_step", "N_step", "K_acc", "b_k", "N_k", "T_k", "T_pad", "C_scale", "S_seq", "TRAINER_SYMBOLS"]
+__all__ += ["B_step", "N_step", "K_acc", "b_k", "N_k", "T_k", "T_pad", "C_scale", "S_seq", "S_gen", "TRAINER_SYMBOLS"]
 
 # --- shared-prefix bias and the loss value (Props 1, 4; THEORY.md Secs. 3-4) --------------------
 #: a second summation index (sums over the group nested inside sums over j)

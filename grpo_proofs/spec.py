@@ -16,8 +16,11 @@ Four ways to name a GRPO-style objective (the unified surrogate of arXiv 2601.05
       regularizer: none             # optional: none | k3 | iw-k3 | entropy (with beta > 0)
       beta: 0.0                     # optional; also sigma_eps, params, mu, title, source, notes
 
-* a trainer config: a file whose only top-level key is ``trl``, ``verl`` or ``openrlhf``, mapped
-  onto the surrogate by :func:`grpo_proofs.trainers.to_variant` (TRAINERS.md).
+* a trainer config, mapped onto the surrogate by :func:`grpo_proofs.trainers.to_variant` for the
+  release it describes: a file whose only top-level key is ``trl``, ``verl`` or ``openrlhf``, or a
+  config as the trainer reads it (``trl grpo --config`` YAML, a TRL run's training-args JSON, a verl
+  Hydra YAML, a verl or OpenRLHF command line in a ``.sh`` file;
+  :mod:`grpo_proofs.trainers.config_files`).
 
 Every failure (missing file or field, bad YAML, unknown symbol...) is one :class:`InputError` line.
 
@@ -165,15 +168,16 @@ def dump_spec(v: Variant, sigma: str = "pop") -> dict:
     return out
 
 
-def _trainer_spec(d: dict, origin: str, source: str) -> Spec:
-    (trainer, config), = d.items()
-    if config is not None and not isinstance(config, dict):
-        raise InputError(f"{source}: {trainer}: must map config keys to values, got {type(config).__name__}")
+def _trainer_spec(trainer: str, config: dict, origin: str, source: str) -> Spec:
     from .trainers import to_variant
 
     mp = to_variant(trainer, config or {})
     v = mp.variant
-    notes = list(mp.notes)
+    rel = mp.release
+    notes = [f"trainer release: {rel.title} ({mp.config['_release_source']}): {rel.summary}"]
+    if mp.ignored:
+        notes.append(f"options not seen by the loss ({len(mp.ignored)}): {', '.join(mp.ignored)}")
+    notes += list(mp.notes)
     if mp.exact.startswith("no:"):
         notes.append(f"the one-group variant does not reproduce this config's gradient:{mp.exact[3:]}")
     elif mp.exact != "always":
@@ -218,9 +222,27 @@ def _read(path: str) -> tuple[dict, str]:
         raise InputError(f"{path!r} is not valid JSON: {e.msg} (line {e.lineno})") from None
 
 
+def _native_trainer(d: dict, path: str) -> bool:
+    """A TRL or verl config as the trainer reads it (rather than a declarative spec)."""
+    from .trainers.config_files import detect_mapping
+
+    if set(d) & (set(REQUIRED) | set(OPTIONAL)) - {"beta"}:
+        return False  # fields of a declarative spec
+    try:
+        detect_mapping(d, path)
+    except InputError:
+        return False
+    return True
+
+
 def _spec_file(path: str) -> Spec:
     if not os.path.isfile(path):
         raise InputError(f"spec file {path!r} does not exist")
+    if os.path.splitext(path)[1].lower() not in (".yaml", ".yml", ".toml", ".json"):
+        from .trainers.config_files import read_file
+
+        loaded = read_file(path)  # a verl or OpenRLHF command line
+        return _trainer_spec(loaded.trainer, loaded.config, "trainer", path)
     d, origin = _read(path)
     if d is None:
         raise InputError(f"{path!r} is empty; give the fields {', '.join(REQUIRED)} or a trainer config")
@@ -231,7 +253,11 @@ def _spec_file(path: str) -> Spec:
         if len(keys) != 1:
             raise InputError(f"{path!r}: a trainer config has exactly one top-level key ({', '.join(TRAINER_KEYS)}); "
                              f"found {', '.join(sorted(map(str, keys)))}")
-        return _trainer_spec(d, origin, path)
+    if keys & set(TRAINER_KEYS) or (not keys & set(REQUIRED) and _native_trainer(d, path)):
+        from .trainers.config_files import from_mapping
+
+        loaded = from_mapping(d, path, origin)
+        return _trainer_spec(loaded.trainer, loaded.config, "trainer", path)
     stem = os.path.splitext(os.path.basename(path))[0]
     return spec_from_mapping(d, name=stem, origin=origin, source=path)
 

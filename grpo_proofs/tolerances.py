@@ -13,7 +13,7 @@ from __future__ import annotations
 __all__ = ["EXACT", "CLOSED_FORM", "MODEL_FLOAT64", "OPTIMIZER_FLOAT64", "PADDED_FORWARD", "ONE_STEP", "MPMATH_50",
            "PREFIX_FLOAT32", "MODEL_FLOAT32", "MODEL_BF16", "OPTIMIZER_FLOAT32", "OPTIMIZER_BF16",
            "TRAJECTORY_FLOAT32", "TRAJECTORY_BF16", "PREFIX_BF16", "BY_PRECISION",
-           "for_precision", "TABLE"]
+           "RELEASE_FLOAT32", "for_precision", "TABLE"]
 
 #: symbolic identity: the difference simplifies to exactly zero
 EXACT = 0.0
@@ -42,6 +42,22 @@ MPMATH_50 = 1e-45
 #: small GPT-2, qwen2_small; 6 seeds x 3 cases x 10 methods); 2e-5 leaves ~17x for other reduction orders
 #: (CUDA). Relative to g_pred itself the error reached 1.8e-4 where W nearly cancels (|g_pred| ~ 6e-4 |g_U|).
 PREFIX_FLOAT32 = 2e-5
+
+#: a trainer release's own code where it computes in float32, against the project's float64 model of it
+#: (the peers tests; relative to the largest entry). The float32 places: verl ``grpo_vectorized``
+#: (group_mean_std casts to float32), verl ``reinforce_plus_plus_baseline`` (masked_var's Bessel
+#: factor count/(count - 1) divides integer tensors: float32), verl ``gpg`` (alpha = B/#{R != 0}, the
+#: same), verl ``grpo`` with a one-completion group (std = torch.tensor(1.0) + 1e-6 in float32),
+#: OpenRLHF's step normalisers (float32 token and sample counts divided by gas), its KL estimator
+#: (``log_probs.float()``) and its reward whitening (``.float()``). Each is a few float32 roundings
+#: (unit roundoff 6e-8) of quantities of order 1. Measured over random cases (log-ratios up to 3,
+#: reference log-ratios up to 4, rewards up to 30, 1-4 micro-batches; CPU, torch 2.13.0+cpu,
+#: 2026-12-07): OpenRLHF loss with KL max 2.8e-7 (median 3.2e-8, 204 cases), without KL and 2-4
+#: micro-batches max 3.7e-8, with one micro-batch and no KL exactly 0 (checked at CLOSED_FORM);
+#: OpenRLHF reinforce_baseline max 1.8e-7; verl grpo_vectorized max 3.6e-7, reinforce_plus_plus_baseline
+#: max 2.9e-8, gpg max 8.0e-8, grpo (singletons) max 4.6e-8 (300 cases each). 1e-5 leaves ~30x headroom
+#: over the largest; every comparison that involves none of these places stays at CLOSED_FORM.
+RELEASE_FLOAT32 = 1e-5
 
 # ---------------------------------------------------------------- float32 and bf16 (real-model checks)
 # Chosen by ``benchmarks/tolerance.py`` (grpo_proofs.experiments.tolerance): the same confirmations in
@@ -120,4 +136,5 @@ TABLE: dict[str, float] = {
     "trajectory_float32": TRAJECTORY_FLOAT32,
     "trajectory_bf16": TRAJECTORY_BF16,
     "prefix_bf16": PREFIX_BF16,
+    "release_float32": RELEASE_FLOAT32,
 }

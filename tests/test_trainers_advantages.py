@@ -1,4 +1,9 @@
-"""Advantage estimators of TRAINERS.md 1.3, 2.3 and 3, against per-group loops written from the tables."""
+"""Advantage estimators of TRL, verl 0.9.1 and OpenRLHF 0.11.2, against per-group loops written here.
+
+The loops are written from the releases' estimator code (TRL ``_generate_and_score_completions``,
+verl ``core_algos.compute_*_outcome_advantage`` as ``compute_advantage`` calls them, OpenRLHF
+``compute_advantages_and_returns``) in plain Python; the peers tests run the releases themselves.
+"""
 
 import math
 import statistics
@@ -99,29 +104,43 @@ def verl_loop(est, r, ids, lens=None, norm=True):
                                  "reinforce_plus_plus_baseline", "opo", "gpg"])
 def test_verl_estimators(est, norm):
     got = advantages("verl", {"adv_estimator": est, "norm_adv_by_std_in_grpo": norm}, R, IDS, lengths=LENS)
-    exp = verl_loop("grpo" if est == "grpo_vectorized" else est, R, IDS, LENS, norm)
+    # grpo_vectorized is called without norm_adv_by_std_in_grpo by verl: it always divides by the std
+    exp = verl_loop("grpo" if est == "grpo_vectorized" else est, R, IDS, LENS, norm or est == "grpo_vectorized")
     assert close(got, exp)
 
 
-@pytest.mark.parametrize("est", ["group_norm", "dr_grpo", "rloo", "reinforce_baseline"])
+@pytest.mark.parametrize("est", ["group_norm", "dr_grpo", "rloo", "reinforce_baseline", "flash_reinforce"])
 @pytest.mark.parametrize("no_std", [False, True])
-def test_openrlhf_estimators(est, no_std):
-    got = advantages("openrlhf", {"advantage_estimator": est, "no_advantage_std_norm": no_std}, R, IDS, lengths=LENS)
-    groups = by_group(R, IDS)
+@pytest.mark.parametrize("scale", [1.0, 7.0])
+def test_openrlhf_estimators(est, no_std, scale):
+    r = [scale * x for x in R]  # 7: shaped rewards past the clip range [-10, 10]
+    cfg = {"algo.advantage.estimator": est, "algo.advantage.no_std_norm": no_std, "rollout.n_samples_per_prompt": 3}
+    got = advantages("openrlhf", cfg, r, IDS, lengths=LENS)
+    groups = by_group(r, IDS)
     exp = []
     for i, g in enumerate(IDS):
-        vals = [R[j] for j in groups[g]]
+        vals = [r[j] for j in groups[g]]
         if est == "group_norm":
-            exp.append((R[i] - statistics.fmean(vals)) / (statistics.stdev(vals) + 1e-9))
+            x = (r[i] - statistics.fmean(vals)) / (statistics.stdev(vals) + 1e-9)
         elif est == "rloo":
-            exp.append(R[i] - statistics.fmean([R[j] for j in groups[g] if j != i]))
+            x = r[i] - statistics.fmean([r[j] for j in groups[g] if j != i])
+        elif est == "flash_reinforce":
+            x = r[i] - statistics.fmean(r)
         else:
-            exp.append(R[i] - statistics.fmean(vals))
+            x = r[i] - statistics.fmean(vals)
+        exp.append(min(max(x, -10.0), 10.0))  # --reward.clip_range (-10, 10), applied to the shaped reward
     if est == "reinforce_baseline":  # whitened over all action tokens, biased variance, rsqrt(max(var, 1e-8))
         toks = [exp[i] for i in range(len(R)) for _ in range(LENS[i])]
         mu, var = statistics.fmean(toks), statistics.pvariance(toks)
         exp = [v - mu if no_std else (v - mu) / math.sqrt(max(var, 1e-8)) for v in exp]
     assert close(got, exp)
+
+
+def test_openrlhf_group_estimators_need_more_than_one_sample_per_prompt():
+    with pytest.raises(InputError, match="n_samples_per_prompt > 1"):
+        advantages("openrlhf", {"algo.advantage.estimator": "group_norm"}, R, IDS)
+    with pytest.raises(InputError, match="n_samples_per_prompt=4 but the groups have 3"):
+        advantages("openrlhf", {"algo.advantage.estimator": "rloo", "rollout.n_samples_per_prompt": 4}, R, IDS)
 
 
 def test_token_weighted_estimators_need_lengths():

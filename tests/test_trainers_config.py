@@ -1,4 +1,4 @@
-"""Config keys and inputs: defaults, aliases, and one clear InputError per mistake."""
+"""Config keys and inputs: the release's defaults, aliases, versions, and one clear InputError per mistake."""
 
 import numpy as np
 import pytest
@@ -13,24 +13,55 @@ KW = dict(logp=np.zeros((2, 3)), old_logp=np.zeros((2, 3)), advantages=[1.0, -1.
 @pytest.mark.parametrize("trainer,key,value", [
     ("trl", "loss_type", "dapo"), ("trl", "epsilon", 0.2), ("trl", "epsilon_high", None), ("trl", "beta", 0.0),
     ("trl", "importance_sampling_level", "token"), ("trl", "scale_rewards", "group"), ("trl", "num_iterations", 1),
-    ("trl", "max_completion_length", 512), ("trl", "sapo_temperature_neg", 1.05), ("trl", "use_bias_correction_kl", False),
+    ("trl", "max_completion_length", 512), ("trl", "sapo_temperature_neg", 1.05), ("trl", "use_bias_correction_kl", True),
+    ("trl", "num_generations", 8),
     ("verl", "clip_ratio_low", 0.2), ("verl", "clip_ratio_high", 0.2), ("verl", "clip_ratio_c", 3.0),
     ("verl", "loss_agg_mode", "token-mean"), ("verl", "loss_scale_factor", None), ("verl", "kl_loss_type", "low_var_kl"),
     ("verl", "kl_loss_coef", 0.001), ("verl", "policy_loss.loss_mode", "vanilla"), ("verl", "adv_estimator", "gae"),
     ("verl", "norm_adv_by_std_in_grpo", True), ("verl", "tau_neg", 1.05),
-    ("openrlhf", "policy_loss_type", "ppo"), ("openrlhf", "eps_clip", 0.2), ("openrlhf", "dual_clip", None),
-    ("openrlhf", "kl_estimator", "k1"), ("openrlhf", "init_kl_coef", 0.01), ("openrlhf", "use_kl_loss", False),
+    ("verl", "policy_loss.ppo_kl_coef", 0.1),
+    ("openrlhf", "actor.policy_loss_type", "ppo"), ("openrlhf", "actor.eps_clip", 0.2), ("openrlhf", "actor.dual_clip", None),
+    ("openrlhf", "algo.kl.estimator", "k1"), ("openrlhf", "algo.kl.init_coef", 0.01), ("openrlhf", "algo.kl.use_loss", False),
+    ("openrlhf", "actor.loss_agg_mode", "token-mean"), ("openrlhf", "rollout.batch_size", 1024),
+    ("openrlhf", "train.batch_size", 128), ("openrlhf", "reward.clip_range", [-10.0, 10.0]),
 ])
 def test_defaults_are_the_trainers(trainer, key, value):
     assert effective_config(trainer, {})[key] == value
 
 
-@pytest.mark.parametrize("trainer", ["trl", "verl", "openrlhf"])
-def test_unknown_key_names_it_and_lists_the_valid_ones(trainer):
+def test_defaults_follow_the_release():
+    assert effective_config("trl", {}, "1.9.0")["use_bias_correction_kl"] is False
+    assert effective_config("trl", {"version": "1.9.0"})["_release"].version == "1.9.0"
+    assert effective_config("trl", {"trl_version": "1.16"})["_release"].version == "1.16.0"
+    with pytest.raises(InputError, match="supported: 1.16.0, 1.9.0") as e:
+        effective_config("trl", {}, "1.10.0")
+    assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="given twice"):
+        effective_config("trl", {"version": "1.9.0"}, "1.16.0")
+    with pytest.raises(InputError, match="another trainer"):
+        effective_config("verl", {"trl_version": "1.16.0"})
+
+
+@pytest.mark.parametrize("trainer,key,closest", [
+    ("trl", "learnin_rate", "learning_rate"), ("trl", "loss_typ", "loss_type"),
+    ("verl", "clip_ratio_lo", "clip_ratio_low"), ("verl", "algorithm.adv_estimater", "algorithm.adv_estimator"),
+    ("openrlhf", "actor.eps_clipp", "actor.eps_clip"), ("openrlhf", "algo.kl.use_los", "algo.kl.use_loss"),
+])
+def test_unknown_key_names_it_and_the_closest_valid_one(trainer, key, closest):
     with pytest.raises(InputError) as e:
-        effective_config(trainer, {"learnin_rate": 1e-6})
+        effective_config(trainer, {key: 1})
     msg = str(e.value)
-    assert "'learnin_rate'" in msg and "valid keys:" in msg and "\n" not in msg
+    assert f"{key!r}" in msg and f"the closest valid key is {closest!r}" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("trainer,key", [
+    ("trl", "learning_rate"), ("trl", "output_dir"), ("trl", "model_name_or_path"), ("trl", "deepspeed.zero_optimization"),
+    ("verl", "actor_rollout_ref.actor.optim.lr"), ("verl", "trainer.total_epochs"), ("verl", "optim.lr"),
+    ("verl", "data.train_files"), ("openrlhf", "actor.adam.lr"), ("openrlhf", "ckpt.path"),
+])
+def test_options_the_loss_does_not_read_are_accepted_and_listed(trainer, key):
+    c = effective_config(trainer, {key: 1})
+    assert c["_ignored"] == (key,) and key not in c["_given"]
 
 
 def test_verl_nested_dotted_and_hydra_paths_are_the_same_key():
@@ -44,9 +75,11 @@ def test_verl_nested_dotted_and_hydra_paths_are_the_same_key():
         effective_config("verl", {"clip_ratio_c": 2.0, "actor.clip_ratio_c": 3.0})
 
 
-def test_openrlhf_dotted_cli_names():
+def test_openrlhf_option_names_and_the_earlier_flat_names():
     c = effective_config("openrlhf", {"actor.policy_loss_type": "gspo", "algo.kl.estimator": "k3", "algo.kl.use_loss": True})
-    assert (c["policy_loss_type"], c["kl_estimator"], c["use_kl_loss"]) == ("gspo", "k3", True)
+    d = effective_config("openrlhf", {"policy_loss_type": "gspo", "kl_estimator": "k3", "use_kl_loss": True})
+    for x in (c, d):
+        assert (x["actor.policy_loss_type"], x["algo.kl.estimator"], x["algo.kl.use_loss"]) == ("gspo", "k3", True)
 
 
 @pytest.mark.parametrize("trainer,cfg,match", [
@@ -56,11 +89,18 @@ def test_openrlhf_dotted_cli_names():
     ("trl", {"num_iterations": 1.5}, "whole number"),
     ("trl", {"top_entropy_quantile": 0.2}, "not modelled"),
     ("trl", {"use_vllm": True}, "not modelled"),
-    ("verl", {"clip_ratio_c": 1.0}, "clip_ratio_c must be > 1"),
+    ("verl", {"clip_ratio_c": 1.0}, "clip_ratio_c for dual-clip PPO should be greater than 1.0"),
+    ("verl", {"algorithm": {"rollout_correction": {"bypass_mode": True}}}, "not modelled"),
+    ("openrlhf", {"algo.advantage.is_correction_level": "token"}, "not modelled"),
+    ("openrlhf", {"actor.entropy_coef": 0.01}, "not modelled"),
+    ("openrlhf", {"algo.advantage.estimator": "rloo"}, "n_samples_per_prompt > 1"),
+    ("trl", {"per_device_train_batch_size": 4}, "divisible by num_generations"),
+    ("trl", {"steps_per_generation": 2, "generation_batch_size": 16}, "can not be both configured"),
     ("verl", {"kl_loss_type": "full"}, "not implemented"),
     ("verl", {"entropy_coeff": 0.01}, "not modelled"),
     ("openrlhf", {"eps_clip_low_high": [0.2]}, "two numbers"),
     ("openrlhf", {"dual_clip": 0.5}, "dual_clip must be > 1"),
+    ("openrlhf", {"actor.dual_clip": 1.0}, "dual_clip must be > 1"),
     ("trl", ["loss_type"], "mapping"),
 ])
 def test_bad_values(trainer, cfg, match):
@@ -91,3 +131,7 @@ def test_verl_and_openrlhf_steps_cover_every_row_and_kl_needs_ref():
         loss_and_grad("trl", {"beta": 0.1}, **KW)
     with pytest.raises(InputError, match="unknown trainer"):
         loss_and_grad("deepspeed-chat", {}, **KW)
+
+
+def test_verl_dual_clip_bound_is_checked_only_where_verl_checks_it():
+    assert effective_config("verl", {"policy_loss": {"loss_mode": "gpg"}, "clip_ratio_c": 0.5})["clip_ratio_c"] == 0.5

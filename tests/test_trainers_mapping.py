@@ -11,9 +11,8 @@ from grpo_proofs.numerics import rel_err
 from grpo_proofs.tolerances import CLOSED_FORM
 from grpo_proofs.trainers import advantages, loss_and_grad, propositions, to_variant
 
-K, b_k, N_k, T_k, B, N, S, C = n.K_acc, n.b_k, n.N_k, n.T_k, n.B_step, n.N_step, n.S_seq, n.C_scale
+K, b_k, N_k, T_k, B, N, S, C, S_g = n.K_acc, n.b_k, n.N_k, n.T_k, n.B_step, n.N_step, n.S_seq, n.C_scale, n.S_gen
 G, L, Lsum, Lmax, sigma = n.G, n.L_i, n.L_sum, n.L_max, n.sigma
-E8 = sp.Rational(1, 10**8)
 
 
 @pytest.mark.parametrize("trainer,cfg,weight", [
@@ -22,16 +21,23 @@ E8 = sp.Rational(1, 10**8)
     ("trl", {"loss_type": "dr_grpo"}, 1 / (K * b_k * Lmax)),
     ("trl", {}, 1 / N),
     ("trl", {"loss_type": "luspo", "importance_sampling_level": "sequence"}, 1 / (K * b_k)),
-    ("trl", {"loss_type": "luspo"}, L / (K * b_k * n.T_pad)),
+    ("trl", {"loss_type": "luspo"}, 1 / (K * b_k)),
+    ("trl", {"loss_type": "luspo", "version": "1.9.0"}, L / (K * b_k * n.T_pad)),
+    ("trl", {"loss_type": "dapo", "steps_per_generation": 4, "per_device_train_batch_size": 2, "num_generations": 2}, S_g / (K * N)),
+    ("trl", {"loss_type": "dapo", "steps_per_generation": 4, "per_device_train_batch_size": 2, "num_generations": 2,
+             "version": "1.9.0"}, 1 / N),
     ("verl", {"loss_agg_mode": "token-sum"}, sp.Integer(1)),
     ("verl", {"loss_agg_mode": "seq-mean-token-sum"}, 1 / B),
-    ("verl", {"loss_agg_mode": "seq-mean-token-mean"}, 1 / (B * (L + E8))),
+    ("verl", {"loss_agg_mode": "seq-mean-token-mean"}, 1 / (B * L)),
     ("verl", {"loss_agg_mode": "seq-mean-token-sum-norm"}, 1 / (B * T_k)),
     ("verl", {"loss_agg_mode": "seq-mean-token-sum-norm", "loss_scale_factor": 512}, 1 / (B * C)),
-    ("verl", {"policy_loss": {"loss_mode": "gspo"}, "loss_agg_mode": "token-mean"}, 1 / (B * (L + E8))),
-    ("verl", {"policy_loss": {"loss_mode": "geo_mean"}}, 1 / (b_k * (L + E8))),
+    ("verl", {"policy_loss": {"loss_mode": "gspo"}, "loss_agg_mode": "token-mean"}, 1 / N),
+    ("verl", {"policy_loss": {"loss_mode": "gspo"}, "loss_agg_mode": "seq-mean-token-mean"}, 1 / (B * L)),
+    ("verl", {"policy_loss": {"loss_mode": "sapo"}, "loss_agg_mode": "token-mean"}, 1 / (B * L)),
+    ("verl", {"policy_loss": {"loss_mode": "geo_mean"}}, 1 / (b_k * L)),
     ("openrlhf", {}, 1 / N),
-    ("openrlhf", {"policy_loss_type": "gspo"}, 1 / (S * (L + E8))),
+    ("openrlhf", {"policy_loss_type": "gspo"}, 1 / (S * L)),
+    ("openrlhf", {"actor.loss_agg_mode": "seq-mean-token-mean"}, 1 / (S * L)),
 ])
 def test_symbolic_weight_is_the_table_row(trainer, cfg, weight):
     assert sp.cancel(to_variant(trainer, cfg).weight - weight) == 0
@@ -60,7 +66,10 @@ def test_reduced_weights_are_table_1_alphas():
     ("verl", {"adv_estimator": "gpg", "policy_loss": {"loss_mode": "gpg"}}, ("gpg",)),
     ("verl", {"adv_estimator": "grpo", "loss_agg_mode": "seq-mean-token-mean"}, ("grpo",)),
     ("verl", {}, ()),
-    ("openrlhf", {"advantage_estimator": "group_norm", "policy_loss_type": "gspo"}, ("gspo",)),
+    ("openrlhf", {"algo.advantage.estimator": "group_norm", "policy_loss_type": "gspo", "rollout.n_samples_per_prompt": 8},
+     ("gspo",)),
+    ("openrlhf", {"algo.advantage.estimator": "group_norm", "actor.loss_agg_mode": "seq-mean-token-mean",
+                  "rollout.n_samples_per_prompt": 8}, ("grpo",)),
 ])
 def test_table_1_match(trainer, cfg, matches):
     assert to_variant(trainer, cfg).matches == matches
@@ -71,7 +80,7 @@ def test_no_match_names_the_closest_row():
 
 
 def batch_symbols(mask, mbs, L_max=None):
-    """The batch's numbers per token, computed here from the definitions of TRAINERS.md section 0."""
+    """The batch's numbers per token, computed here from their definitions (K micro-batches, b_k rows, ...)."""
     Bn, T = mask.shape
     out = []
     for k, rows in enumerate(mbs):
@@ -81,7 +90,7 @@ def batch_symbols(mask, mbs, L_max=None):
                     longest = max(np.flatnonzero(mask[rows].sum(0))) + 1
                     vals = {K: len(mbs), b_k: len(rows), N_k: mask[rows].sum(), T_k: longest,
                                          B: Bn, N: mask.sum(), S: (mask.sum(-1) > 0).sum(), L: mask[i].sum(),
-                            Lmax: L_max, n.T_pad: T}
+                            Lmax: L_max, n.T_pad: T, S_g: len(mbs)}
                     out.append(((i, t), {k: v for k, v in vals.items() if v is not None}))
     return out
 
@@ -121,7 +130,7 @@ def test_symbolic_weight_times_branch_factor_is_the_gradient(trainer, cfg):
     ("trl", {"loss_type": "cispo", "epsilon_high": 5.0}), ("trl", {"loss_type": "luspo", "importance_sampling_level": "sequence"}),
     ("verl", {"adv_estimator": "grpo", "policy_loss": {"loss_mode": "gspo"}}),
     ("verl", {"adv_estimator": "rloo", "loss_agg_mode": "seq-mean-token-sum"}),
-    ("openrlhf", {"advantage_estimator": "group_norm"}),
+    ("openrlhf", {"advantage_estimator": "group_norm", "rollout.n_samples_per_prompt": 5}),
 ])
 def test_token_gradient_of_the_variant_is_minus_the_trainer_gradient(trainer, cfg):
     rng = np.random.default_rng(11)
@@ -147,7 +156,8 @@ def test_verdicts():
     v = {p.label: p.verdict for p in propositions("verl", {"adv_estimator": "grpo", "norm_adv_by_std_in_grpo": False,
                                                            "policy_loss": {"loss_mode": "cispo"}, "ppo_epochs": 4})}
     assert v == {"prefix": "cancels", "reward_scale": "eps-limit", "overshoot": "no zero-gradient region"}
-    v = {p.label: p.verdict for p in propositions("openrlhf", {"advantage_estimator": "reinforce_baseline"})}
+    v = {p.label: p.verdict for p in propositions("openrlhf", {"advantage_estimator": "reinforce_baseline",
+                                                               "rollout.n_samples_per_prompt": 4})}
     assert v["prefix"] == "bias" and v["reward_scale"] == "not invariant"  # whitening shift; KL in the reward
     v = {p.label: p.verdict for p in propositions("trl", {"steps_per_generation": 4, "gradient_accumulation_steps": 2})}
     assert v["overshoot"] == "exposed"  # mu = 2 optimizer steps per generation although num_iterations = 1

@@ -1,9 +1,12 @@
-"""TRL rows of TRAINERS.md section 1: loss and gradient against closed forms written from the table.
+"""TRL 1.16.0 and 1.9.0: loss and gradient against closed forms written here from GRPOTrainer._compute_loss.
 
-The expected values below are computed in numpy from the table's per-token weight w_{i,t}
-(TRAINERS.md 1.2) and its closed-form gradients ("Closed-form gradients (token level)", the
-sequence-level rule -c_i A s_i 1_i m/|o_i|, the KL rows of 1.1); nothing is shared with the
-torch transcription in grpo_proofs/trainers/trl.py. Padding holds junk, float64, 1e-12.
+The expected values below are computed in numpy from each loss type's per-token weight w_{i,t}
+and its closed-form gradient (PPO clip -w A r 1, cispo -w A min(r, eps_high), sapo
+-w A r 4 sigma (1 - sigma), vespo -w Phi_i A; the sequence-level rule -c_i A s_i 1_i m/|o_i|; the
+k3 KL term with and without the ratio); nothing is shared with the torch model in
+grpo_proofs/trainers/trl.py. The releases differ in luspo (1.16.0 masks it: m/(K b_k); 1.9.0
+averages over padding: |o_i|/(K b_k T)) and in dapo/cispo/vespo's S/K factor (tested apart).
+Padding holds junk, float64, 1e-12. (The release itself: the peers tests.)
 """
 
 import numpy as np
@@ -33,8 +36,8 @@ def batch(seed, B=7, T=10):
     return logp, old, ref, mask, A
 
 
-def table_weight(loss_type, mask, mbs, L_max):
-    """w_{i,t} of TRAINERS.md 1.2 (token level); luspo's covers every t (padding included)."""
+def table_weight(loss_type, mask, mbs, L_max, version="1.16.0"):
+    """w_{i,t} (token level); luspo's covers every t (padding included) in 1.9.0."""
     B, T = mask.shape
     mbs = mbs or [list(range(B))]
     K, N_gen = len(mbs), max(mask.sum(), 1.0)
@@ -51,7 +54,9 @@ def table_weight(loss_type, mask, mbs, L_max):
                 w[i] = mask[i] / (K * b * L_max)
             elif loss_type in ("dapo", "cispo", "vespo"):
                 w[i] = mask[i] / N_gen
-            else:  # luspo: mean over b*T entries of L * |o_i|
+            elif version == "1.16.0":  # luspo: (L * m).sum(-1).mean() / K
+                w[i] = mask[i] / (K * b)
+            else:  # luspo, 1.9.0: mean over b*T entries of L * |o_i|
                 w[i] = Li / (K * b * T)
     return w
 
@@ -60,11 +65,12 @@ def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def expected(loss_type, level, beta, bias, logp, old, ref, mask, A, mbs, eps=0.2, eps_high=0.28, delta=None):
-    """(loss, gradient) from the table."""
+def expected(loss_type, level, beta, bias, logp, old, ref, mask, A, mbs, eps=0.2, eps_high=0.28, delta=None,
+             version="1.16.0"):
+    """(loss, gradient) from the closed forms."""
     B, T = mask.shape
     mbs = mbs or [list(range(B))]
-    w = table_weight(loss_type, mask, mbs, L_MAX)
+    w = table_weight(loss_type, mask, mbs, L_MAX, version)
     rows_in = np.zeros((B, 1), bool)
     rows_in[sum(mbs, [])] = True
     b_of = np.zeros((B, 1))
@@ -124,37 +130,39 @@ def expected(loss_type, level, beta, bias, logp, old, ref, mask, A, mbs, eps=0.2
     return loss, grad
 
 
-def run(cfg, logp, old, ref, mask, A, mbs):
+def run(cfg, logp, old, ref, mask, A, mbs, version="1.16.0"):
     return loss_and_grad("trl", {**cfg, "max_completion_length": L_MAX}, logp=logp, old_logp=old, advantages=A,
-                         mask=mask, ref_logp=ref, micro_batches=mbs)
+                         mask=mask, ref_logp=ref, micro_batches=mbs, version=version)
 
 
+@pytest.mark.parametrize("version", ["1.16.0", "1.9.0"])
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("level", ["token", "sequence"])
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_every_loss_type_both_levels(loss_type, level, split):
+def test_every_loss_type_both_levels(loss_type, level, split, version):
     logp, old, ref, mask, A = batch(hash((loss_type, level, split)) % 2**32)
     mbs = SPLITS[split]
     cfg = {"loss_type": loss_type, "importance_sampling_level": level, "epsilon_high": 0.28}
-    loss, grad = run(cfg, logp, old, ref, mask, A, mbs)
-    exp_loss, exp_grad = expected(loss_type, level, 0.0, False, logp, old, ref, mask, A, mbs)
+    loss, grad = run(cfg, logp, old, ref, mask, A, mbs, version)
+    exp_loss, exp_grad = expected(loss_type, level, 0.0, False, logp, old, ref, mask, A, mbs, version=version)
     assert rel_err(grad, exp_grad) <= CLOSED_FORM
     assert abs(loss - exp_loss) <= CLOSED_FORM * max(1.0, abs(exp_loss))
-    if not (loss_type == "luspo" and level == "token"):
+    if not (loss_type == "luspo" and level == "token" and version == "1.9.0"):
         assert np.all(grad[mask == 0] == 0.0)
 
 
+@pytest.mark.parametrize("version", ["1.16.0", "1.9.0"])
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("level", ["token", "sequence"])
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo", "cispo", "luspo"])
-def test_kl_in_the_loss_with_and_without_bias_correction(loss_type, level, bias, split):
+def test_kl_in_the_loss_with_and_without_bias_correction(loss_type, level, bias, split, version):
     logp, old, ref, mask, A = batch(7 + LOSS_TYPES.index(loss_type))
     mbs = SPLITS[split]
     cfg = {"loss_type": loss_type, "importance_sampling_level": level, "epsilon_high": 0.28, "beta": 0.07,
            "use_bias_correction_kl": bias}
-    loss, grad = run(cfg, logp, old, ref, mask, A, mbs)
-    exp_loss, exp_grad = expected(loss_type, level, 0.07, bias, logp, old, ref, mask, A, mbs)
+    loss, grad = run(cfg, logp, old, ref, mask, A, mbs, version)
+    exp_loss, exp_grad = expected(loss_type, level, 0.07, bias, logp, old, ref, mask, A, mbs, version=version)
     assert rel_err(grad, exp_grad) <= CLOSED_FORM
     assert abs(loss - exp_loss) <= CLOSED_FORM * max(1.0, abs(exp_loss))
 
@@ -212,3 +220,26 @@ def test_max_completion_length_keyword_and_config_must_agree():
     assert rel_err(g1, g2) == 0.0
     with pytest.raises(InputError, match="max_completion_length"):
         loss_and_grad("trl", {"loss_type": "dr_grpo", "max_completion_length": 30}, max_completion_length=20, **kw)
+
+
+@pytest.mark.parametrize("loss_type", ["dapo", "cispo", "vespo"])
+def test_steps_per_generation_rescales_the_token_mean_in_1_16_only(loss_type):
+    """1.16.0 divides by num_items_in_batch * K / S: two slices per step of a 4-slice generation weigh 4/(2 N)."""
+    logp, old, ref, mask, A = batch(12)
+    cfg = {"loss_type": loss_type, "steps_per_generation": 4, "per_device_train_batch_size": 2, "num_generations": 2}
+    mbs = [[0, 1], [2, 3]]  # K = 2 of the S = 4 slices (rows 4-6 belong to the other optimizer step)
+    _, new = run(cfg, logp, old, ref, mask, A, mbs)
+    _, old_formula = run(cfg, logp, old, ref, mask, A, mbs, "1.9.0")
+    assert np.any(new != 0) and np.all(new[4:] == 0) and rel_err(new, 2.0 * old_formula) <= CLOSED_FORM
+    if loss_type == "dapo":  # 1.9.0: 1/N_gen
+        exp = expected("dapo", "token", 0, False, logp, old, ref, mask, A, mbs, eps_high=0.2)[1]
+        assert rel_err(old_formula, exp) <= CLOSED_FORM
+
+
+def test_kl_default_follows_the_release():
+    logp, old, ref, mask, A = batch(13)
+    cfg = {"loss_type": "grpo", "beta": 0.07, "epsilon_high": 0.28}
+    _, g16 = run(cfg, logp, old, ref, mask, A, None)
+    _, g19 = run(cfg, logp, old, ref, mask, A, None, "1.9.0")
+    assert rel_err(g16, expected("grpo", "token", 0.07, True, logp, old, ref, mask, A, None)[1]) <= CLOSED_FORM
+    assert rel_err(g19, expected("grpo", "token", 0.07, False, logp, old, ref, mask, A, None)[1]) <= CLOSED_FORM

@@ -1,8 +1,10 @@
-"""verl rows of TRAINERS.md section 2: loss and gradient against closed forms written from the tables.
+"""verl 0.9.1: loss and gradient against closed forms written here from its core_algos.
 
-Weights: the agg_loss table of 2.1 (HEAD engine, dp_size 1, global info = the mini-batch).
-Gradients: the last column of the loss-mode table of 2.2 and the KL estimators' derivatives.
-Independent numpy, junk in the padding, one and two micro-batches, float64, 1e-12.
+Weights: agg_loss with the engine's global info (dp_size 1, the mini-batch's B rows and N
+tokens); seq-mean-token-mean and geo_mean divide by |o_i| (verl's |o_i| + 1e-8 is float32 and
+rounds to |o_i|). Gradients: -w A f with the loss mode's branch factor, and the KL estimators'
+derivatives. gspo follows loss_agg_mode; sapo forces seq-mean-token-mean. Independent numpy,
+junk in the padding, one and two micro-batches, float64, 1e-12. (The release itself: the peers tests.)
 """
 
 import numpy as np
@@ -43,7 +45,7 @@ def agg_weight(mode, mask, mbs, C=None, width=None):
         for i in rows:
             w[i] = mask[i] * {
                 "token-mean": 1 / N, "token-sum": 1.0, "seq-mean-token-sum": 1 / B,
-                "seq-mean-token-mean": 1 / (B * (L[i] + 1e-8)),
+                "seq-mean-token-mean": 1 / (B * L[i]),
                 "seq-mean-token-sum-norm": 1 / (B * (C if C is not None else (width or longest))),
             }[mode]
     return w
@@ -59,25 +61,25 @@ def expected_policy(mode, agg, logp, old, mask, A, mbs, C=None):
     a = A[:, None]
     lr = logp - old
     L = mask.sum(-1, keepdims=True)
-    if mode == "geo_mean":  # torch.mean over each micro-batch's rows: -abar_i coef_i m 1^log / (b_k (|o_i| + 1e-8))
-        abar = a * L / (L + 1e-8)
+    if mode == "geo_mean":  # torch.mean over each micro-batch's rows: -A_i coef_i m 1^log / (b_k |o_i|)
+        abar = a
         clipped = np.where(a > 0, np.minimum(lr, np.clip(lr, -LO, HI)), np.maximum(lr, np.clip(lr, -LO, HI)))
-        coef = np.exp((clipped * mask).sum(-1, keepdims=True) / (L + 1e-8))
+        coef = np.exp((clipped * mask).sum(-1, keepdims=True) / L)
         inside = np.where(a > 0, lr < HI, lr > -LO)
         grad, loss = np.zeros((B, T)), 0.0
         for rows in mbs or [list(range(B))]:
             b = len(rows)
-            grad[rows] = -(abar * coef)[rows] * mask[rows] * inside[rows] / (b * (L[rows] + 1e-8))
+            grad[rows] = -(abar * coef)[rows] * mask[rows] * inside[rows] / (b * L[rows])
             loss += float(np.mean(-(abar * coef)[rows]))
         return loss, grad
-    w = agg_weight("seq-mean-token-mean" if mode in ("gspo", "sapo") else agg, mask, mbs, C)
+    w = agg_weight("seq-mean-token-mean" if mode == "sapo" else agg, mask, mbs, C)
     r = np.exp(lr)
     if mode == "vanilla":  # dual clip always on: for A < 0 no gradient once r > c
         phi = np.where(a < 0, np.minimum(-a * C_DUAL, np.maximum(-a * r, -a * np.clip(r, 1 - LO, 1 + HI))),
                        np.maximum(-a * r, -a * np.clip(r, 1 - LO, 1 + HI)))
         ind = ((a > 0) & (r < 1 + HI)) | ((a < 0) & (r > 1 - LO) & (r < C_DUAL))
         return float((w * phi).sum()), -w * a * r * ind
-    if mode == "gspo":  # -A s_i 1_i / (B (|o_i| + 1e-8))
+    if mode == "gspo":  # -w A s_i 1_i (token-wise gradient of the sequence ratio)
         s = np.exp((lr * mask).sum(-1, keepdims=True) / np.maximum(L, 1))
         ind = ((a > 0) & (s < 1 + HI)) | ((a < 0) & (s > 1 - LO))
         phi = np.maximum(-a * s, -a * np.clip(s, 1 - LO, 1 + HI))
@@ -170,13 +172,13 @@ def test_kl_loss_types(kind, agg, split):
     assert abs(loss - (pol_loss + 0.3 * float((w * v).sum()))) <= CLOSED_FORM * max(1.0, abs(loss))
 
 
-def test_kl_uses_loss_agg_mode_even_when_gspo_forces_its_own():
+def test_kl_uses_loss_agg_mode_even_when_sapo_forces_its_own():
     logp, old, ref, mask, A = batch(70)
     mbs = SPLITS["two"]
-    cfg = {"policy_loss": {"loss_mode": "gspo"}, "loss_agg_mode": "token-sum", "use_kl_loss": True,
+    cfg = {"policy_loss": {"loss_mode": "sapo"}, "loss_agg_mode": "token-sum", "use_kl_loss": True,
            "kl_loss_type": "k1", "kl_loss_coef": 0.5}
     _, grad = verl(cfg, logp, old, ref, mask, A, mbs)
-    _, pol = expected_policy("gspo", "token-sum", logp, old, mask, A, mbs)
+    _, pol = expected_policy("sapo", "token-sum", logp, old, mask, A, mbs)
     assert rel_err(grad, pol + 0.5 * mask) <= CLOSED_FORM
 
 

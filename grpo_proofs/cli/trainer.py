@@ -1,14 +1,21 @@
 """``grpo-proofs trainer``: what a TRL / verl / OpenRLHF config optimises, and the propositions' verdicts.
 
     grpo-proofs trainer --trl loss_type=dapo,epsilon_high=0.28,num_iterations=4
+    grpo-proofs trainer --trl grpo_config.yaml          # the YAML of `trl grpo --config`, or a run's JSON
     grpo-proofs trainer --verl policy_loss.loss_mode=gspo,adv_estimator=grpo --json
-    grpo-proofs trainer --openrlhf policy_loss_type=gspo,eps_clip_low_high=[3e-4,4e-4]
-    grpo-proofs trainer --config run.yaml        # top-level key: trl, verl or openrlhf
+    grpo-proofs trainer --verl "algorithm.adv_estimator=grpo actor_rollout_ref.actor.ppo_epochs=2"
+    grpo-proofs trainer --openrlhf "--actor.policy_loss_type gspo --algo.advantage.estimator group_norm"
+    grpo-proofs trainer --config run.yaml               # any of these formats, or a top-level trl/verl/openrlhf key
+    grpo-proofs trainer --trl loss_type=dapo --release 1.9.0
 
-Values are read as YAML scalars (numbers, true/false, null; [a, b] for pairs), one value at a time.
+Each answer is for one release (``--release``, or ``version=`` among the pairs; by default the
+installed release, else the newest supported). Pair values are read as YAML scalars (numbers,
+true/false, null; [a, b] for pairs), one value at a time.
 """
 
 from __future__ import annotations
+
+import os
 
 import sympy as sp
 import yaml
@@ -17,7 +24,7 @@ from .. import notation as n
 from ..errors import InputError
 from .common import add_json_flag, emit_json
 
-__all__ = ["register", "parse_pairs", "load_config", "describe"]
+__all__ = ["register", "parse_pairs", "load_config", "describe", "read_spec"]
 
 _LEGEND = {
     n.K_acc: "K: micro-batches accumulated into the optimizer step",
@@ -30,6 +37,7 @@ _LEGEND = {
     n.L_i: "L_i: |o_i|, tokens of completion i",
     n.L_max: "L_max: max_completion_length",
     n.C_scale: "C: loss_scale_factor",
+    n.S_gen: "S_g: steps_per_generation (optimizer-step slices of one generation batch)",
 }
 _N_MEANING = {"trl": "N: active tokens in the whole generation batch (num_items_in_batch)",
               "verl": "N: active tokens in the PPO mini-batch (batch_num_tokens)",
@@ -87,21 +95,30 @@ def _numbers(v):
 
 
 def load_config(path: str) -> tuple[str, dict]:
-    """A YAML file with one top-level key naming the trainer -> (trainer, config)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in ("trl", "verl", "openrlhf"):
-        raise InputError(f"{path} must have exactly one top-level key: trl, verl or openrlhf (got "
-                         f"{list(data) if isinstance(data, dict) else type(data).__name__})")
-    trainer, cfg = next(iter(data.items()))
-    if cfg is not None and not isinstance(cfg, dict):
-        raise InputError(f"{path}: the value of {trainer!r} must be a mapping of config keys")
-    return trainer, cfg or {}
+    """A trainer config file in any supported format -> (trainer, config) (see grpo_proofs.trainers.config_files)."""
+    from ..trainers.config_files import read_file
+
+    loaded = read_file(path)
+    return loaded.trainer, loaded.config
+
+
+def read_spec(trainer: str, text: str) -> tuple[dict, str]:
+    """What follows ``--trl``/``--verl``/``--openrlhf``: a file, key=value pairs, verl overrides or an OpenRLHF line."""
+    from ..trainers.config_files import read_file, read_text
+
+    text = (text or "").strip()
+    if text and os.path.isfile(text):
+        loaded = read_file(text, trainer)
+        return loaded.config, loaded.format
+    if text.endswith((".yaml", ".yml", ".json", ".toml", ".sh")) and "=" not in text:
+        raise InputError(f"cannot read {text}: no such file")
+    if trainer == "openrlhf" and text.startswith("-"):
+        loaded = read_text("openrlhf", text)
+        return loaded.config, loaded.format
+    if trainer == "verl" and len(text.split()) > 1:
+        loaded = read_text("verl", text)
+        return loaded.config, loaded.format
+    return parse_pairs(text), "pairs"
 
 
 def _plain(v):
@@ -115,19 +132,23 @@ def _show(expr) -> str:
     return sp.sstr(expr).replace("1/100000000", "1e-8")
 
 
-def describe(trainer: str, config: dict) -> dict:
+def describe(trainer: str, config: dict, version=None) -> dict:
     """Everything the command prints, as a JSON-able dict."""
     from ..trainers import propositions, to_variant
 
-    mp = to_variant(trainer, config)
+    mp = to_variant(trainer, config, version=version)
     v = mp.variant
     symbols = sorted(mp.weight.free_symbols | (mp.kl_weight.free_symbols if mp.kl_weight is not None else set()), key=str)
     legend = [_N_MEANING[mp.trainer] if s is n.N_step else _LEGEND[s] for s in symbols if s in _LEGEND or s is n.N_step]
     eff = {k: _plain(val) for k, val in mp.config.items() if not k.startswith("_")}
+    rel = mp.release
     return {
         "trainer": mp.trainer,
+        "release": {"trainer": rel.trainer, "version": rel.version, "title": rel.title, "summary": rel.summary,
+                    "chosen": mp.config["_release_source"]},
         "config": eff,
         "given": sorted(mp.config["_given"]),
+        "ignored": list(mp.ignored),
         "surrogate": mp.surrogate + (" (sequence ratio)" if mp.sequence else ""),
         "weight": _show(mp.weight),
         "weight_latex": sp.latex(mp.weight),
@@ -142,16 +163,21 @@ def describe(trainer: str, config: dict) -> dict:
         "matches": list(mp.matches),
         "closest": list(mp.closest),
         "mu": mp.mu,
-        "propositions": [{"label": p.label, "title": p.title, "verdict": p.verdict, "holds": p.holds, "reason": p.reason}
-                         for p in propositions(mp)],
+        "propositions": [{"label": p.label, "title": p.title, "verdict": p.verdict, "holds": p.holds, "reason": p.reason,
+                          "choices": [list(c) for c in p.choices]} for p in propositions(mp)],
         "notes": list(mp.notes),
     }
 
 
 def _print(d: dict) -> None:
-    name = {"trl": "TRL GRPOTrainer", "verl": "verl actor", "openrlhf": "OpenRLHF PolicyLoss"}[d["trainer"]]
+    name = {"trl": "GRPOTrainer", "verl": "actor", "openrlhf": "PolicyLoss"}[d["trainer"]]
     given = ", ".join(f"{k}={d['config'][k]}" for k in d["given"]) or "all defaults"
-    print(f"{name} ({given})")
+    rel = d["release"]
+    print(f"{rel['title']} {name} ({given})")
+    print(f"  release: {rel['title']} ({rel['chosen']}): {rel['summary']}")
+    if d["ignored"]:
+        count = len(d["ignored"])
+        print(f"  not seen by the loss ({count} option{'s' if count != 1 else ''}): {', '.join(d['ignored'])}")
     v = d["variant"]
     clip = "-" if v["eps_low"] is None and v["eps_up"] is None else f"{v['eps_low']}/{v['eps_up']}"
     rows = [
@@ -188,8 +214,8 @@ def run(args) -> int:
         trainer, cfg = load_config(args.config)
     else:
         trainer = next(t for t in ("trl", "verl", "openrlhf") if getattr(args, t) is not None)
-        cfg = parse_pairs(getattr(args, trainer))
-    d = describe(trainer, cfg)
+        cfg, _ = read_spec(trainer, getattr(args, trainer))
+    d = describe(trainer, cfg, args.release)
     if args.json:
         emit_json(d)
     else:
@@ -201,11 +227,17 @@ def register(sub) -> None:
     p = sub.add_parser("trainer", help="what a TRL / verl / OpenRLHF config optimises; verdicts of the propositions",
                        description=__doc__.split("\n\n")[0])
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--trl", nargs="?", const="", metavar="KEY=VALUE,...", help="TRL GRPOConfig fields (loss_type=dapo,...)")
-    g.add_argument("--verl", nargs="?", const="", metavar="KEY=VALUE,...",
-                   help="verl actor keys (policy_loss.loss_mode=gspo,loss_agg_mode=...,adv_estimator=grpo)")
-    g.add_argument("--openrlhf", nargs="?", const="", metavar="KEY=VALUE,...",
-                   help="OpenRLHF CLI names without dashes (policy_loss_type=gspo,dual_clip=3,...)")
-    g.add_argument("--config", metavar="FILE.yaml", help="YAML file with one top-level key: trl, verl or openrlhf")
+    g.add_argument("--trl", nargs="?", const="", metavar="KEY=VALUE,...|FILE",
+                   help="TRL GRPOConfig fields (loss_type=dapo,...), or a `trl grpo --config` YAML / training-args JSON")
+    g.add_argument("--verl", nargs="?", const="", metavar="KEY=VALUE,...|OVERRIDES|FILE",
+                   help="verl actor keys (policy_loss.loss_mode=gspo,adv_estimator=grpo), Hydra overrides "
+                        "(\"algorithm.adv_estimator=grpo actor_rollout_ref.actor.ppo_epochs=2\"), a Hydra YAML or a script")
+    g.add_argument("--openrlhf", nargs="?", const="", metavar="KEY=VALUE,...|ARGS|FILE",
+                   help="OpenRLHF option names without dashes (actor.policy_loss_type=gspo,...), an argument line "
+                        "(\"--actor.eps_clip 0.2 ...\") or a script")
+    g.add_argument("--config", metavar="FILE", help="a trainer config in any of these formats, or a YAML with one "
+                                                    "top-level key: trl, verl or openrlhf")
+    p.add_argument("--release", metavar="VERSION", help="the trainer release to describe (default: the installed one, "
+                                                       "else the newest supported)")
     add_json_flag(p)
     p.set_defaults(func=run)

@@ -1,14 +1,14 @@
-"""Shared pieces of the trainer transcriptions: config keys, input checks, micro-batch loop.
+"""Shared pieces of the trainer models: config keys, input checks, micro-batch loop.
 
-A trainer module declares its config as ``{name: Key(default, check, doc)}`` with the trainer's
-own key names (TRAINERS.md); :func:`resolve_config` fills in defaults, rejects unknown keys
-with the list of valid ones, and validates every value. :func:`prepare` turns the padded
+A trainer module declares, per release, the keys its loss reads as ``{name: Key(default, check,
+doc)}`` with the trainer's own key names; :func:`resolve_config` fills in defaults, validates
+every value, accepts the release's other options (listed as not seen by the loss) and answers an
+unknown key with the closest valid one. :func:`prepare` turns the padded
 (B, T) arrays of the contract into float64 tensors, and :func:`accumulate` runs the trainer's
 per-micro-batch loss over the micro-batches of one optimizer step and returns the summed loss
 with its autograd gradient with respect to the per-token log-probs.
 
-Data parallelism: every transcription runs with P = 1 rank. For all rows of TRAINERS.md except
-verl ``geo_mean`` a run on P ranks with K micro-batches each gives the same weights as P = 1 with
+Data parallelism: every model runs with P = 1 rank. For every loss except verl ``geo_mean`` a run on P ranks with K micro-batches each gives the same weights as P = 1 with
 the P*K micro-batches listed one after the other (the global normalisers are global, the local
 ones see the same micro-batch), so nothing is lost; ``geo_mean`` has an extra 1/P there.
 """
@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from . import option_tables
 
 __all__ = [
-    "Key", "resolve_config", "flatten", "number", "integer", "boolean", "choice", "optional",
+    "Key", "Known", "resolve_config", "flatten", "number", "integer", "boolean", "choice", "optional",
     "Batch", "prepare", "accumulate",
 ]
 
@@ -114,12 +115,34 @@ def flatten(config: Mapping | None, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Known:
+    """The release's options the loss does not read: ``known(key)`` is True for one of them."""
+
+    test: Callable[[str], bool]
+    #: option names offered as the closest valid key
+    candidates: frozenset = frozenset()
+
+    def __call__(self, key: str) -> bool:
+        return bool(self.test(key))
+
+
 def resolve_config(trainer: str, spec: Mapping[str, Key], config: Mapping | None,
-                   aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Defaults for missing keys; unknown keys are an InputError naming them and the valid ones."""
+                   aliases: Mapping[str, str] | None = None, *, known=None) -> dict[str, Any]:
+    """Defaults for missing keys, values checked; keys of the release the loss does not read are kept apart.
+
+    Args:
+        trainer: the release's name for messages ("TRL 1.16.0").
+        spec: the keys the loss reads.
+        aliases: other spellings -> spec name; a key ending in "." is a prefix replaced by its target.
+        known: ``name -> bool``: True for an option of the release that the loss does not read
+            (accepted, listed in ``_ignored``); with the candidates for the closest-key hint in
+            ``known.candidates``.
+    """
     flat = flatten(config)
     aliases = dict(aliases or {})
     given: dict[str, Any] = {}
+    ignored: list[str] = []
     for key, value in flat.items():
         name = key
         for prefix, target in aliases.items():
@@ -130,9 +153,13 @@ def resolve_config(trainer: str, spec: Mapping[str, Key], config: Mapping | None
                 name = target
                 break
         if name not in spec:
-            raise InputError(
-                f"unknown {trainer} config key {key!r}; valid keys: {', '.join(sorted(spec))}"
-            )
+            if known is not None and known(key):
+                ignored.append(key)
+                continue
+            pool = set(spec) | set(getattr(known, "candidates", ()))
+            near = option_tables.closest(key, pool) or option_tables.closest(name, pool)
+            hint = f"; the closest valid key is {near!r}" if near else f"; keys the loss reads: {', '.join(sorted(spec))}"
+            raise InputError(f"unknown {trainer} config key {key!r}{hint}")
         if name in given:
             raise InputError(f"{trainer} config key {name!r} is given twice (once as {key!r})")
         given[name] = value
@@ -141,6 +168,7 @@ def resolve_config(trainer: str, spec: Mapping[str, Key], config: Mapping | None
         value = given.get(name, _MISSING)
         out[name] = key.default if value is _MISSING else key.check(name, value)
     out["_given"] = frozenset(given)  # keys the user set (internal keys start with "_")
+    out["_ignored"] = tuple(sorted(ignored))
     return out
 
 

@@ -2,13 +2,12 @@
 
 dL/dl_{i,t} = -omega_{i,t} A_i f_{i,t} + (KL part), with omega the SymPy weight of
 :class:`~grpo_proofs.trainers.mapping.TrainerMapping` evaluated at the batch's numbers (K, b_k,
-N_k, T_k, B, N, S, T_pad, L_i, L_max, C) and f the branch factor of TRAINERS.md ("Closed-form
-gradients"): PPO clip ``r 1`` (1 also requires r < delta for TRL delta, r < c on A < 0 with a
+N_k, T_k, B, N, S, T_pad, L_i, L_max, C, S_g) and f the branch factor of the surrogate: PPO clip ``r 1`` (1 also requires r < delta for TRL delta, r < c on A < 0 with a
 dual clip, |log r| < 20 where the trainer clamps), sequence ratios ``s_i 1_i``, TRL cispo
 ``min(r, eps_high)``, verl cispo ``clip(r, 1-eps_l, 1+eps_h)``, sapo ``r 4 sigma (1-sigma)``,
 vespo ``Phi_i``, gpg ``1``, geo_mean ``coef_i 1^log`` with the token-mean advantage.
 
-This is the mapping's own prediction, computed independently of the torch transcriptions in
+This is the mapping's own prediction, computed independently of the torch models in
 ``trl.py``/``verl.py``/``openrlhf.py``; :func:`mapped_gradient` and
 :func:`grpo_proofs.trainers.loss_and_grad` must agree (claim ``trainers-loss-and-grad``).
 """
@@ -25,7 +24,7 @@ from .mapping import TrainerMapping, to_variant
 
 __all__ = ["mapped_gradient", "symbol_values"]
 
-_ARGS = (n.K_acc, n.b_k, n.N_k, n.T_k, n.B_step, n.N_step, n.S_seq, n.T_pad, n.L_i, n.L_max, n.C_scale)
+_ARGS = (n.K_acc, n.b_k, n.N_k, n.T_k, n.B_step, n.N_step, n.S_seq, n.T_pad, n.L_i, n.L_max, n.C_scale, n.S_gen)
 
 
 def symbol_values(mp: TrainerMapping, mask: np.ndarray, micro_batches, max_completion_length=None) -> dict:
@@ -44,6 +43,7 @@ def symbol_values(mp: TrainerMapping, mask: np.ndarray, micro_batches, max_compl
         lmax = max_completion_length
     vals[n.L_max][:] = lmax
     vals[n.C_scale][:] = mp.constants.get(n.C_scale, 1.0)
+    vals[n.S_gen][:] = mp.constants.get(n.S_gen, len(micro_batches))
     for rows in micro_batches:
         rows = np.asarray(rows)
         mk = mask[rows]
@@ -70,7 +70,7 @@ def _policy_factor(mp: TrainerMapping, lp, old, A, m) -> np.ndarray:
     lo, hi = (c["epsilon"], c["_eps_high"]) if mp.trainer == "trl" else (c["_eps_low"], c["_eps_high"])
     L = np.maximum(m.sum(-1, keepdims=True), 1.0)
     if mp.surrogate == "geo-mean":
-        Lg = m.sum(-1, keepdims=True) + 1e-8
+        Lg = np.maximum(m.sum(-1, keepdims=True), 1.0)
         sgn = np.sign(A)
         dprime = sgn * np.minimum(sgn * lr, sgn * np.clip(lr, -lo, hi))
         coef = np.exp((dprime * m).sum(-1, keepdims=True) / Lg)
@@ -103,18 +103,23 @@ def _policy_factor(mp: TrainerMapping, lp, old, A, m) -> np.ndarray:
         log_w = np.clip((np.clip(lr, -20, 20) * m).sum(-1, keepdims=True), np.log(1e-8), 20.0)
         pos = A >= 0
         k = np.where(pos, c["vespo_k_pos"], c["vespo_k_neg"])
-        lam = np.where(pos, c["vespo_lambda_pos"], c["vespo_lambda_neg"])
-        return A * np.exp(lam + k * log_w - lam * np.exp(log_w))
+        lam = np.maximum(np.where(pos, c["vespo_lambda_pos"], c["vespo_lambda_neg"]), 1e-4)
+        with np.errstate(over="ignore", invalid="ignore"):
+            phi = np.nan_to_num(np.exp(lam + k * log_w - lam * np.exp(log_w)), nan=0.0, posinf=0.0, neginf=0.0)
+        return A * phi
     return A * np.ones_like(lr)  # reinforce (gpg)
 
 
-def _kl_grad(mp: TrainerMapping, lp, ref):
+def _kl_grad(mp: TrainerMapping, lp, ref, old):
     kind, d = mp.kl, lp - ref
     if mp.trainer == "trl":
         return 1.0 - np.exp(ref - lp)
     if mp.trainer == "openrlhf":
-        value = {"k1": d, "k2": d**2 / 2, "k3": np.exp(-d) - 1 + d}[kind]
-        grad = {"k1": np.ones_like(d), "k2": d, "k3": 1.0 - np.exp(-d)}[kind]
+        if kind.endswith("+w"):  # unbiased_gradient: d/dl of min(r, 10) (l - l_ref)^2 / 2, weight detached
+            return np.minimum(np.exp(lp - old), 10.0) * d
+        k = np.maximum(d, -10.0)
+        value = {"k1": d, "k2": d**2 / 2, "k3": np.exp(-k) - 1 + k}[kind]
+        grad = {"k1": np.ones_like(d), "k2": d, "k3": (1.0 - np.exp(-d)) * (d > -10)}[kind]
         return grad * (np.abs(value) < 10)
     base = kind[:-1] if kind.endswith("+") else kind
     if kind.endswith("+") or base in ("mse", "k2"):
@@ -128,13 +133,13 @@ def _kl_grad(mp: TrainerMapping, lp, ref):
 
 
 def mapped_gradient(trainer, config, *, logp, old_logp, advantages, mask, ref_logp=None, micro_batches=None,
-                    max_completion_length=None) -> np.ndarray:
+                    max_completion_length=None, version=None) -> np.ndarray:
     """The gradient predicted by :func:`~grpo_proofs.trainers.to_variant` for one optimizer step.
 
     Same arguments as :func:`~grpo_proofs.trainers.loss_and_grad`; advantages must be one per
     completion (B,).
     """
-    mp = to_variant(trainer, config)
+    mp = to_variant(trainer, config, version=version)
     mod = trainer_module(trainer)
     bt = prepare(logp, old_logp, advantages, mask, ref_logp, micro_batches, max_completion_length,
                  per_token_advantages=False, cover_all_rows=mod.NAME != "trl", need_ref=mod.needs_ref(mp.config))
@@ -146,7 +151,7 @@ def mapped_gradient(trainer, config, *, logp, old_logp, advantages, mask, ref_lo
     in_step[np.concatenate(mbs)] = True
     vals = symbol_values(mp, m, mbs, bt.max_completion_length)
     c = mp.config
-    luspo = mp.trainer == "trl" and c["loss_type"] == "luspo"
+    luspo = mp.trainer == "trl" and c["loss_type"] == "luspo" and not mp.release.at_least("1.10")
     pol_pos = in_step & ((m > 0) | (luspo and not mp.sequence))
     factor = _policy_factor(mp, lp, old, A, m)
     if mp.trainer == "trl" and c["off_policy_mask_threshold"] is not None:
@@ -157,7 +162,7 @@ def mapped_gradient(trainer, config, *, logp, old_logp, advantages, mask, ref_lo
         ref = bt.ref.numpy()
         kl_pos = in_step & ((m > 0) | luspo)
         wk = np.where(kl_pos, _evaluate(mp.kl_weight, vals, m.shape), 0.0)
-        dk = _kl_grad(mp, lp, ref)
+        dk = _kl_grad(mp, lp, ref, old)
         cross = 0.0
         if mp.kl == "k3*r":  # TRL bias-corrected: d(r k3) with r the token or the sequence ratio
             k3 = np.exp(ref - lp) - (ref - lp) - 1

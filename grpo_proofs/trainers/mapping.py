@@ -1,12 +1,13 @@
 """A trainer config as the unified surrogate: per-token weight, one-group Variant, Table 1 match.
 
-Every loss of TRAINERS.md has the form L = sum_{i,t} w_{i,t} phi_{i,t}; its gradient is
+Every trainer loss modelled here has the form L = sum_{i,t} w_{i,t} phi_{i,t}; its gradient is
 dL/dl_{i,t} = -omega_{i,t} A_i f_{i,t}, with f the surrogate's branch factor (r 1 for the PPO
 clip, 1 for REINFORCE, ...). :class:`TrainerMapping` keeps
 
 * ``weight``: omega_{i,t} as a SymPy expression of the batch symbols of
   :mod:`grpo_proofs.notation` (K micro-batches, b_k rows / N_k tokens / T_k width of micro-batch
-  k, B rows and N tokens of the step, S non-empty rows, L_i = |o_i|, L_max, C); the advantage
+  k, B rows and N tokens of the step, S non-empty rows, S_g steps per generation batch,
+  L_i = |o_i|, L_max, C); the advantage
   is not in it. For GSPO-style sequence ratios omega = c_i/|o_i| with c_i the sequence weight.
 * ``variant``: the one-group reduction, a :class:`~grpo_proofs.variants.Variant` whose alpha
   (symbols G, L_i, L_sum, L_max, sigma only) is omega with the whole step one group in one
@@ -16,9 +17,9 @@ clip, 1 for REINFORCE, ...). :class:`TrainerMapping` keeps
 * ``matches``: the Table 1 rows with the same ratio kind whose alpha differs from the reduced
   one by a constant factor (a function of G and L_max only).
 
->>> m = to_variant("trl", {"loss_type": "grpo"})
->>> m.weight, m.variant.alpha, m.matches
-(1/(K*L_i*b_k), 1/(G*L_i*sigma), ('grpo',))
+>>> m = to_variant("trl", {"loss_type": "grpo"}, version="1.16.0")
+>>> m.weight, m.variant.alpha, m.matches, m.release.title
+(1/(K*L_i*b_k), 1/(G*L_i*sigma), ('grpo',), 'TRL 1.16.0')
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from . import trainer_module
 __all__ = ["TrainerMapping", "to_variant", "REDUCTION"]
 
 E8 = sp.Rational(1, 10**8)
-K, b_k, N_k, T_k, B, N, S, T_pad, C = (n.K_acc, n.b_k, n.N_k, n.T_k, n.B_step, n.N_step, n.S_seq, n.T_pad, n.C_scale)
+K, b_k, N_k, T_k, B, N, S, T_pad, C, S_g = (n.K_acc, n.b_k, n.N_k, n.T_k, n.B_step, n.N_step, n.S_seq, n.T_pad,
+                                            n.C_scale, n.S_gen)
 L = n.L_i
-#: batch symbols -> their value when the whole step is one group in one micro-batch
-REDUCTION = {K: 1, b_k: n.G, B: n.G, S: n.G, N_k: n.L_sum, N: n.L_sum, T_k: n.L_max, T_pad: n.L_max}
+#: batch symbols -> their value when the whole step is one group in one micro-batch (and one generation batch)
+REDUCTION = {K: 1, b_k: n.G, B: n.G, S: n.G, N_k: n.L_sum, N: n.L_sum, T_k: n.L_max, T_pad: n.L_max, S_g: 1}
 
 
 def _exact(x: float) -> sp.Rational:
@@ -77,9 +79,13 @@ class TrainerMapping:
     #: dual-clip bound (verl vanilla, OpenRLHF dual_clip) and TRL delta, when they act
     dual_clip: float | None = None
     delta: float | None = None
-    #: symbol -> value of the config constants in ``weight`` (L_max, C)
+    #: symbol -> value of the config constants in ``weight`` (L_max, C, S_g)
     constants: Mapping = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: the release described (:class:`grpo_proofs.trainers.releases.Release`)
+    release: object = None
+    #: options of the release given in the config that the loss does not read
+    ignored: tuple[str, ...] = ()
 
     @property
     def reduced_weight(self) -> sp.Expr:
@@ -94,70 +100,103 @@ class TrainerMapping:
 def _agg_verl(mode: str, C_value) -> sp.Expr:
     return {
         "token-mean": 1 / N, "token-sum": sp.Integer(1), "seq-mean-token-sum": 1 / B,
-        "seq-mean-token-mean": 1 / (B * (L + E8)),
+        "seq-mean-token-mean": 1 / (B * L),
         "seq-mean-token-sum-norm": 1 / (B * (C if C_value is not None else T_k)),
     }[mode]
 
 
 def _trl(c) -> dict:
+    from .trl import steps_per_generation
+
+    rel = c["_release"]
     lt, seq = c["loss_type"], c["importance_sampling_level"] == "sequence"
+    sk = sp.Integer(1)
+    constants = {n.L_max: c["max_completion_length"]}
+    fixed_s = c["steps_per_generation"] is not None or c["generation_batch_size"] is not None \
+        or "gradient_accumulation_steps" in c["_given"]
+    if rel.at_least("1.9.1") and fixed_s:  # num_items_in_batch / P * K / S: weight S/(K N)
+        sk = S_g / K
+        constants[S_g] = steps_per_generation(c)
+    luspo_new = rel.at_least("1.10")
     w = {"grpo": 1 / (K * b_k * L), "sapo": 1 / (K * b_k * L), "bnpo": 1 / (K * N_k), "dr_grpo": 1 / (K * b_k * n.L_max),
-         "dapo": 1 / N, "cispo": 1 / N, "vespo": 1 / N, "luspo": L / (K * b_k * T_pad)}[lt]
+         "dapo": sk / N, "cispo": sk / N, "vespo": sk / N,
+         "luspo": 1 / (K * b_k) if luspo_new else L / (K * b_k * T_pad)}[lt]
     omega = 1 / (K * b_k) if (lt == "luspo" and seq) else w
     surrogate = {"cispo": "cispo-cap", "sapo": "sapo", "vespo": "vespo"}.get(lt, "ppo-clip")
     kl = None if c["beta"] == 0 else ("k3*r" if c["use_bias_correction_kl"] else "k3")
     adv = {"group": ("std-group", "(R - group mean) / (group std (n-1) + 1e-4)"),
            "batch": ("std-batch", "(R - group mean) / (batch std (n-1) + 1e-4)"),
            "none": ("centered", "R - group mean")}[c["scale_rewards"]]
-    spg = c["steps_per_generation"] or (c["generation_batch_size"] // c["per_device_train_batch_size"]
-                                        if c["generation_batch_size"] else c["gradient_accumulation_steps"])
+    spg = steps_per_generation(c)
     notes = []
     if lt == "cispo" and c["_eps_high"] <= 1:
         notes.append(f"cispo caps the IS weight at epsilon_high = {c['_eps_high']:g} (< 1): every token's gradient is scaled "
                      "by it (pitfall 4; TRL recommends epsilon_high = 5)")
-    if lt == "luspo" and (not seq or c["beta"] != 0):
+    if lt == "luspo" and not luspo_new and (not seq or c["beta"] != 0):
         notes.append("luspo averages a (b, T) loss over all b*T entries: padding positions enter the loss (pitfall 5)")
     if "loss_type" not in c["_given"]:
         notes.append("loss_type defaults to 'dapo' (token mean over the generation batch), not 'grpo' (pitfall 2)")
     if c["off_policy_mask_threshold"] is not None:
         notes.append("off-policy sequence mask M: A < 0 sequences whose mean drift exceeds the threshold get no gradient")
+    if kl == "k3*r" and "use_bias_correction_kl" not in c["_given"]:
+        notes.append("use_bias_correction_kl defaults to True (since TRL 1.10): the KL term is beta * r * k3, whose gradient "
+                     "differs from beta * k3's by beta * w * k3 even on-policy; set it to false for the plain k3 term")
+    if sk != 1 and constants[S_g] != c["gradient_accumulation_steps"]:
+        notes.append(f"{lt} divides by num_items_in_batch * K / S: with steps_per_generation S = {constants[S_g]} and K "
+                     f"micro-batches per step, a token's weight is S/(K N) = {constants[S_g]}/(K N), not 1/N")
     return dict(surrogate=surrogate, sequence=seq, weight=omega, kl=kl, kl_coef=c["beta"], kl_weight=w if kl else None,
                 kl_in_reward=None, adv=adv, sigma_eps=1e-4, eps=(c["epsilon"], c["_eps_high"]),
                 delta=c["delta"], dual=None, mu=c["num_iterations"] * spg / c["gradient_accumulation_steps"],
-                betas=(c["adam_beta1"], c["adam_beta2"]), clip=c["max_grad_norm"],
-                constants={n.L_max: c["max_completion_length"]}, notes=notes)
+                betas=(c["adam_beta1"], c["adam_beta2"]), clip=c["max_grad_norm"], constants=constants, notes=notes)
+
+
+#: verl's advantage estimators: (kind, meaning); the critic ones are not group estimators
+_VERL_ADV = {
+    "rloo": ("centered", "n/(n-1) (R - group mean)"), "rloo_vectorized": ("centered", "n/(n-1) (R - group mean)"),
+    "reinforce_plus_plus_baseline": ("whiten", "R - group mean, whitened over the batch's tokens"),
+    "opo": ("shifted", "R - length-weighted group mean"), "gpg": ("centered", "alpha (R - group mean), alpha = B/#{R != 0}"),
+}
+
+
+def _verl_adv(est: str, norm: bool) -> tuple[str, str]:
+    if est == "grpo_vectorized" or (est == "grpo" and norm):
+        return "std-group", "(R - group mean) / (group std (n-1) + 1e-6)"
+    if est == "grpo":
+        return "centered", "R - group mean"
+    if est == "grpo_passk":
+        return "shifted", "best of the group only: r_max - r_2nd" + (" / (std + 1e-6)" if norm else "")
+    return _VERL_ADV.get(est, ("critic", f"{est}: not a group estimator"))
 
 
 def _verl(c) -> dict:
     mode, agg = c["policy_loss.loss_mode"], c["loss_agg_mode"]
     C_value = c["loss_scale_factor"]
     base = _agg_verl(agg, C_value)
-    omega = {"gspo": 1 / (B * (L + E8)), "sapo": 1 / (B * (L + E8)), "geo_mean": 1 / (b_k * (L + E8))}.get(mode, base)
+    omega = {"sapo": 1 / (B * L), "geo_mean": 1 / (b_k * L)}.get(mode, base)
     surrogate = {"vanilla": "ppo-clip", "gspo": "ppo-clip", "sapo": "sapo", "gpg": "reinforce",
                  "cispo": "cispo-clip", "geo_mean": "geo-mean"}[mode]
     est = c["adv_estimator"]
-    norm = c["norm_adv_by_std_in_grpo"]
-    adv = {"grpo": ("std-group", "(R - group mean) / (group std (n-1) + 1e-6)") if norm else ("centered", "R - group mean"),
-           "rloo": ("centered", "n/(n-1) (R - group mean)"), "rloo_vectorized": ("centered", "n/(n-1) (R - group mean)"),
-           "reinforce_plus_plus_baseline": ("whiten", "R - group mean, whitened over the batch's tokens"),
-           "opo": ("shifted", "R - length-weighted group mean"), "gpg": ("centered", "alpha (R - group mean), alpha = B/#{R != 0}"),
-           "grpo_passk": ("shifted", "best of the group only: r_max - r_2nd" + (" / (std + 1e-6)" if norm else ""))}
-    adv["grpo_vectorized"] = adv["grpo"]
-    adv = adv.get(est, ("critic", f"{est}: not a group estimator"))
+    adv = _verl_adv(est, c["norm_adv_by_std_in_grpo"])
     mini = c["ppo_mini_batch_size"]
     slices = c["train_batch_size"] / mini if c["train_batch_size"] else 1
     notes = []
-    if mode in ("gspo", "sapo") and agg != "seq-mean-token-mean":
-        notes.append(f"loss_mode={mode} ignores loss_agg_mode={agg}: it always uses seq-mean-token-mean (pitfall 6)")
+    if mode == "sapo" and agg != "seq-mean-token-mean":
+        notes.append(f"loss_mode=sapo ignores loss_agg_mode={agg}: it always uses seq-mean-token-mean (pitfall 6)")
+    if mode == "gspo" and agg != "seq-mean-token-mean":
+        notes.append(f"loss_mode=gspo aggregates with loss_agg_mode={agg} (verl 0.9; earlier it forced seq-mean-token-mean): "
+                     "set loss_agg_mode=seq-mean-token-mean for GSPO's per-sequence mean 1/(B |o_i|) (pitfall 6)")
     if mode == "geo_mean":
         notes.append("geo_mean ignores loss_agg_mode and the global batch size: torch.mean over each micro-batch, "
                      "so K micro-batches give K times the weight (pitfall 6)")
     if mode == "vanilla":
         notes.append(f"dual clip is always on for A < 0: no gradient once r > clip_ratio_c = {c['clip_ratio_c']:g} (pitfall 7)")
     if agg == "seq-mean-token-sum-norm":
-        notes.append("seq-mean-token-sum-norm: 1/(B C) at HEAD (legacy dp_actor: 1/(K T_k), no 1/B); C = "
+        notes.append("seq-mean-token-sum-norm: 1/(B C) (the legacy dp_actor took 1/(K T_k), no 1/B); C = "
                      + (f"loss_scale_factor = {C_value:g}" if C_value is not None else "the padded width T_k, which varies between micro-batches")
                      + " (pitfall 8)")
+    if est == "grpo_vectorized" and not c["norm_adv_by_std_in_grpo"]:
+        notes.append("grpo_vectorized divides by the group std whatever norm_adv_by_std_in_grpo says: verl passes the "
+                     "flag to the grpo estimator only; use adv_estimator=grpo for Dr. GRPO's centered advantage")
     if c["train_batch_size"] is None:
         notes.append("data.train_batch_size not given: assumed one mini-batch per rollout batch (mu = ppo_epochs)")
     if {"clip_ratio"} & c["_given"] and not {"clip_ratio_low", "clip_ratio_high"} & c["_given"]:
@@ -171,27 +210,44 @@ def _verl(c) -> dict:
                 constants={C: C_value} if C_value is not None else {}, notes=notes, est=est)
 
 
+_OPENRLHF_ADV = {"group_norm": ("std-group", "(R - group mean) / (group std (n-1) + 1e-9)"),
+                 "dr_grpo": ("centered", "R - group mean"), "rloo": ("centered", "n/(n-1) (R - group mean)"),
+                 "flash_reinforce": ("shifted", "R - mean of the whole rollout batch")}
+
+
+def _openrlhf_adv(est: str, no_std: bool) -> tuple[str, str]:
+    if est == "reinforce_baseline":
+        return ("shifted", "R - group mean, minus the token mean of the batch") if no_std else \
+            ("whiten", "R - group mean, whitened over the batch's tokens")
+    return _OPENRLHF_ADV.get(est, ("critic", f"{est}: not a group estimator"))
+
+
 def _openrlhf(c) -> dict:
-    gspo = c["policy_loss_type"] == "gspo"
-    omega = 1 / (S * (L + E8)) if gspo else 1 / N
-    est = c["advantage_estimator"]
-    adv = {"group_norm": ("std-group", "(R - group mean) / (group std (n-1) + 1e-9)"),
-           "dr_grpo": ("centered", "R - group mean"), "rloo": ("centered", "n/(n-1) (R - group mean)"),
-           "reinforce_baseline": ("shifted", "R - group mean, minus the token mean of the batch")
-           if c["no_advantage_std_norm"] else ("whiten", "R - group mean, whitened over the batch's tokens")}
-    adv = adv.get(est, ("critic", f"{est}: not a group estimator"))
-    kl = c["kl_estimator"] if (c["use_kl_loss"] and c["init_kl_coef"] > 0) else None
-    in_reward = None if c["use_kl_loss"] or c["init_kl_coef"] == 0 else c["kl_estimator"]
-    slices = 1
-    if c["rollout_batch_size"] and c["train_batch_size"]:
-        slices = c["rollout_batch_size"] * c["n_samples_per_prompt"] / c["train_batch_size"]
+    gspo = c["actor.policy_loss_type"] == "gspo"
+    omega = 1 / N if c["_token_level"] else 1 / (S * L)
+    est = c["algo.advantage.estimator"]
+    adv = _openrlhf_adv(est, c["algo.advantage.no_std_norm"])
+    coef = c["algo.kl.init_coef"]
+    kl = None
+    if c["algo.kl.use_loss"] and coef > 0:
+        kl = c["algo.kl.estimator"] + ("+w" if c["algo.kl.unbiased_gradient"] else "")
+    in_reward = None if c["algo.kl.use_loss"] or coef <= 0 else c["algo.kl.estimator"]
+    slices = c["rollout.batch_size"] * c["rollout.n_samples_per_prompt"] / c["train.batch_size"]
     notes = []
     if in_reward:
-        notes.append(f"KL ({in_reward}, coefficient {c['init_kl_coef']:g}) is in the reward by default, not in the loss (pitfall 10)")
-    return dict(surrogate="ppo-clip", sequence=gspo, weight=omega, kl=kl, kl_coef=c["init_kl_coef"] if kl else 0.0,
-                kl_weight=omega if kl else None, kl_in_reward=in_reward, adv=adv, sigma_eps=1e-9,
-                eps=(c["_eps_low"], c["_eps_high"]), delta=None, dual=c["dual_clip"], mu=c["max_epochs"] * slices,
-                betas=tuple(c["adam_betas"]), clip=c["max_norm"], constants={}, notes=notes, est=est)
+        notes.append(f"KL ({in_reward}, coefficient {coef:g}) is in the reward by default, not in the loss (pitfall 10)")
+    if gspo and c["actor.loss_agg_mode"] != "seq-mean-token-mean":
+        notes.append("gspo forces the per-sample mean (seq-mean-token-mean) whatever actor.loss_agg_mode says")
+    if kl:
+        notes.append("the KL loss is a token mean over the step (1/N) whatever the policy aggregation")
+    if slices > 1:
+        notes.append(f"rollout.batch_size * n_samples_per_prompt / train.batch_size = {slices:g} optimizer steps per "
+                     "rollout batch: after the first, the ratio moves away from 1 and the clip acts")
+    return dict(surrogate="ppo-clip", sequence=gspo, weight=omega, kl=kl, kl_coef=coef if kl else 0.0,
+                kl_weight=1 / N if kl else None, kl_in_reward=in_reward, adv=adv, sigma_eps=1e-9,
+                eps=(c["_eps_low"], c["_eps_high"]), delta=None, dual=c["actor.dual_clip"],
+                mu=c["train.max_epochs"] * slices, betas=tuple(c["actor.adam.betas"]), clip=c["actor.max_norm"],
+                constants={}, notes=notes, est=est)
 
 
 def _variant(trainer: str, d: dict) -> tuple[Variant, str, sp.Expr]:
@@ -235,10 +291,12 @@ def _variant(trainer: str, d: dict) -> tuple[Variant, str, sp.Expr]:
         reg, beta = Regularizer.K3, d["kl_coef"]
     elif d["kl"] == "k3*r":
         reg, beta = Regularizer.IW_K3, d["kl_coef"]
-    numeric = alpha.subs({k: _exact(v) for k, v in d["constants"].items() if k is not n.L_max or trainer == "trl"})
-    v = Variant(f"{trainer}:{s}", sp.nsimplify(numeric) if numeric.free_symbols <= {n.G} else numeric, ratio, lo, hi,
+    numeric = alpha.subs({k: _exact(v) for k, v in d["constants"].items()
+                          if k is not S_g and (k is not n.L_max or trainer == "trl")})
+    rel = d["release"]
+    v = Variant(f"{trainer}-{rel.version}:{s}", sp.nsimplify(numeric) if numeric.free_symbols <= {n.G} else numeric, ratio, lo, hi,
                 "std" if std else "centered", d["sigma_eps"] if std else 0.0, reg, beta, params,
-                title=f"{trainer} config", source="TRAINERS.md", notes=d["adv"][1])
+                title=f"{rel.title} config", source=f"{rel.title} (grpo_proofs.trainers)", notes=d["adv"][1])
     clean = sp.cancel(d["weight"].subs(E8, 0).subs(REDUCTION)) * extra / (n.sigma if std else 1)
     if s == "cispo-cap" and ratio is Ratio.LOGPROB:
         clean = clean * _exact(eps_hi)
@@ -265,11 +323,12 @@ def _matches(v: Variant, clean: sp.Expr, kind: str) -> tuple[tuple[str, ...], tu
     return tuple(found), () if found else tuple(near)
 
 
-def to_variant(trainer: str, config=None) -> TrainerMapping:
-    """Map a trainer config onto the unified surrogate (see the module docstring)."""
+def to_variant(trainer: str, config=None, *, version=None) -> TrainerMapping:
+    """Map a trainer config of a release onto the unified surrogate (see the module docstring)."""
     mod = trainer_module(trainer)
-    c = mod.config(config)
+    c = mod.config(config, version)
     d = {"trl": _trl, "verl": _verl, "openrlhf": _openrlhf}[mod.NAME](c)
+    d["release"] = c["_release"]
     v, exact, clean = _variant(mod.NAME, d)
     found, near = _matches(v, clean, d["adv"][0])
     if v.ratio is Ratio.LOGPROB and d["surrogate"] not in ("reinforce", "cispo-cap"):
@@ -278,4 +337,4 @@ def to_variant(trainer: str, config=None) -> TrainerMapping:
                           d["kl_weight"], d["kl_in_reward"], d["adv"][0], d["adv"][1], v, exact, found, near, clean,
                           float(d["mu"]), tuple(float(b) for b in d["betas"]),
                           None if d["clip"] is None else float(d["clip"]), d["dual"], d["delta"],
-                          dict(d["constants"]), tuple(d["notes"]))
+                          dict(d["constants"]), tuple(d["notes"]), c["_release"], tuple(c["_ignored"]))

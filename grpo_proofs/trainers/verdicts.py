@@ -14,8 +14,14 @@
   Adam's momentum carries the update past the bound, about rho/(1 - rho) steps with
   rho = beta1/sqrt(beta2); CISPO, GPG, SAPO and VESPO have no zero-gradient region.
 
+Where a default hides the answer (verl's and OpenRLHF's default estimator is ``gae``, a critic,
+so Prop. 1 and the reward scale are undecided), the verdict names the key that decides it and
+gives the answer for the common choices of that key (``Verdict.choices``).
+
 >>> [v.verdict for v in propositions("trl", {"loss_type": "grpo", "num_iterations": 2})]
 ['bias', 'invariant', 'exposed']
+>>> dict(propositions("verl", {}, version="0.9.1")[0].choices)["grpo"]
+'cancels'
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class Verdict:
     verdict: str
     holds: bool | None
     reason: str
+    #: where the verdict is undecided by a default: (value of the deciding key, verdict) for common values
+    choices: tuple = ()
 
 
 def prefix_verdict(mp: TrainerMapping) -> Verdict:
@@ -124,7 +132,49 @@ def overshoot_verdict(mp: TrainerMapping) -> Verdict:
                    f"rho/(1 - rho) = {drift:.2f} steps." + extra)
 
 
-def propositions(trainer, config=None) -> list[Verdict]:
-    """Verdicts of Props. 1, 5/6/2 and 3/7 for a trainer config (or a TrainerMapping)."""
-    mp = trainer if isinstance(trainer, TrainerMapping) else to_variant(trainer, config)
-    return [prefix_verdict(mp), reward_scale_verdict(mp), overshoot_verdict(mp)]
+#: trainer -> (the key that picks the advantage, its common values, extra keys those values need)
+_DECIDING = {
+    "verl": ("algorithm.adv_estimator", (("grpo", {"adv_estimator": "grpo"}),
+                                         ("grpo, norm_adv_by_std_in_grpo=false", {"adv_estimator": "grpo", "norm_adv_by_std_in_grpo": False}),
+                                         ("rloo", {"adv_estimator": "rloo"}),
+                                         ("reinforce_plus_plus_baseline", {"adv_estimator": "reinforce_plus_plus_baseline"}))),
+    "openrlhf": ("algo.advantage.estimator", (("group_norm", {"algo.advantage.estimator": "group_norm"}),
+                                               ("dr_grpo", {"algo.advantage.estimator": "dr_grpo"}),
+                                               ("rloo", {"algo.advantage.estimator": "rloo"}),
+                                               ("reinforce_baseline", {"algo.advantage.estimator": "reinforce_baseline"}))),
+}
+
+
+def _decided(mp: TrainerMapping, verdicts: list[Verdict]) -> list[Verdict]:
+    """Undecided verdicts of a critic default, with the answer for each common estimator."""
+    if mp.advantage_kind != "critic" or mp.trainer not in _DECIDING:
+        return verdicts
+    key, options = _DECIDING[mp.trainer]
+    given = {k: mp.config[k] for k in mp.config["_given"]}
+    if mp.trainer == "openrlhf":
+        given["rollout.n_samples_per_prompt"] = max(mp.config["rollout.n_samples_per_prompt"], 2)
+    alternatives = []
+    for name, change in options:
+        alt = to_variant(mp.trainer, {**given, **change}, version=mp.release.version)
+        alternatives.append((name, {v.label: v.verdict for v in (prefix_verdict(alt), reward_scale_verdict(alt))}))
+    name_in = "adv_estimator" if mp.trainer == "verl" else "algo.advantage.estimator"
+    current = mp.config[name_in]
+    how = "given" if name_in in mp.config["_given"] else "the default"
+    out = []
+    for v in verdicts:
+        if v.verdict != "undecided":
+            out.append(v)
+            continue
+        choices = tuple((name, found[v.label]) for name, found in alternatives)
+        listing = "; ".join(f"{name}: {verdict.upper()}" for name, verdict in choices)
+        reason = f"{v.reason} {key} decides it ({current!r} here, {how}); with {listing}"
+        if mp.trainer == "openrlhf" and mp.config["rollout.n_samples_per_prompt"] < 2:
+            reason += " (the group estimators need rollout.n_samples_per_prompt > 1)"
+        out.append(Verdict(v.label, v.title, v.verdict, v.holds, reason + ".", choices))
+    return out
+
+
+def propositions(trainer, config=None, *, version=None) -> list[Verdict]:
+    """Verdicts of Props. 1, 5/6/2 and 3/7 for a trainer config of a release (or a TrainerMapping)."""
+    mp = trainer if isinstance(trainer, TrainerMapping) else to_variant(trainer, config, version=version)
+    return _decided(mp, [prefix_verdict(mp), reward_scale_verdict(mp), overshoot_verdict(mp)])

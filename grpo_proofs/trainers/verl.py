@@ -1,30 +1,38 @@
-"""verl: the actor loss it back-propagates and its advantages (TRAINERS.md section 2, HEAD engine).
+"""verl 0.9.1: the actor loss it back-propagates and its advantages.
 
-Transcribed from ``verl/trainer/ppo/core_algos.py`` (``agg_loss`` and the registered policy
-losses) and ``verl/workers/utils/losses.py::ppo_loss`` as read in TRAINERS.md 2.1-2.3. Every
+The model of ``verl/trainer/ppo/core_algos.py`` (``agg_loss`` and the registered policy losses)
+as ``verl/workers/utils/losses.py::ppo_loss`` calls them from the engine workers. Every
 micro-batch loss is back-propagated as is; the normalisers are those of the whole PPO
 mini-batch (the rows passed): B rows (``global_batch_size``) and N active tokens
 (``batch_num_tokens``), with ``dp_size`` P = 1.
 
 ``agg_loss`` weights: token-mean 1/N; token-sum 1; seq-mean-token-sum 1/B; seq-mean-token-mean
-1/(B (|o_i| + 1e-8)); seq-mean-token-sum-norm 1/(B C) with C = ``loss_scale_factor`` or, when it
-is null, the padded width T_k of the micro-batch's response tensor (``max_completion_length``
-when given, i.e. ``max_response_len`` padding; else the longest response of the micro-batch).
-``gspo`` and ``sapo`` force seq-mean-token-mean; ``geo_mean`` takes ``torch.mean`` over the
-micro-batch rows. The KL loss (``use_kl_loss``) is aggregated with ``loss_agg_mode`` whatever
-the policy loss does.
+1/(B |o_i|); seq-mean-token-sum-norm 1/(B C) with C = ``loss_scale_factor`` or, when it is null,
+the padded width T_k of the micro-batch's response tensor (``max_completion_length`` when given,
+i.e. ``max_response_len`` padding; else the longest response of the micro-batch). verl writes
+``|o_i| + 1e-8`` in seq-mean-token-mean and ``geo_mean``, but ``ppo_loss`` makes the mask boolean:
+the count is an integer tensor, ``count + 1e-8`` is promoted to float32, where it rounds to the
+count itself, so the weight is exactly 1/(B |o_i|). ``sapo`` forces seq-mean-token-mean;
+``geo_mean`` takes ``torch.mean`` over the micro-batch rows; ``gspo`` follows ``loss_agg_mode``
+(0.9: before, it forced seq-mean-token-mean). The KL loss (``use_kl_loss``) is aggregated with
+``loss_agg_mode``.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ._common import Batch, Key, accumulate, boolean, choice, integer, number, optional, resolve_config
+from . import option_tables
+from ._common import Batch, Key, Known, accumulate, boolean, choice, integer, number, optional, resolve_config
 from ._groups import groups, lengths_for, token_whiten
+from .releases import Release, how_chosen, pop_version, resolve
 
-__all__ = ["NAME", "SPEC", "ALIASES", "config", "loss_and_grad", "advantages", "needs_ref", "LOSS_MODES", "AGG_MODES"]
+__all__ = ["NAME", "SPEC", "ALIASES", "config", "loss_and_grad", "advantages", "needs_ref", "LOSS_MODES", "AGG_MODES",
+           "ESTIMATORS", "SECTIONS"]
 
 NAME = "verl"
 LOSS_MODES = ("vanilla", "gspo", "sapo", "gpg", "cispo", "geo_mean")
@@ -33,12 +41,15 @@ AGG_MODES = ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-me
 KL_TYPES = ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3")
 ESTIMATORS = ("grpo", "grpo_vectorized", "grpo_passk", "rloo", "rloo_vectorized",
               "reinforce_plus_plus_baseline", "opo", "gpg")
-_EPS_LEN = 1e-8
+#: top-level sections of verl's PPO config
+SECTIONS = ("actor_rollout_ref", "algorithm", "data", "trainer", "critic", "reward_model", "reward",
+            "custom_reward_function", "global_profiler", "transfer_queue", "ray_kwargs", "distillation",
+            "sandbox_fusion", "skip")
 
 
 def _loss_mode(name, v):
     if v in _NOT_MODELLED:
-        why = "selects a random subset of tokens" if v == "clip_cov" else "is not transcribed here"
+        why = "selects a random subset of tokens" if v == "clip_cov" else "is not modelled here"
         raise InputError(f"{name}={v!r} {why}; modelled loss modes: {', '.join(LOSS_MODES)}")
     return choice(*LOSS_MODES)(name, v)
 
@@ -55,6 +66,18 @@ def _estimator(name, v):
     if v in ("gae", "reinforce_plus_plus", "remax", "optimal_token_baseline", "tir_optimal_token_baseline", "gdpo"):
         return v  # accepted for the mapping; advantages() explains why it cannot compute them
     return choice(*ESTIMATORS)(name, v)
+
+
+def _none(name, v):
+    if v is not None:
+        raise InputError(f"{name}={v!r} re-weights or rejects tokens with rollout log-probs; not modelled: leave it null")
+    return None
+
+
+def _false(name, v):
+    if boolean(name, v):
+        raise InputError(f"{name}=true trains on rollout log-probs; not modelled: leave it false")
+    return False
 
 
 def _zero(name, v):
@@ -75,12 +98,13 @@ SPEC: dict[str, Key] = {
     "policy_loss.clip_cov_lb": Key(1.0, number(None), "clip_cov (not modelled)"),
     "policy_loss.clip_cov_ub": Key(5.0, number(None), "clip_cov (not modelled)"),
     "policy_loss.kl_cov_ratio": Key(0.0002, number(0.0), "kl_cov (not modelled)"),
-    "policy_loss.ppo_kl_coef": Key(1.0, number(None), "kl_cov (not modelled)"),
+    "policy_loss.ppo_kl_coef": Key(0.1, number(None), "kl_cov (not modelled)"),
+    "policy_loss.dro_beta": Key(None, optional(number(None)), "dro (not modelled)"),
     "loss_agg_mode": Key("token-mean", choice(*AGG_MODES), "how the (B, T) loss matrix becomes a scalar"),
     "clip_ratio": Key(0.2, number(0.0), "epsilon (used only where clip_ratio_low/high are null)"),
     "clip_ratio_low": Key(0.2, optional(number(0.0)), "lower clip epsilon"),
     "clip_ratio_high": Key(0.2, optional(number(0.0)), "upper clip epsilon"),
-    "clip_ratio_c": Key(3.0, number(1.0), "dual-clip bound c > 1 (vanilla, A < 0)"),
+    "clip_ratio_c": Key(3.0, number(None), "dual-clip bound c > 1 (vanilla, A < 0)"),
     "loss_scale_factor": Key(None, optional(number(0.0)), "C of seq-mean-token-sum-norm (null: padded width)"),
     "use_kl_loss": Key(False, boolean, "add kl_loss_coef * KL to the loss"),
     "kl_loss_coef": Key(0.001, number(0.0, strict=False), "KL loss coefficient"),
@@ -106,6 +130,9 @@ SPEC: dict[str, Key] = {
     "kl_ctrl.horizon": Key(10000, integer(1), "algorithm.kl_ctrl.horizon"),
     "gamma": Key(1.0, number(0.0, strict=False, hi=1.0), "algorithm.gamma"),
     "lam": Key(1.0, number(0.0, strict=False, hi=1.0), "algorithm.lam"),
+    "rollout_correction.rollout_is": Key(None, _none, "algorithm.rollout_correction.rollout_is"),
+    "rollout_correction.rollout_rs": Key(None, _none, "algorithm.rollout_correction.rollout_rs"),
+    "rollout_correction.bypass_mode": Key(False, _false, "algorithm.rollout_correction.bypass_mode"),
 }
 #: Hydra paths accepted for the same keys
 ALIASES = {
@@ -114,11 +141,44 @@ ALIASES = {
 }
 
 
-def config(cfg=None) -> dict:
+def _free_form(key: str, defaults: dict) -> bool:
+    """A key under an option whose default is an empty mapping or null (verl reads any keys there)."""
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:i])
+        if head in defaults:
+            return defaults[head] in ({}, None) or isinstance(defaults[head], dict)
+    return False
+
+
+@lru_cache(maxsize=None)
+def _known(release: Release) -> Known:
+    defaults = option_tables.defaults(NAME, release.version)
+
+    def test(key: str) -> bool:
+        if key.startswith("+"):  # a key added with a Hydra '+' override: not one the release reads
+            return True
+        full = [key] if key.split(".")[0] in SECTIONS else [f"actor_rollout_ref.actor.{key}", f"algorithm.{key}"]
+        return any(k in defaults or _free_form(k, defaults) for k in full)
+
+    return Known(test, frozenset(defaults))
+
+
+def config(cfg=None, version=None) -> dict:
     """The effective verl config (actor keys, plus ``algorithm`` keys for the advantages)."""
-    c = resolve_config("verl", SPEC, cfg, ALIASES)
+    in_cfg, cfg = pop_version(NAME, cfg)
+    if version is not None and in_cfg is not None and str(in_cfg) != str(version):
+        raise InputError(f"the verl version is given twice: {version!r} and {in_cfg!r} in the config")
+    chosen = version if version is not None else in_cfg
+    release = resolve(NAME, chosen)
+    c = resolve_config(release.title, SPEC, cfg, ALIASES, known=_known(release))
+    c["_release"] = release
+    c["_release_source"] = how_chosen(NAME, chosen)
     c["_eps_low"] = c["clip_ratio_low"] if c["clip_ratio_low"] is not None else c["clip_ratio"]
     c["_eps_high"] = c["clip_ratio_high"] if c["clip_ratio_high"] is not None else c["clip_ratio"]
+    if c["policy_loss.loss_mode"] == "vanilla" and not c["clip_ratio_c"] > 1.0:
+        raise InputError("The lower bound of the clip_ratio_c for dual-clip PPO should be greater than 1.0, but get the "
+                         f"value: {c['clip_ratio_c']} ({release.title} asserts it for loss_mode=vanilla)")
     return c
 
 
@@ -136,8 +196,8 @@ def agg_loss(loss_mat, m, mode, *, B, N, C):
         seq = (loss_mat * m).sum(-1)
         out = (seq * (m.sum(-1) > 0).to(seq.dtype)).sum() / B
         return out / C if mode == "seq-mean-token-sum-norm" else out
-    cnt = m.sum(-1)  # seq-mean-token-mean
-    seq = (loss_mat * m).sum(-1) / (cnt + _EPS_LEN)
+    cnt = m.sum(-1)  # seq-mean-token-mean: count + 1e-8 rounds to the count in float32 (module doc)
+    seq = (loss_mat * m).sum(-1) / cnt.clamp(min=1.0)
     return (seq * (cnt > 0).to(seq.dtype)).sum() / B
 
 
@@ -173,7 +233,7 @@ def _policy(c, mode, logp, old, A, m, agg):
         seq = (nak * m).sum(-1) / m.sum(-1).clamp(min=1)
         s = torch.exp(torch.clamp(logp - logp.detach() + seq.detach().unsqueeze(-1), max=10.0))
         pg = torch.maximum(-A * s, -A * torch.clamp(s, 1 - lo, 1 + hi))
-        return agg(pg, "seq-mean-token-mean")
+        return agg(pg, c["loss_agg_mode"])
     if mode == "sapo":
         tau = torch.where(A > 0, torch.tensor(c["tau_pos"], dtype=A.dtype), torch.tensor(c["tau_neg"], dtype=A.dtype))
         return agg(-torch.sigmoid(tau * (ratio - 1.0)) * (4.0 / tau) * A, "seq-mean-token-mean")
@@ -186,9 +246,9 @@ def _policy(c, mode, logp, old, A, m, agg):
     nak = logp - old
     sgn = torch.sign(A)
     nak_min = sgn * torch.min(sgn * nak, sgn * torch.clamp(nak, -lo, hi))
-    msum = m.sum(-1)
-    ratio = torch.exp((nak_min * m).sum(-1) / (msum + _EPS_LEN))
-    adv = (A * m).sum(-1) / (msum + _EPS_LEN)
+    msum = m.sum(-1).clamp(min=1.0)  # count + 1e-8 in float32 (module doc)
+    ratio = torch.exp((nak_min * m).sum(-1) / msum)
+    adv = (A * m).sum(-1) / msum
     return torch.mean(-adv * ratio)
 
 
@@ -217,7 +277,7 @@ def loss_and_grad(c: dict, bt: Batch) -> tuple[float, np.ndarray]:
 
 
 def advantages(c: dict, rewards, group_ids, lengths=None) -> np.ndarray:
-    """verl outcome advantage estimators (TRAINERS.md 2.3), eps = 1e-6, unbiased std.
+    """verl outcome advantage estimators (``core_algos.compute_*_outcome_advantage``), eps = 1e-6, unbiased std.
 
     >>> advantages(config({"adv_estimator": "rloo"}), [1.0, 0.0, 0.0, 1.0], [0, 0, 0, 0]).round(6).tolist()
     [0.666667, -0.666667, -0.666667, 0.666667]
@@ -225,15 +285,18 @@ def advantages(c: dict, rewards, group_ids, lengths=None) -> np.ndarray:
     est = c["adv_estimator"]
     if est not in ESTIMATORS:
         why = {"gae": "needs a value function (critic)", "remax": "needs the greedy-decoding baseline",
-               "reinforce_plus_plus": "gives per-token discounted returns"}.get(est, "is not transcribed here")
+               "reinforce_plus_plus": "gives per-token discounted returns"}.get(est, "is not modelled here")
         raise InputError(f"adv_estimator={est!r} {why}; group estimators: {', '.join(ESTIMATORS)}")
     g = groups(rewards, group_ids)
     R, eps, norm = g.rewards, 1e-6, c["norm_adv_by_std_in_grpo"]
     single = g.size == 1
     mean = np.where(single, 0.0, g.mean(R))  # verl: a singleton group has mean 0 and std 1
     if est in ("grpo", "grpo_vectorized"):
-        std = np.where(single, 1.0, np.nan_to_num(g.std(R)))
-        return (R - mean) / (std + eps) if norm else R - mean
+        # a singleton's std is 1 (verl: torch.tensor(1.0), float32, so 1 + 1e-6 is rounded to float32 there)
+        den = np.where(single, 1.0, np.nan_to_num(g.std(R))) + eps
+        # compute_advantage passes norm_adv_by_std_in_grpo to the grpo estimator only: grpo_vectorized
+        # keeps its own default (True) whatever algorithm.norm_adv_by_std_in_grpo says
+        return (R - mean) / den if norm or est == "grpo_vectorized" else R - mean
     if est == "grpo_passk":
         if np.any(single):
             raise InputError("grpo_passk needs at least 2 samples per group (verl raises)")
@@ -252,10 +315,13 @@ def advantages(c: dict, rewards, group_ids, lengths=None) -> np.ndarray:
         return np.where(single, 0.0, (n * R - g.mean(R) * n) / np.maximum(n - 1, 1))
     if est == "reinforce_plus_plus_baseline":
         L = lengths_for(lengths, len(R), est)
+        if L.sum() < 2:  # masked_var's Bessel factor count/(count - 1)
+            raise InputError("reinforce_plus_plus_baseline whitens over the batch's tokens with an unbiased variance: "
+                             "it needs at least 2 tokens (verl raises)")
         return token_whiten(R - mean, L, unbiased=True, floor=1e-8, add=True)
     if est == "opo":
         L = lengths_for(lengths, len(R), est)
         base = g.mean(L * R) / np.where(g.mean(L) > 0, g.mean(L), 1.0)
         return R - np.where(single, 0.0, base)
-    alpha = len(R) / max(int(np.count_nonzero(R)), 1)  # gpg, f_norm = 1
+    alpha = len(R) / max(int(np.count_nonzero(R)), 1)  # gpg, f_norm = 1 (verl divides integer tensors: float32)
     return alpha * (R - mean)
