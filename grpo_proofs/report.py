@@ -27,7 +27,13 @@ FILES = ("check.json", "summary.md") + tuple(PLOTS.values())
 
 
 def _status(c) -> str:
-    return "reported" if c.passed is None else ("PASS" if c.passed else "FAIL")
+    return "PASS" if c.passed else "FAIL"
+
+
+def _tol(c) -> str:
+    if c.tolerance is None:
+        return "-"
+    return "0" if c.tolerance == 0 else f"{c.tolerance:.0e}"
 
 
 def _formula(expr) -> str:
@@ -65,7 +71,53 @@ def _trainer(trainer) -> list[tuple[str, str, list[str]]]:
              [f"{t['title']}: {t['verdict'].upper()} -- {t['reason']}" for t in trainer])]
 
 
-def _sections(d) -> list[tuple[str, str, list[str]]]:
+def _overshoot_numbers(ov: dict) -> list[str]:
+    """The C_(T,k) lines of the card: only steps the optimizer takes when mu is known."""
+    if not ov["table"]:
+        return [f"mu = {ov['mu']}: no step is taken after a clip can act, so no overshoot step exists"]
+    head = f"T = {ov['T']}, beta1 = {ov['beta1']:g}, beta2 = {ov['beta2']:g}"
+    if ov["mu"] is not None:
+        head += f" (inner steps {ov['T']}..{ov['T'] + ov['k']} of the mu = {ov['mu']} per batch)"
+    lines = [head + ": " + ", ".join(f"C_(T,{r['k']}) = {r['C_Tk']:.6f}" for r in ov["table"])]
+    if ov["mu"] is None:
+        lines.append(f"rho = beta1/sqrt(beta2) = {ov['rho']:.6f}, total drift after clipping rho/(1 - rho) = "
+                     f"{ov['total_drift']:.4g} last pre-clip steps (as many steps as it takes)")
+    else:
+        last = ov["mu"] - ov["T"]
+        lines.append(f"drift after clipping within the batch: sum_(j=0..{last}) C_(T,j) = {ov['total_drift']:.4g} last "
+                     f"pre-clip steps in the first batch; in later batches Adam's step counter keeps counting and the "
+                     f"same steps give up to sum_(j=0..{last}) rho^(j+1) = {ov['later_batches_drift']:.4g} "
+                     f"(rho = {ov['rho']:.6f})")
+    return lines
+
+
+def _measured_scale(confirmations) -> list[str]:
+    """The predicted and measured step change per phi on the checked group (from the confirmation)."""
+    by = {c.name: c for c in confirmations or []}
+    out = []
+    rs = by.get("reward_scale")
+    if rs is not None and rs.data.get("rows"):
+        rows = rs.data["rows"]
+        verdict = (f"PASS, error {rs.error:.1e} <= {_tol(rs)}" if rs.passed else
+                   f"FAIL, error {rs.error:.1e} > {_tol(rs)}")
+        per = "; ".join(f"phi = {x['phi']:g}: " + ("" if x["factor"] is None else f"k = {x['factor']:.6g}, ")
+                        + f"step change predicted {x['predicted_change']:.3g}, measured {x['measured_change']:.3g}"
+                        for x in rows)
+        out.append(f"on the checked group (sigma = {rs.data['sigma']:.4g}), AdamW steps at phi r against r: {per} "
+                   f"({verdict})")
+    gc = by.get("grad_clip")
+    if gc is not None and "max_norm" in gc.data:
+        act = gc.data["active_predicted"]
+        where = ("both runs" if all(act["unscaled"]) and all(act["scaled"]) else
+                 "the scaled run only" if any(act["scaled"]) and not any(act["unscaled"]) else
+                 "the unscaled run only" if any(act["unscaled"]) and not any(act["scaled"]) else "per step as predicted")
+        out.append(f"clipping at max norm {gc.data['max_norm']:.3g} (phi = {gc.data['phi']:g}): active in {where}; step "
+                   f"change predicted {gc.data['predicted_change']:.3g}, measured {gc.data['measured_change']:.3g} "
+                   f"({_status(gc)})")
+    return out
+
+
+def _sections(d, confirmations=None) -> list[tuple[str, str, list[str]]]:
     p, lo, rs, ov, eq = d.prefix, d.loss, d.reward_scale, d.overshoot, d.equivalence
     w = p["worked"]
     grad = [f"dJ/dlog pi = {d.gradient['expr']}   [of {', '.join(d.gradient['args'])}]",
@@ -76,14 +128,10 @@ def _sections(d) -> list[tuple[str, str, list[str]]]:
     loss = [f"J(s = 1) = {lo['J']}", lo["meaning"]]
     if lo["worked"] is not None:
         loss.append(f"worked example: reward part of J = {_exact(lo['worked'])}")
-    scale = [rs["reason"], rs["grad_clip"], rs["also"]]
+    scale = [rs["reason"], *_measured_scale(confirmations), rs["grad_clip"], rs["also"]]
     if rs.get("config"):
         scale.insert(0, f"THIS CONFIG: not invariant -- {rs['config']}")
-    over = [ov["reason"], ov["formula"],
-            f"T = {ov['T']}, beta1 = {ov['beta1']:g}, beta2 = {ov['beta2']:g}: "
-            + ", ".join(f"C_(T,{r['k']}) = {r['C_Tk']:.6f}" for r in ov["table"]),
-            f"rho = beta1/sqrt(beta2) = {ov['rho']:.6f}, total drift after clipping rho/(1 - rho) = "
-            f"{ov['total_drift']:.4g} last pre-clip steps"]
+    over = [ov["reason"], ov["formula"]] + _overshoot_numbers(ov)
     equiv = [f"{m['name']}: {m['factor_kind']} (factor {m['factor']})"
              + (f"; differs in {', '.join(m['differs'])}" if m["differs"] else "") for m in eq["matches"]]
     equiv = equiv or ["none of the registered methods (same ratio kind and clip, weight up to a constant factor)"]
@@ -105,7 +153,7 @@ def card(spec, d, confirmations=None, opts=None, trainer=None) -> str:
     """The verdict card as plain text (what ``grpo-proofs check`` prints)."""
     v = spec.variant
     out = [f"grpo-proofs check: {v.name} ({spec.origin}: {spec.source})", *("  " + x for x in _header(spec, v)), ""]
-    for i, (title, verdict, lines) in enumerate(_sections(d) + _trainer(trainer), start=1):
+    for i, (title, verdict, lines) in enumerate(_sections(d, confirmations) + _trainer(trainer), start=1):
         out.append(f"{i}. {title}" + (f"  ->  {verdict.upper()}" if verdict else ""))
         out += [f"   {x}" for x in lines]
         out.append("")
@@ -114,8 +162,7 @@ def card(spec, d, confirmations=None, opts=None, trainer=None) -> str:
         out.append(f"  {'check':<18} {'status':<9} {'error':>9} {'tol':>8}  detail")
         for c in confirmations:
             e = "-" if c.error is None else f"{c.error:.1e}"
-            t = "-" if c.tolerance is None else f"{c.tolerance:.0e}"
-            out.append(f"  {c.name:<18} {_status(c):<9} {e:>9} {t:>8}  {c.detail}")
+            out.append(f"  {c.name:<18} {_status(c):<9} {e:>9} {_tol(c):>8}  {c.detail}")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -125,7 +172,7 @@ def markdown(spec, d, confirmations=None, opts=None, trainer=None) -> str:
     out = [f"# Verdict card: `{v.name}`", "", f"Source: {spec.origin} `{spec.source}`. "
            "Derived from arXiv 2601.05002 (Props. 1-7) by grpo-proofs.", ""]
     out += [f"* {x}" for x in _header(spec, v)] + [""]
-    for title, verdict, lines in _sections(d) + _trainer(trainer):
+    for title, verdict, lines in _sections(d, confirmations) + _trainer(trainer):
         out += [f"## {title}" + (f": **{verdict}**" if verdict else ""), ""] + [f"* {x}" for x in lines] + [""]
     out += ["## Gradient in LaTeX", "", "$$" + d.gradient["latex"] + "$$", "", "$$\\omega_{i,t}(s) = "
             + d.gradient["omega_latex"] + "$$", "", "$$W = " + d.prefix["W_latex"] + "$$", ""]
@@ -134,7 +181,7 @@ def markdown(spec, d, confirmations=None, opts=None, trainer=None) -> str:
                 "| check | status | error | tolerance | prediction | detail |", "|---|---|---|---|---|---|"]
         for c in confirmations:
             e = "" if c.error is None else f"{c.error:.2e}"
-            t = "" if c.tolerance is None else f"{c.tolerance:.0e}"
+            t = _tol(c)
             cell = lambda x: x.replace("|", "\\|")  # noqa: E731  (a literal | would split the cell)
             out.append(f"| {c.name} | {_status(c)} | {e} | {t} | {cell(c.prediction)} | {cell(c.detail)} |")
         out += ["", *(f"![{k}]({f})" for k, f in PLOTS.items())]
@@ -150,22 +197,56 @@ def _plt():
     return plt
 
 
+def _integer_ticks(ax, axis: str = "x") -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True))
+
+
 def _plot_prefix(c, path: str) -> None:
+    """Left: the prefix's parameter gradient, measured against predicted (or, where W cancels, their
+    difference against the tolerance); right: W_t relative to the sum without cancellation."""
     plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    lo = hi = 0.0
-    for step, (pred, meas) in enumerate(c.plot["points"]):
-        a.scatter(pred, meas, s=4, alpha=0.6, label=f"inner step {step}")
-        lo, hi = min(lo, pred.min(), meas.min()), max(hi, pred.max(), meas.max())
-    a.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    a.set(xlabel="predicted sum_t W_t grad log pi(y_t) (one copy)", ylabel="measured (autograd, every completion)",
-          title="prefix gradient, parameter coordinates")
+    p = c.plot
+    tol = p.get("tolerance", 1e-10)
+    gscale = p.get("gscale") or [1.0] * len(p["points"])
+    scale_W = p.get("scale_W") or [[1.0] * len(m) for m in p["W_meas"]]
+    cancels = p.get("cancels", False)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    if cancels:
+        for step, ((pred, meas), gs) in enumerate(zip(p["points"], gscale)):
+            dev = np.maximum(np.abs(meas - pred) / max(gs, 1e-300), 1e-18)
+            a.scatter(np.arange(len(dev)), dev, s=4, alpha=0.6, label=f"inner step {step}")
+        a.axhline(tol, color="k", ls="--", lw=0.9, label=f"tolerance {tol:.0e}")
+        a.set_yscale("log")
+        a.set(xlabel="parameter coordinate (sample)", ylabel="|measured - predicted| / ||g without cancellation||",
+              title="prefix gradient: predicted 0 (cancels), measured")
+    else:
+        lo = hi = 0.0
+        for step, ((pred, meas), gs) in enumerate(zip(p["points"], gscale)):
+            x, y = pred / max(gs, 1e-300), meas / max(gs, 1e-300)
+            a.scatter(x, y, s=4, alpha=0.6, label=f"inner step {step}")
+            lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
+        a.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="measured = predicted")
+        a.set(xlabel="predicted: sum_t W_t grad log pi(y_t), one copy of the prefix",
+              ylabel="measured: autograd through every completion",
+              title="prefix gradient per parameter coordinate\n(units: the gradient without cancellation)")
     a.legend(fontsize=7)
-    for step, (m, p) in enumerate(zip(c.plot["W_meas"], c.plot["W_pred"])):
+    vals = []
+    for step, (m, pr, sc) in enumerate(zip(p["W_meas"], p["W_pred"], scale_W)):
+        sc = np.maximum(np.asarray(sc, dtype=float), 1e-300)
         pos = np.arange(1, len(m) + 1)
-        b.plot(pos, p, "-", lw=1, label=f"predicted, step {step}")
-        b.plot(pos, m, "o", ms=5, mfc="none", label=f"measured, step {step}")
-    b.set(xlabel="prefix position t", ylabel="W_t", title="net coefficient on the shared prefix")
+        rp, rm = np.asarray(pr) / sc, np.asarray(m) / sc
+        line, = b.plot(pos, rp, "-", lw=1.2, label=f"predicted, step {step}")
+        b.plot(pos, rm, "o", ms=6, mfc="none", color=line.get_color(), label=f"measured, step {step}")
+        vals += list(rp) + list(rm)
+    top = max(max(abs(x) for x in vals) if vals else 0.0, 2 * tol) * 1.3
+    b.axhspan(-tol, tol, color="0.85", label=f"within tolerance (+-{tol:.0e})")
+    b.axhline(0.0, color="k", lw=0.6)
+    b.set_ylim(-top, top)
+    _integer_ticks(b)
+    b.set(xlabel="prefix position t", ylabel="W_t / sum_i |dJ/dlog pi_(i,t)|",
+          title="net coefficient on the shared prefix" + (": cancels (0)" if cancels else ""))
     b.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -173,8 +254,22 @@ def _plot_prefix(c, path: str) -> None:
 
 
 def _plot_scale(c, path: str) -> None:
+    """Left: the step change per phi, predicted and measured; middle: per-coordinate step ratio against
+    R(k, eps, v_hat); right: its deviation from the prediction."""
     plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (z, a, b) = plt.subplots(1, 3, figsize=(15, 4.2))
+    rows = c.plot.get("rows", [])
+    floor = 1e-17
+    if rows:
+        ph = [r["phi"] for r in rows]
+        z.scatter(ph, [max(r["predicted_change"], floor) for r in rows], marker="x", s=60, label="predicted")
+        z.scatter(ph, [max(r["measured_change"], floor) for r in rows], marker="o", s=40, facecolors="none",
+                  edgecolors="tab:red", label="measured")
+        z.set_xscale("log")
+        z.set_yscale("log")
+        z.set(xlabel="reward scale phi", ylabel="||step(phi r) - step(r)|| / ||step(r)||",
+              title=f"step change under r -> phi r (0 drawn at {floor:g})")
+        z.legend(fontsize=7)
     curves = c.plot.get("curves", [])
     eps = c.plot.get("eps", 0.0)
     for cv in curves:
@@ -183,51 +278,81 @@ def _plot_scale(c, path: str) -> None:
         pts = a.scatter(x, y, s=5, alpha=0.5, label=f"measured, phi = {cv['phi']:g}")
         grid = np.geomspace(max(min(x.min(), eps / 100 if eps > 0 else x.min()), 1e-300), x.max(), 300)
         a.plot(grid, adam_step_ratio(cv["k"], eps, grid ** 2), color=pts.get_facecolor()[0], lw=1.2,
-               label=f"predicted R(k = {cv['k']:.4g}, eps, v_hat)")
+               label=f"predicted R(k = {cv['k']:.6g}, eps, v_hat)")
         b.scatter(x, np.maximum(np.abs(y / R - 1), 1e-17), s=5, alpha=0.5, label=f"phi = {cv['phi']:g}")
     if curves:
+        ref = "the reference run (beta/k)" if any(cv.get("kl") for cv in curves) else "the unscaled run"
         a.set_xscale("log")
         a.ticklabel_format(axis="y", useOffset=False)
-        a.set(xlabel="sqrt(v_hat) of the reference run", ylabel="scaled step / reference step",
-              title=f"AdamW step ratio under r -> phi r (eps = {eps:g})")
+        a.set(xlabel=f"sqrt(v_hat) of {ref}", ylabel=f"scaled step / step of {ref}",
+              title=f"AdamW step ratio per coordinate (eps = {eps:g})")
         a.legend(fontsize=7)
         b.set_xscale("log")
         b.set_yscale("log")
-        b.axhline(1e-10, color="k", ls="--", lw=0.8)
-        b.set(xlabel="sqrt(v_hat) of the reference run", ylabel="|measured / predicted - 1|",
-              title="per-coordinate deviation (dashed: 1e-10)")
+        b.axhline(1e-10, color="k", ls="--", lw=0.8, label="tolerance 1e-10")
+        b.set(xlabel=f"sqrt(v_hat) of {ref}", ylabel="|measured / predicted - 1|",
+              title="per-coordinate deviation from the prediction")
         b.legend(fontsize=7)
     else:
         for ax in (a, b):
             ax.set_axis_off()
-        a.text(0.5, 0.5, "no closed-form step ratio for this variant\n(see the measured change in the summary)",
-               ha="center", va="center", transform=a.transAxes)
+        a.text(0.5, 0.5, "no single scale factor k for this variant:\nthe scaled step is predicted from the "
+               "derived\nper-token coefficients (left panel)", ha="center", va="center", transform=a.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def _plot_traj(c, path: str) -> None:
+    """The fixed batch whose tokens are all clipped from step T (excursion predicted and measured), and
+    the sampled group's token ratios (an illustration)."""
     plt = _plt()
-    runs = c.plot["runs"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.8), squeeze=False, sharey=True)
-    for ax, (name, lr, R, side) in zip(axes[0], runs):
+    runs, prem = c.plot["runs"], c.plot.get("premise")
+    n = len(runs) + (1 if prem else 0)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+    axes = list(axes[0])
+    if prem:
+        ax = axes.pop(0)
+        E = np.asarray(prem["excursion"])              # (mu, tokens): after steps 1..mu
+        steps = np.arange(1, E.shape[0] + 1)
+        for j in range(E.shape[1]):
+            ax.plot(steps, E[:, j], color="0.5", lw=0.8, label="measured (one line per token)" if j == 0 else None)
+        P = np.asarray(prem["predicted"])
+        for i, st in enumerate(prem["steps"]):
+            ax.scatter([st] * P.shape[1], P[i], marker="x", color="tab:red", s=30,
+                       label="predicted from C_(T,k)" if i == 0 else None)
+        ax.axhline(0.0, color="k", ls="--", lw=0.9, label="clip bound (excursion 0)")
+        ax.axvline(prem["T"] - 0.5, color="tab:blue", ls=":", lw=0.9, label=f"gradient zero from step T = {prem['T']}")
+        _integer_ticks(ax)
+        ax.set(xlabel="inner step", ylabel="log-ratio past the clip bound (> 0: forbidden side)",
+               title="fixed batch, every token clipped from step T")
+        ax.legend(fontsize=7)
+    for ax, (name, lr, R, side) in zip(axes, runs):
+        x = np.arange(R.shape[0])
         for j in range(R.shape[1]):
-            ax.plot(np.arange(R.shape[0]), R[:, j], color="tab:red" if side[j] > 0 else "tab:blue", lw=0.7, alpha=0.6)
-        for y in c.plot["bounds"]:
-            ax.axhline(y, color="k", ls="--", lw=0.8)
-        ax.set_yscale("log")
-        ax.set(xlabel="inner step", title=f"{name} (lr {lr:.2g})")
-    axes[0][0].set_ylabel("ratio s (A > 0 red, A < 0 blue)")
-    fig.suptitle(f"token ratios over mu = {runs[0][2].shape[0] - 1} inner steps; clip bounds dashed", fontsize=10)
+            ax.plot(x, R[:, j], color="tab:red" if side[j] > 0 else "tab:blue", lw=0.7, alpha=0.6)
+        bounds = c.plot["bounds"]
+        items = bounds.items() if isinstance(bounds, dict) else ((f"clip bound {y:g}", y) for y in bounds)
+        for label, y in items:
+            ax.axhline(y, color="k", ls="--", lw=0.9)
+            ax.annotate(label, xy=(0, y), xytext=(2, 2), textcoords="offset points", fontsize=7)
+        _integer_ticks(ax)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set(xlabel="inner step", ylabel="token ratio s (A > 0 red, A < 0 blue)",
+               title=f"sampled group, {name} (lr {lr:.2g}): illustration")
+    fig.suptitle(f"token ratios over the mu = {runs[0][2].shape[0] - 1} inner steps of one batch", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def write_report(folder: str, payload: dict, summary: str, confirmations) -> list[str]:
-    """Write JSON, Markdown and plots to a temporary folder, then move them into ``folder``."""
-    from .cli.common import to_jsonable
+    """Write JSON, Markdown and plots to a temporary folder, then put it at ``folder`` whole.
+
+    An existing ``folder`` (empty, or allowed by ``--force``) is replaced as a whole, so files of an
+    earlier report never mix with this one; a failure leaves ``folder`` as it was.
+    """
+    from .cli.common import replace_dir, to_jsonable
 
     tmp = tempfile.mkdtemp(prefix="grpo-proofs-check-")
     try:
@@ -236,13 +361,14 @@ def write_report(folder: str, payload: dict, summary: str, confirmations) -> lis
         with open(os.path.join(tmp, "summary.md"), "w") as f:
             f.write(summary)
         by = {c.name: c for c in confirmations or []}
-        for key, fn in (("prefix", _plot_prefix), ("reward_scale", _plot_scale), ("trajectories", _plot_traj)):
+        for key, fn in (("prefix", _plot_prefix), ("reward_scale", _plot_scale)):
             if key in by and by[key].plot:  # a confirmation that crashed has nothing to plot
                 fn(by[key], os.path.join(tmp, PLOTS[key]))
+        traj = next((c for c in confirmations or [] if "runs" in c.plot), None)
+        if traj is not None:
+            _plot_traj(traj, os.path.join(tmp, PLOTS["trajectories"]))
         names = sorted(os.listdir(tmp))
-        os.makedirs(folder, exist_ok=True)
-        for name in names:
-            shutil.move(os.path.join(tmp, name), os.path.join(folder, name))
+        replace_dir(tmp, folder)
         return [os.path.join(folder, name) for name in names]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

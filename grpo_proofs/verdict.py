@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
 
@@ -44,7 +45,8 @@ from .objective import exact
 from .overshoot import overshoot_ratio, overshoot_total
 from .variants import Ratio, Variant, get_variant
 
-__all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "WORKED", "worked_values"]
+__all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "reachable", "WORKED", "worked_values",
+           "CARD_PHIS"]
 
 #: the worked example group of THEORY.md Sec. 3 (G = 4, first inner step, whole group shares the prefix)
 WORKED = {"rewards": (1, 0, 0, 1), "lengths": (10, 30, 20, 40)}
@@ -204,14 +206,41 @@ def scale_degree(variant) -> tuple[sp.Rational | None, str]:
     return None, f"A_i omega_i changes by the factor {h}, not by a power of phi alone"
 
 
-def _reward_scale(v: Variant, grad_clip) -> dict:
+#: reward scales whose factor k the card lists for the worked example group
+CARD_PHIS = (0.01, 0.1, 10.0, 100.0)
+
+
+def _worked_sigma(v: Variant, sigma: str) -> float:
+    """The std of the worked example's rewards (population or sample), without the constant."""
+    r = np.asarray(WORKED["rewards"], dtype=np.float64)
+    return float(np.std(r, ddof=0 if sigma == "pop" else 1))
+
+
+def _reward_scale(v: Variant, grad_clip, sigma: str = "pop") -> dict:
     d, why = scale_degree(v)
     regularised = v.beta > 0 and v.regularizer.value != "none"
-    if d == 0:
-        verdict = "invariant" if v.sigma_eps == 0 else "invariant up to the sigma constant"
-        reason = (f"{why}; the whole gradient, regulariser included, is unchanged for phi > 0 (Prop. 5)" if v.sigma_eps == 0
-                  else f"{why} except for the constant c = {v.sigma_eps:g} added to sigma: the advantage gradient is "
-                       "multiplied by phi (sigma + c)/(phi sigma + c), which tends to 1 when c << sigma")
+    c = v.sigma_eps
+    factors = None
+    if d == 0 and c > 0:
+        s0 = _worked_sigma(v, sigma)
+        factors = [{"phi": p, "k": p * (s0 + c) / (p * s0 + c)} for p in CARD_PHIS]
+    if d == 0 and c == 0:
+        verdict = "invariant"
+        reason = f"{why}; the whole gradient, regulariser included, is unchanged for phi > 0 (Prop. 5)"
+    elif d == 0 and not regularised:
+        verdict = "invariant up to the sigma constant"
+        reason = (f"{why} except for the constant c = {c:g} added to sigma: the advantage gradient is multiplied by "
+                  "k = phi (sigma + c)/(phi sigma + c), the same factor for every token of a group, so Adam undoes it "
+                  "up to eps (Prop. 2) within a group; k differs between groups of different sigma, and tends to 1 "
+                  "when c << phi sigma")
+    elif d == 0:
+        verdict = "not invariant"
+        reason = (f"{why} except for the constant c = {c:g} added to sigma: the advantage gradient is multiplied by "
+                  f"k = phi (sigma + c)/(phi sigma + c) but the regulariser (beta = {v.beta:g}) is not, so training on "
+                  "phi r equals training on r with beta/k (up to Adam's eps): the balance between reward and "
+                  "regulariser moves by |k - 1| <= c |1 - phi|/(phi sigma + c); the resulting change of the AdamW "
+                  "step on a real group is predicted from k, with the group's own sigma, and measured by the numerical "
+                  "confirmation")
     elif d is not None and not regularised:
         f = "phi" if d == 1 else f"phi^{d}"
         verdict = "invariant up to eps"
@@ -225,21 +254,58 @@ def _reward_scale(v: Variant, grad_clip) -> dict:
                   f"on r with beta/{f} (up to eps): the reward scale acts as an inverse KL coefficient")
     else:
         verdict, reason = "not invariant", why
-    clip = ("global gradient-norm clipping multiplies g_t by min(1, c/||g_t||), which depends on the scale: it breaks "
-            "the invariance whenever it is active for one reward scale and not the other (active at every step for "
-            "both, the clipped gradients c g_t/||g_t|| coincide again)")
-    if d == 0:
+    if factors is not None:
+        reason += ("; k on the worked example group (sigma = " + f"{_worked_sigma(v, sigma):.4g}): "
+                   + ", ".join(f"phi = {x['phi']:g}: k = {x['k']:.6g}" for x in factors))
+    if d == 0 and c == 0:
         clip = "global gradient-norm clipping sees the same gradients for every phi here, so it keeps the invariance"
+    elif d == 0 and not regularised:
+        clip = ("global gradient-norm clipping multiplies g_t by min(1, c_max/||g_t||): the gradients differ by the "
+                "factor k, so it breaks the invariance at a step where ||g_t|| lies between c_max/k and c_max (active "
+                "in one run only)")
+    else:
+        clip = ("global gradient-norm clipping multiplies g_t by min(1, c_max/||g_t||), which depends on the scale: it "
+                "breaks the invariance whenever it is active for one reward scale and not the other (active at every "
+                "step for both, the clipped gradients c_max g_t/||g_t|| coincide again when the gradients are "
+                "proportional)")
     if grad_clip:
         clip += f"; this config clips at max norm {grad_clip:g}"
     return {"verdict": verdict, "degree": None if d is None else str(d), "reason": reason, "grad_clip": clip,
+            "factors_worked": factors,
             "also": "one phi for all prompts and steps (per-prompt scales are not covered); phi < 0 reverses the "
                     "objective; adding a constant to every reward changes nothing (centering)"}
 
 
-def _overshoot(v: Variant, T: int, k: int, beta1: float, beta2: float, mu: int | None) -> dict:
-    table = [{"k": j, "C_Tk": overshoot_ratio(T, j, beta1, beta2)} for j in range(k + 1)]
+def reachable(T: int, k: int, mu: int | None) -> bool:
+    """Whether C_(T,k) describes a step the optimizer takes: 2 <= T and T + k <= mu inner steps per batch.
+
+    The first inner step of a batch has s = 1 (nothing is clipped), so the gradient can vanish from
+    step T >= 2 on; the steps T..T+k must lie within the batch's mu steps (the next batch resets the
+    ratios). mu None: no bound.
+
+    >>> reachable(5, 4, 8), reachable(2, 0, 2), reachable(2, 0, 1)
+    (False, True, False)
+    """
+    return T >= 2 and (mu is None or T + k <= mu)
+
+
+def _overshoot(v: Variant, T: int | None, k: int | None, beta1: float, beta2: float, mu: int | None) -> dict:
     rho = beta1 / math.sqrt(beta2)
+    limit = overshoot_total(beta1, beta2)
+    if mu is not None and mu < 2:
+        T = k = None
+        table, drift, later = [], 0.0, 0.0
+    else:
+        T = (2 if mu is not None else 5) if T is None else T
+        k = ((mu - T) if mu is not None else 4) if k is None else k
+        if not reachable(T, k, mu):
+            raise InputError(f"T = {T}, k = {k}: step T + k = {T + k} lies past the mu = {mu} optimizer steps each "
+                             f"batch is used for; choose T >= 2 and T + k <= {mu}")
+        table = [{"k": j, "C_Tk": overshoot_ratio(T, j, beta1, beta2)} for j in range(k + 1)]
+        n_after = (mu - T) if mu is not None else None
+        drift = (sum(overshoot_ratio(T, j, beta1, beta2) for j in range(n_after + 1)) if n_after is not None
+                 else limit)
+        later = (sum(rho ** (j + 1) for j in range(n_after + 1)) if n_after is not None else limit)
     exposed = v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) and v.clipped
     what = "s_i" if v.sequence_level else "s_(i,t)"
     sides = ([f"{what} > 1 + {v.eps_up:g} with A_i > 0"] if v.eps_up is not None else []) + \
@@ -248,6 +314,9 @@ def _overshoot(v: Variant, T: int, k: int, beta1: float, beta2: float, mu: int |
         reason = (f"the clipped branch has zero advantage gradient ({' or '.join(sides)}); once every contribution "
                   f"reaching a parameter is clipped, Adam keeps moving it: the step k updates later is C_(T,k) times "
                   f"the last pre-clip step (Prop. 7), about rho^(k+1), rho = beta1/sqrt(beta2) = {rho:.4f}")
+        if len(sides) == 1:
+            reason += ("; with a clip on one side only, the completions of the other advantage sign keep their "
+                       "gradient, so a parameter they reach never sees a zero advantage gradient")
     elif v.ratio is Ratio.SG_WEIGHT:
         reason = "the clip acts on a stop-gradient weight sg[clip(I)]: the gradient alpha clip(I) A always flows"
     elif v.ratio is Ratio.LOGPROB:
@@ -256,18 +325,26 @@ def _overshoot(v: Variant, T: int, k: int, beta1: float, beta2: float, mu: int |
         reason = "no clip bound: no zero-gradient region (and nothing holds the ratio near 1 either)"
     if mu == 1:
         reason += "; with mu = 1 optimizer step per sampled batch the ratio is 1 at that step and clipping never acts"
+    elif mu is not None and exposed:
+        reason += (f"; with mu = {mu} optimizer steps per batch the first step has s = 1, so the gradient can vanish "
+                   f"from inner step T = 2 on at the earliest: at most mu - 1 = {mu - 1} zero-gradient step(s) "
+                   "(T..mu) before the next batch resets the ratios")
     return {"exposed": exposed, "region": sides if exposed else [], "reason": reason, "T": T, "k": k,
-            "beta1": beta1, "beta2": beta2, "mu": mu, "C_Tk": table[-1]["C_Tk"], "table": table, "rho": rho,
-            "total_drift": overshoot_total(beta1, beta2),
+            "beta1": beta1, "beta2": beta2, "mu": mu, "C_Tk": table[-1]["C_Tk"] if table else None, "table": table,
+            "rho": rho, "total_drift": drift, "later_batches_drift": later, "drift_unbounded_mu": limit,
             "formula": "C_(T,k) = b1^(k+1) (1 - b1^(T-1))/(1 - b1^(T+k)) sqrt((1 - b2^(T+k))/(b2^(k+1) (1 - b2^(T-1))))"}
 
 
-def derive(variant, sigma: str = "pop", *, T: int = 5, k: int = 4, beta1: float = 0.9, beta2: float = 0.999,
-           mu: int | None = None, grad_clip: float | None = None, match_alpha: sp.Expr | None = None) -> Verdicts:
+def derive(variant, sigma: str = "pop", *, T: int | None = None, k: int | None = None, beta1: float = 0.9,
+           beta2: float = 0.999, mu: int | None = None, grad_clip: float | None = None,
+           match_alpha: sp.Expr | None = None) -> Verdicts:
     """Every symbolic verdict for ``variant`` (a registry name or a Variant); see the module docstring.
 
-    ``match_alpha``: the weight to compare with the registry, when it differs from the variant's own
-    by numerical guards only (a trainer's 1e-8 added to |o_i|).
+    ``mu``: optimizer steps per sampled batch; the overshoot numbers then cover only the steps the
+    optimizer takes (T >= 2, T + k <= mu; default T = 2, k = mu - 2; InputError for others; mu = 1:
+    none). Without ``mu``: T = 5, k = 4 by default, unbounded. ``match_alpha``: the weight to
+    compare with the registry, when it differs from the variant's own by numerical guards only (a
+    trainer's 1e-8 added to |o_i|).
     """
     v = get_variant(variant)
     if sigma not in ("pop", "sample"):
@@ -278,5 +355,5 @@ def derive(variant, sigma: str = "pop", *, T: int = 5, k: int = 4, beta1: float 
     omega = effective_coefficient(v)
     grad = {"expr": str(expr), "latex": sp.latex(expr), "args": [str(a) for a in args],
             "omega": str(omega), "omega_latex": sp.latex(omega), "alpha": str(v.alpha), "alpha_latex": sp.latex(v.alpha)}
-    return Verdicts(v.name, sigma, grad, _prefix(v, omega, sigma), _loss(v, sigma), _reward_scale(v, grad_clip),
+    return Verdicts(v.name, sigma, grad, _prefix(v, omega, sigma), _loss(v, sigma), _reward_scale(v, grad_clip, sigma),
                     _overshoot(v, T, k, beta1, beta2, mu), equivalents(v, match_alpha))
