@@ -17,6 +17,7 @@ import tempfile
 import numpy as np
 
 from .adam import adam_step_ratio
+from .branches import plain
 
 __all__ = ["card", "markdown", "write_report", "PLOTS", "FILES"]
 
@@ -47,13 +48,16 @@ def _formula(expr) -> str:
 
 
 def _header(spec, v) -> list[str]:
-    clip = "none" if not v.clipped else f"[{v.eps_low}, {v.eps_up}]"
+    side = (lambda e: "open" if e is None else f"{e:g}")  # noqa: E731
+    clip = "none" if not v.clipped else f"eps_low {side(v.eps_low)}, eps_up {side(v.eps_up)}"
     adv = "centered" if v.advantage == "centered" else f"std ({spec.sigma}{', + %g' % v.sigma_eps if v.sigma_eps else ''})"
     lines = [f"weight alpha_(i,t) = {_formula(v.alpha)}   ratio: {v.ratio.value}   clip: {clip}   advantage: {adv}   "
              f"regularizer: {v.regularizer.value} (beta = {v.beta:g})"]
     if spec.mapping is not None:
-        lines.append(f"trainer weight omega_(i,t) = {spec.mapping.weight} (batch symbols), mu = {spec.mu} optimizer "
-                     f"step(s) per batch, Adam betas {spec.betas}, grad clip {spec.grad_clip}")
+        betas = "-" if spec.betas is None else f"{spec.betas[0]:g}, {spec.betas[1]:g}"
+        gclip = "off" if not spec.grad_clip else f"max norm {spec.grad_clip:g}"
+        lines.append(f"trainer weight omega_(i,t) = {plain(spec.mapping.weight)} (batch symbols), mu = {spec.mu} optimizer "
+                     f"step(s) per batch, Adam betas {betas}, gradient clipping {gclip}")
     lines += [f"note: {x}" for x in spec.notes]
     return lines
 
@@ -120,8 +124,10 @@ def _measured_scale(confirmations) -> list[str]:
 def _sections(d, confirmations=None) -> list[tuple[str, str, list[str]]]:
     p, lo, rs, ov, eq = d.prefix, d.loss, d.reward_scale, d.overshoot, d.equivalence
     w = p["worked"]
-    grad = [f"dJ/dlog pi = {d.gradient['expr']}   [of {', '.join(d.gradient['args'])}]",
-            f"unclipped branch: dJ/dlog pi = A_i omega_(i,t), omega_(i,t)(s) = {d.gradient['omega']}"]
+    grad = [f"dJ/dlog pi_(i,t), branch by branch ({d.gradient['legend']}):"]
+    width = max(len(b["expr"]) for b in d.gradient["branches"])
+    grad += [f"  = {b['expr']:<{width}}   where {b['where']}" for b in d.gradient["branches"]]
+    grad.append(f"unclipped branch: dJ/dlog pi = A_i omega_(i,t), omega_(i,t)(s) = {d.gradient['omega']}")
     prefix = [f"W = {p['W']}", p["reason"], f"off the first step: {p['off_first_step']}", p["subset"],
               f"worked example (r = {w['rewards']}, |o| = {w['lengths']}, sigma {w['sigma']}): "
               f"W = {_exact(w)}"]
@@ -174,7 +180,9 @@ def markdown(spec, d, confirmations=None, opts=None, trainer=None) -> str:
     out += [f"* {x}" for x in _header(spec, v)] + [""]
     for title, verdict, lines in _sections(d, confirmations) + _trainer(trainer):
         out += [f"## {title}" + (f": **{verdict}**" if verdict else ""), ""] + [f"* {x}" for x in lines] + [""]
-    out += ["## Gradient in LaTeX", "", "$$" + d.gradient["latex"] + "$$", "", "$$\\omega_{i,t}(s) = "
+    cases = " \\\\ ".join(f"{b['latex']} & \\text{{{b['where']}}}" for b in d.gradient["branches"])
+    out += ["## Gradient in LaTeX", "", "$$\\frac{\\partial J}{\\partial \\log \\pi_{i,t}} = \\begin{cases} " + cases
+            + " \\end{cases}$$", "", "$$\\omega_{i,t}(s) = "
             + d.gradient["omega_latex"] + "$$", "", "$$W = " + d.prefix["W_latex"] + "$$", ""]
     if confirmations:
         out += [f"## Numerical confirmation ({opts.device}{', quick' if opts.quick else ''})", "",

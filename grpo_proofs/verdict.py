@@ -38,6 +38,7 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from . import notation as n
+from .branches import gradient_branches, plain, ratio_legend
 from .equivalence import MASKS as _MASKS, equivalents, weight_at_defaults as _alpha
 from .errors import InputError
 from .gradient import generic_gradient
@@ -134,13 +135,13 @@ def _prefix(v: Variant, omega: sp.Expr, sigma: str) -> dict:
         off = ("inside the clip range the shared token has one ratio s for every completion, so W(s) = s W(1)"
                + ("; past a clip bound only the completions of one advantage sign keep their gradient, a restoring "
                   "net push back toward the bound, never zero" if v.clipped else ""))
-    why = (f"omega_i = {c} is the same for every completion of a group, and sum_i A_i = 0" if cancels else
-           f"omega_i = {c} varies with " + ", ".join(sorted(map(str, _per_completion(c))))
+    why = (f"omega_i = {plain(c)} is the same for every completion of a group, and sum_i A_i = 0" if cancels else
+           f"omega_i = {plain(c)} varies with " + ", ".join(sorted(map(str, _per_completion(c))))
            + " within a group, so sum_i A_i omega_i != 0 in general: the shared prefix is pushed by the completions' "
            + ("lengths" if n.L_i in c.free_symbols else "advantages"))
     if _has_masks(v):
         why += " (masks M, lam, delta at their default 1; unequal masks within a group break any cancellation)"
-    return {"omega": str(c), "omega_latex": sp.latex(c), "W": sp.sstr(W), "W_latex": sp.latex(W),
+    return {"omega": plain(c), "omega_latex": sp.latex(c), "W": plain(W), "W_latex": sp.latex(W),
             "cancels": cancels, "reason": why, "off_first_step": off,
             "subset": "for a prefix shared by a subset S only, W = |S| Cov_S(A, omega) + |S| mean_S(A) mean_S(omega): "
                       "nonzero in general even when omega is constant",
@@ -157,17 +158,17 @@ def _loss(v: Variant, sigma: str) -> dict:
                            "ratio form at s = 1", "worked": None}
     Om = sp.cancel(n.L_i * _alpha(v))
     if not _per_completion(Om):
-        regime, J = "zero", f"sum_i A_i Omega_i = ({Om}) sum_i A_i = 0"
+        regime, J = "zero", f"sum_i A_i Omega_i = ({plain(Om)}) sum_i A_i = 0"
         meaning = "the reward part is identically zero at the first inner step: the loss value is -beta R alone"
     elif not _per_completion(sp.cancel(Om / n.L_i)):
-        regime, J = "length", f"({sp.cancel(Om / n.L_i)}) sum_i A_i L_i"
+        regime, J = "length", f"({plain(sp.cancel(Om / n.L_i))}) sum_i A_i L_i"
         meaning = "a length statistic: the covariance of advantage and completion length, not a performance signal"
     else:
         regime, J = "covariance", "sum_i A_i Omega_i = G Cov_pop(A, Omega)"
         meaning = "proportional to the covariance of the advantages with the summed weights Omega_i"
     wv = worked_values(v, sigma)
     val = sp.simplify(sp.Add(*[A * o for A, o in zip(wv["A"], _on_worked(Om, wv))]))
-    return {"regime": regime, "Omega": str(Om), "J": J + reg, "meaning": f"Omega_i = sum_t alpha_(i,t) = {Om}: " + meaning +
+    return {"regime": regime, "Omega": plain(Om), "J": J + reg, "meaning": f"Omega_i = sum_t alpha_(i,t) = {plain(Om)}: " + meaning +
             "; for s != 1 it mixes weighting artefacts with importance-sampling noise: a falling loss does not "
             "mean a better policy", "worked": {"exact": str(val), "value": float(val)}}
 
@@ -354,6 +355,7 @@ def derive(variant, sigma: str = "pop", *, T: int | None = None, k: int | None =
     expr, args = generic_gradient(v)
     omega = effective_coefficient(v)
     grad = {"expr": str(expr), "latex": sp.latex(expr), "args": [str(a) for a in args],
-            "omega": str(omega), "omega_latex": sp.latex(omega), "alpha": str(v.alpha), "alpha_latex": sp.latex(v.alpha)}
+            "branches": gradient_branches(v), "legend": ratio_legend(v),
+            "omega": plain(omega), "omega_latex": sp.latex(omega), "alpha": plain(v.alpha), "alpha_latex": sp.latex(v.alpha)}
     return Verdicts(v.name, sigma, grad, _prefix(v, omega, sigma), _loss(v, sigma), _reward_scale(v, grad_clip, sigma),
                     _overshoot(v, T, k, beta1, beta2, mu), equivalents(v, match_alpha))

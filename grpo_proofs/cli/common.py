@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["floats", "ints", "float_lists", "emit_json", "add_json_flag", "add_device_flag", "to_jsonable",
-           "check_out_dir", "check_report_dir", "replace_dir", "write_failed", "whole", "number", "memory_budget"]
+           "check_out_dir", "check_report_dir", "replace_dir", "write_failed", "whole", "number"]
 
 
 def floats(text: str, what: str = "value") -> list[float]:
@@ -93,24 +93,6 @@ def whole(lo: int, hi: int | None = None):
 
     parse.__name__ = "whole number"
     return parse
-
-
-def memory_budget() -> int:
-    """Bytes a command may allocate: half of the memory the system reports available (MemAvailable).
-
-    Falls back to half of the physical memory where /proc/meminfo is missing.
-    """
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 // 2
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 4 << 30
 
 
 def _nearest_existing(path: str) -> str:

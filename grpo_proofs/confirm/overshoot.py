@@ -37,12 +37,7 @@ def illustration(v, opts: Options) -> tuple[dict, list[dict]]:
     runs = [ex.run(setup, "adam")] + ([] if opts.quick else [ex.run(setup, "sgd")])
     summ = [dict(rn.summary(), post_entry={kk: vv for kk, vv in ex.post_entry_drift(rn, v).items() if kk != "tokens"})
             for rn in runs]
-    bounds = {}
-    if v.eps_low is not None:
-        bounds[f"1 - eps_low = {1 - v.eps_low:g}"] = 1 - v.eps_low
-    if v.eps_up is not None:
-        bounds[f"1 + eps_up = {1 + v.eps_up:g}"] = 1 + v.eps_up
-    plot = {"runs": [(rn.optimizer, rn.lr, rn.ratios[0], rn.sides[0]) for rn in runs], "bounds": bounds}
+    plot = {"runs": [(rn.optimizer, rn.lr, rn.ratios[0], rn.sides[0]) for rn in runs], "bounds": ex.clip_bounds(v)}
     return plot, summ
 
 
