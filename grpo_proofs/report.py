@@ -107,7 +107,8 @@ def _measured_scale(confirmations) -> list[str]:
         per = "; ".join(f"phi = {x['phi']:g}: " + ("" if x["factor"] is None else f"k = {x['factor']:.6g}, ")
                         + f"step change predicted {x['predicted_change']:.3g}, measured {x['measured_change']:.3g}"
                         for x in rows)
-        out.append(f"on the checked group (sigma = {rs.data['sigma']:.4g}), AdamW steps at phi r against r: {per} "
+        sig = f" (sigma = {rs.data['sigma']:.4g})" if rs.data.get("degree") == "0" else ""
+        out.append(f"on the checked group{sig}, AdamW steps at phi r against r: {per} "
                    f"({verdict})")
     gc = by.get("grad_clip")
     if gc is not None and "max_norm" in gc.data:

@@ -119,6 +119,9 @@ def simulate(args) -> int:
         print(f"{o['optimizer']:>13} {o['mitigation']:>10} {o['lr']:>9.2e} {o['max_forbidden_frac']:>9.3f} "
               f"{o['max_excursion']:>9.4f} {fmt(pe['max_drift_over_delta']):>11} {fmt(pe['median_drift_over_pred']):>12} "
               f"{'-' if o['premise_T'] is None else o['premise_T']:>3} {devs:>14}")
+    print("these are measurements on a sampled group, not a verdict: other tokens keep their gradient, so the "
+          "premise of Prop. 3 holds only in part (D/D_pred: drift after a token passed its bound over the premise's "
+          "prediction); `grpo-proofs check` confirms Prop. 7 on a batch where it holds")
     if args.compare:
         print(ex.MITIGATION_NOTE)
     if plot_path:

@@ -2,7 +2,8 @@
 
 Runs the real policy (tiny GPT-2 in float64 by default, ``--full`` for the small one) for a few steps at
 rewards r and phi r and prints the predicted and measured deviation from invariance, the error of the
-prediction, and the fraction of coordinates whose step changes by more than 1e-3 relative.
+prediction against its tolerance (exit code 1 when it fails), and the fraction of coordinates whose
+step changes by more than 1e-3 relative.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 
 from ..errors import InputError
+from ..tolerances import OPTIMIZER_FLOAT64
 from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, whole, write_failed
 
 __all__ = ["register"]
@@ -44,6 +46,9 @@ def run(args) -> int:
                        device=args.device, optimizer=args.optimizer, quick=not args.full, seed=args.seed,
                        progress=True)
     abs_grad = rep.pop("abs_grad")
+    rep["tolerance"] = OPTIMIZER_FLOAT64
+    rep["passed"] = bool(math.isfinite(rep["max_rel_err_predicted_vs_measured"])
+                         and rep["max_rel_err_predicted_vs_measured"] <= OPTIMIZER_FLOAT64)
     rep["plot"], write_error = None, None
     if args.plot:
         thr = rep["threshold_abs_g_first_step"]
@@ -54,9 +59,10 @@ def run(args) -> int:
                                                "n_nonzero": int(abs_grad.size)}, args.plot, phis=None)
         except OSError as exc:
             write_error = exc
+    code = 0 if rep["passed"] else 1
     if args.json:
         emit_json(rep)
-        return write_failed("scale", "the plot", write_error) if write_error else 0
+        return write_failed("scale", "the plot", write_error) if write_error else code
     mgn_s = "off" if mgn is None else f"{mgn:g}"
     print(f"{rep['variant']}: rewards x {phi:g}, eps {eps:g}, beta {beta:g}, max-grad-norm {mgn_s}, "
           f"{rep['steps']} step(s), {rep['optimizer']}, {rep['model']}, {rep['n_params']} parameters on {rep['device']}")
@@ -78,9 +84,12 @@ def run(args) -> int:
     w = max(len(a) for a, _ in rows)
     for a, b in rows:
         print(f"  {a:<{w}}  {b}")
+    err = rep["max_rel_err_predicted_vs_measured"]
+    print(f"  prediction {'confirmed' if rep['passed'] else 'FAILS'}: max rel err {err:.1e} "
+          f"{'<=' if rep['passed'] else '>'} tolerance {OPTIMIZER_FLOAT64:.0e} (float64 optimizer steps)")
     if rep["plot"]:
         print(f"  plot: {rep['plot']}")
-    return write_failed("scale", "the plot", write_error) if write_error else 0
+    return write_failed("scale", "the plot", write_error) if write_error else code
 
 
 def register(sub) -> None:

@@ -114,8 +114,10 @@ def confirm_overshoot(spec, verdicts, opts: Options) -> list[Confirmation]:
         "zero advantage gradient from inner step T on; step_(T+k) = C^eps_(T,k) x step_(T-1)",
         step_err, OPTIMIZER_FLOAT64,
         f"T = {T}, lr {run.lr:.3g}, {cover}: gradient exactly zero there: {'yes' if zero_ok else 'NO'}; "
-        f"max relative step error {max(run.step_error[:n]):.1e}",
+        f"max relative step error {max(run.step_error[:n]):.1e} ({max(run.step_error_eps_neglected[:n]):.1e} with "
+        "eps neglected)",
         data={"T": T, "lr": run.lr, "covered_steps": steps, "grad_max": run.grad_max, "error": run.step_error[:n],
+              "error_eps_neglected": run.step_error_eps_neglected[:n],
               "all_clipped": run.all_clipped})
     meas = [run.excursion[t - 1] for t in steps]
     pred = run.predicted_excursion[:n]

@@ -57,6 +57,8 @@ class PremiseRun:
     excursion: list[np.ndarray] = field(default_factory=list)
     predicted_excursion: list[np.ndarray] = field(default_factory=list)
     step_error: list[float] = field(default_factory=list)
+    #: the same steps predicted with C_(T,k) alone (eps neglected): a control that must be visibly worse
+    step_error_eps_neglected: list[float] = field(default_factory=list)
     covered: int = 0
 
 
@@ -149,6 +151,8 @@ def _predict(out: PremiseRun, v, model, comps, old, mask, r, thetas, grads) -> N
             step = ratio * last
             meas = (thetas[T + j] - thetas[T + j - 1]).cpu().numpy()
             out.step_error.append(float(np.abs(meas - step).max() / max(float(np.abs(step).max()), 1e-300)))
+            plain = np.where(vv > 0, overshoot_ratio_eps(T, j, b1, b2, 0.0, 1.0), 0.0) * last
+            out.step_error_eps_neglected.append(float(np.abs(meas - plain).max() / max(float(np.abs(plain).max()), 1e-300)))
             theta = theta + step
             set_param_vector(model, torch.as_tensor(theta, dtype=thetas[0].dtype, device=thetas[0].device))
             exc, every = _excursion(v, model, comps, old, mask, r)
