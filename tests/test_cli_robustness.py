@@ -66,6 +66,12 @@ def test_long_groups_are_summarised():
     assert s[1]["first"] == pytest.approx(-2 / 9, rel=1e-14) and s[1]["sum"] == pytest.approx(-5000 * 2 / 9, rel=1e-12)
 
 
+def test_negative_values_are_values_not_flags():
+    rc, out, err = cli("gradient", "--variant", "dr_grpo", "--rewards", "-1,0,1", "--lengths", "1,1,1", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["advantages"] == [-1.0, 0.0, 1.0]
+
+
 def test_ten_thousand_completions_print_a_short_table():
     G = 10_000
     rewards = ",".join(str(i % 2) for i in range(G))
@@ -82,6 +88,7 @@ def test_ten_thousand_completions_print_a_short_table():
     (["gradient", "--variant", "grpo", "--rewards", "1e300,0,-1e300", "--lengths", "1,2,3"], "overflow float64"),
     (["gradient", "--variant", "grpo", "--rewards", "1,0,,1", "--lengths", "1,2,3,4"], "field 3 of '1,0,,1' is empty"),
     (["gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "1,2", "--top", "-1"], "--top"),
+    (["gradient", "--variant", "grpo", "--rewards", "-1,0,1", "--lengths", "-1,2,3"], "lengths must be >= 1 token, got -1"),
     (["check", "grpo", "--symbolic", "--eps", "-1e-8"], "--eps must be in (0, 1), got '-1e-8'"),
     (["check", "grpo", "--symbolic", "--colour", "red"], "unrecognized arguments: --colour red"),
     (["check", "examples/trl_dapo.yaml", "--symbolic", "--T", "5", "--k", "4"], "past the mu = 2 optimizer steps"),

@@ -43,9 +43,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def _negative_number(token: str) -> bool:
-    """'-1e-8', '-3', '-.5', '-inf' (argparse would read '-1e-8' as an unknown flag)."""
+    """'-1e-8', '-3', '-.5', '-inf', '-1,0,1' (argparse would read '-1e-8' as an unknown flag)."""
     if not token.startswith("-") or token.startswith("--") or len(token) < 2:
         return False
+    if token[1].isdigit() or token[1] == ".":
+        return True
     try:
         float(token)
     except ValueError:
