@@ -48,6 +48,11 @@ def test_gradient_of_two_billion_tokens_is_refused_from_the_estimate():
     assert "GB" in err and "give shorter completions" in err
 
 
+def test_prefix_of_two_billion_tokens_is_refused_from_the_estimate():
+    rc, out, err = cli("prefix", "--variant", "grpo", "--rewards", "1,0", "--lengths", "1000000000,1000000000")
+    refused(rc, out, err, "per-token weights of 2,000,000,000 tokens need about")
+
+
 def test_per_token_json_past_its_limit_is_refused_before_any_work():
     rc, out, err = cli("gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "5000000,5000000",
                        "--json", "--per-token")

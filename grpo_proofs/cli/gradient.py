@@ -48,6 +48,14 @@ def run(args) -> int:
     need = (BYTES_PER_TOKEN + 8 + (2 * 32 if args.json and per_token else 0)) * float(n_tok)
     check_memory(need, f"the per-token coefficients of {n_tok:,} tokens", "give shorter completions or fewer of them")
     log_ratios = float_lists(args.log_ratios, "--log-ratios") if args.log_ratios else None
+    if log_ratios is not None:
+        if len(log_ratios) != len(lengths):
+            raise InputError(f"--log-ratios has {len(log_ratios)} completion(s) (separated by ';') for {len(lengths)} "
+                             "lengths; give one entry per completion")
+        for i, (lr, n) in enumerate(zip(log_ratios, lengths)):
+            if len(lr) not in (1, n):
+                raise InputError(f"--log-ratios: completion {i + 1} has {len(lr)} values for {n} tokens; give one "
+                                 "value (the same for every token) or one per token")
     grad = token_gradient(v, rewards, lengths, log_ratios=log_ratios, sigma=args.sigma)
     num = group_numbers(v, rewards, lengths, sigma=args.sigma)
     sums = np.array([float(g.sum()) for g in grad])

@@ -30,6 +30,12 @@ def closed_form(args) -> int:
     rewards, lengths = floats(args.rewards, "--rewards"), ints(args.lengths, "--lengths")
     shared = ints(args.shared, "--shared") if args.shared is not None else None
     seq = floats(args.sequence_ratios, "--sequence-ratios") if args.sequence_ratios is not None else None
+    if seq is not None and not v.sequence_level:
+        raise InputError(f"--sequence-ratios applies to sequence-level variants (gspo, gcpo); {v.name} has token "
+                         "ratios: give --ratio instead")
+    if seq is not None and len(seq) != len(rewards):
+        raise InputError(f"--sequence-ratios has {len(seq)} values for {len(rewards)} completions; give one s_i per "
+                         "completion")
     ratio = floats(args.ratio, "--ratio")
     if len(ratio) != 1:
         raise InputError(f"--ratio takes one number (the prefix token's ratio), got {args.ratio!r}")
