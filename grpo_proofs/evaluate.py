@@ -63,7 +63,7 @@ def token_gradient(
     std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
 
     Raises InputError, before allocating anything per token, when the tokens would need more memory
-    than the machine can spare (:func:`grpo_proofs.validate.check_memory`, ``BYTES_PER_TOKEN`` each).
+    than the machine can spare (an estimate of ``BYTES_PER_TOKEN`` bytes per token, ``grpo_proofs.validate``).
 
     >>> g = token_gradient("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
     >>> [float(gi[0]) for gi in g]

@@ -30,12 +30,9 @@ and say so when the weight contains one).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import sympy as sp
-from sympy.core.relational import Relational
 
 from . import notation as n
 from .branches import gradient_branches, plain, ratio_legend
@@ -43,7 +40,8 @@ from .equivalence import MASKS as _MASKS, equivalents, weight_at_defaults as _al
 from .errors import InputError
 from .gradient import generic_gradient
 from .objective import exact
-from .overshoot import overshoot_ratio, overshoot_total
+from .overshoot_verdict import overshoot_verdict, reachable
+from .scale_verdict import CARD_PHIS, reward_scale_verdict, scale_degree
 from .variants import Ratio, Variant, get_variant
 
 __all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "reachable", "WORKED", "worked_values",
@@ -173,169 +171,6 @@ def _loss(v: Variant, sigma: str) -> dict:
             "mean a better policy", "worked": {"exact": str(val), "value": float(val)}}
 
 
-def scale_degree(variant) -> tuple[sp.Rational | None, str]:
-    """(d, why): A_i omega_i -> phi^d A_i omega_i under A -> phi A, sigma -> phi sigma (phi > 0), or (None, why).
-
-    Conditions (``ind``, ``Heaviside``) must be unchanged by the scale: their argument difference
-    must be multiplied by a positive factor.
-
-    >>> scale_degree("grpo")[0], scale_degree("dr_grpo")[0], scale_degree("cppo")[0]
-    (0, 1, 0)
-    """
-    v = get_variant(variant)
-    p = n.phi_pos
-    f = n.A_i * v.alpha_with_params().subs(_MASKS)
-    scale = {n.A_i: p * n.A_i, n.sigma: p * n.sigma}
-    reps = {}
-    for atom in f.atoms(Relational, sp.Heaviside):
-        d0 = atom.lhs - atom.rhs if isinstance(atom, Relational) else atom.args[0]
-        q = sp.simplify(d0.subs(scale, simultaneous=True) / d0) if d0 != 0 else sp.Integer(1)
-        if not q.is_positive:
-            return None, f"the condition {atom} changes with the reward scale"
-        reps[atom] = sp.Dummy(positive=True) if isinstance(atom, sp.Heaviside) else sp.Dummy()
-    fd = f.xreplace(reps)
-    for pw in fd.atoms(sp.Piecewise):  # conditions are now scale-free; so is a branch free of A_i and sigma
-        if all(not (e.free_symbols & {n.A_i, n.sigma}) for e, _ in pw.args):
-            fd = fd.xreplace({pw: sp.Dummy(positive=True)})
-    h = sp.simplify(fd.subs(scale, simultaneous=True) / fd)
-    if h == 1:
-        return 0, "A_i omega_i does not change: sigma scales with the rewards"
-    if h == p:
-        return 1, "A_i omega_i scales by phi: the advantage is only centered"
-    if h.is_Pow and h.base == p and h.exp.is_Rational:
-        return h.exp, f"A_i omega_i scales by phi^{h.exp}"
-    return None, f"A_i omega_i changes by the factor {h}, not by a power of phi alone"
-
-
-#: reward scales whose factor k the card lists for the worked example group
-CARD_PHIS = (0.01, 0.1, 10.0, 100.0)
-
-
-def _worked_sigma(v: Variant, sigma: str) -> float:
-    """The std of the worked example's rewards (population or sample), without the constant."""
-    r = np.asarray(WORKED["rewards"], dtype=np.float64)
-    return float(np.std(r, ddof=0 if sigma == "pop" else 1))
-
-
-def _reward_scale(v: Variant, grad_clip, sigma: str = "pop") -> dict:
-    d, why = scale_degree(v)
-    regularised = v.beta > 0 and v.regularizer.value != "none"
-    c = v.sigma_eps
-    factors = None
-    if d == 0 and c > 0:
-        s0 = _worked_sigma(v, sigma)
-        factors = [{"phi": p, "k": p * (s0 + c) / (p * s0 + c)} for p in CARD_PHIS]
-    if d == 0 and c == 0:
-        verdict = "invariant"
-        reason = f"{why}; the whole gradient, regulariser included, is unchanged for phi > 0 (Prop. 5)"
-    elif d == 0 and not regularised:
-        verdict = "invariant up to the sigma constant"
-        reason = (f"{why} except for the constant c = {c:g} added to sigma: the advantage gradient is multiplied by "
-                  "k = phi (sigma + c)/(phi sigma + c), the same factor for every token of a group, so Adam undoes it "
-                  "up to eps (Prop. 2) within a group; k differs between groups of different sigma, and tends to 1 "
-                  "when c << phi sigma")
-    elif d == 0:
-        verdict = "not invariant"
-        reason = (f"{why} except for the constant c = {c:g} added to sigma: the advantage gradient is multiplied by "
-                  f"k = phi (sigma + c)/(phi sigma + c) but the regulariser (beta = {v.beta:g}) is not, so training on "
-                  "phi r equals training on r with beta/k (up to Adam's eps): the balance between reward and "
-                  "regulariser moves by |k - 1| <= c |1 - phi|/(phi sigma + c); the resulting change of the AdamW "
-                  "step on a real group is predicted from k, with the group's own sigma, and measured by the numerical "
-                  "confirmation")
-    elif d is not None and not regularised:
-        f = "phi" if d == 1 else f"phi^{d}"
-        verdict = "invariant up to eps"
-        reason = (f"{why} and there is no regulariser: every gradient scales by {f}, so Adam's moments scale by {f} "
-                  f"and its square (Prop. 6) and the step changes by (1 + eps/sqrt(v_hat))/(1 + eps/({f} sqrt(v_hat))) "
-                  f"(Prop. 2): invariant where sqrt(v_hat) >> eps/{f}, not on coordinates with gradients near eps")
-    elif d is not None:
-        f = "phi" if d == 1 else f"phi^{d}"
-        verdict = "not invariant"
-        reason = (f"{why} but the regulariser (beta = {v.beta:g}) does not: training on phi r with beta equals training "
-                  f"on r with beta/{f} (up to eps): the reward scale acts as an inverse KL coefficient")
-    else:
-        verdict, reason = "not invariant", why
-    if factors is not None:
-        reason += ("; k on the worked example group (sigma = " + f"{_worked_sigma(v, sigma):.4g}): "
-                   + ", ".join(f"phi = {x['phi']:g}: k = {x['k']:.6g}" for x in factors))
-    if d == 0 and c == 0:
-        clip = "global gradient-norm clipping sees the same gradients for every phi here, so it keeps the invariance"
-    elif d == 0 and not regularised:
-        clip = ("global gradient-norm clipping multiplies g_t by min(1, c_max/||g_t||): the gradients differ by the "
-                "factor k, so it breaks the invariance at a step where ||g_t|| lies between c_max/k and c_max (active "
-                "in one run only)")
-    else:
-        clip = ("global gradient-norm clipping multiplies g_t by min(1, c_max/||g_t||), which depends on the scale: it "
-                "breaks the invariance whenever it is active for one reward scale and not the other (active at every "
-                "step for both, the clipped gradients c_max g_t/||g_t|| coincide again when the gradients are "
-                "proportional)")
-    if grad_clip:
-        clip += f"; this config clips at max norm {grad_clip:g}"
-    return {"verdict": verdict, "degree": None if d is None else str(d), "reason": reason, "grad_clip": clip,
-            "factors_worked": factors,
-            "also": "one phi for all prompts and steps (per-prompt scales are not covered); phi < 0 reverses the "
-                    "objective; adding a constant to every reward changes nothing (centering)"}
-
-
-def reachable(T: int, k: int, mu: int | None) -> bool:
-    """Whether C_(T,k) describes a step the optimizer takes: 2 <= T and T + k <= mu inner steps per batch.
-
-    The first inner step of a batch has s = 1 (nothing is clipped), so the gradient can vanish from
-    step T >= 2 on; the steps T..T+k must lie within the batch's mu steps (the next batch resets the
-    ratios). mu None: no bound.
-
-    >>> reachable(5, 4, 8), reachable(2, 0, 2), reachable(2, 0, 1)
-    (False, True, False)
-    """
-    return T >= 2 and (mu is None or T + k <= mu)
-
-
-def _overshoot(v: Variant, T: int | None, k: int | None, beta1: float, beta2: float, mu: int | None) -> dict:
-    rho = beta1 / math.sqrt(beta2)
-    limit = overshoot_total(beta1, beta2)
-    if mu is not None and mu < 2:
-        T = k = None
-        table, drift, later = [], 0.0, 0.0
-    else:
-        T = (2 if mu is not None else 5) if T is None else T
-        k = ((mu - T) if mu is not None else 4) if k is None else k
-        if not reachable(T, k, mu):
-            raise InputError(f"T = {T}, k = {k}: step T + k = {T + k} lies past the mu = {mu} optimizer steps each "
-                             f"batch is used for; choose T >= 2 and T + k <= {mu}")
-        table = [{"k": j, "C_Tk": overshoot_ratio(T, j, beta1, beta2)} for j in range(k + 1)]
-        n_after = (mu - T) if mu is not None else None
-        drift = (sum(overshoot_ratio(T, j, beta1, beta2) for j in range(n_after + 1)) if n_after is not None
-                 else limit)
-        later = (sum(rho ** (j + 1) for j in range(n_after + 1)) if n_after is not None else limit)
-    exposed = v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) and v.clipped
-    what = "s_i" if v.sequence_level else "s_(i,t)"
-    sides = ([f"{what} > 1 + {v.eps_up:g} with A_i > 0"] if v.eps_up is not None else []) + \
-            ([f"{what} < 1 - {v.eps_low:g} with A_i < 0"] if v.eps_low is not None else [])
-    if exposed:
-        reason = (f"the clipped branch has zero advantage gradient ({' or '.join(sides)}); once every contribution "
-                  f"reaching a parameter is clipped, Adam keeps moving it: the step k updates later is C_(T,k) times "
-                  f"the last pre-clip step (Prop. 7), about rho^(k+1), rho = beta1/sqrt(beta2) = {rho:.4f}")
-        if len(sides) == 1:
-            reason += ("; with a clip on one side only, the completions of the other advantage sign keep their "
-                       "gradient, so a parameter they reach never sees a zero advantage gradient")
-    elif v.ratio is Ratio.SG_WEIGHT:
-        reason = "the clip acts on a stop-gradient weight sg[clip(I)]: the gradient alpha clip(I) A always flows"
-    elif v.ratio is Ratio.LOGPROB:
-        reason = "no ratio and no clip: the gradient alpha A never vanishes"
-    else:
-        reason = "no clip bound: no zero-gradient region (and nothing holds the ratio near 1 either)"
-    if mu == 1:
-        reason += "; with mu = 1 optimizer step per sampled batch the ratio is 1 at that step and clipping never acts"
-    elif mu is not None and exposed:
-        reason += (f"; with mu = {mu} optimizer steps per batch the first step has s = 1, so the gradient can vanish "
-                   f"from inner step T = 2 on at the earliest: at most mu - 1 = {mu - 1} zero-gradient step(s) "
-                   "(T..mu) before the next batch resets the ratios")
-    return {"exposed": exposed, "region": sides if exposed else [], "reason": reason, "T": T, "k": k,
-            "beta1": beta1, "beta2": beta2, "mu": mu, "C_Tk": table[-1]["C_Tk"] if table else None, "table": table,
-            "rho": rho, "total_drift": drift, "later_batches_drift": later, "drift_unbounded_mu": limit,
-            "formula": "C_(T,k) = b1^(k+1) (1 - b1^(T-1))/(1 - b1^(T+k)) sqrt((1 - b2^(T+k))/(b2^(k+1) (1 - b2^(T-1))))"}
-
-
 def derive(variant, sigma: str = "pop", *, T: int | None = None, k: int | None = None, beta1: float = 0.9,
            beta2: float = 0.999, mu: int | None = None, grad_clip: float | None = None,
            match_alpha: sp.Expr | None = None) -> Verdicts:
@@ -357,5 +192,6 @@ def derive(variant, sigma: str = "pop", *, T: int | None = None, k: int | None =
     grad = {"expr": str(expr), "latex": sp.latex(expr), "args": [str(a) for a in args],
             "branches": gradient_branches(v), "legend": ratio_legend(v),
             "omega": plain(omega), "omega_latex": sp.latex(omega), "alpha": plain(v.alpha), "alpha_latex": sp.latex(v.alpha)}
-    return Verdicts(v.name, sigma, grad, _prefix(v, omega, sigma), _loss(v, sigma), _reward_scale(v, grad_clip, sigma),
-                    _overshoot(v, T, k, beta1, beta2, mu), equivalents(v, match_alpha))
+    return Verdicts(v.name, sigma, grad, _prefix(v, omega, sigma), _loss(v, sigma),
+                    reward_scale_verdict(v, grad_clip, sigma, WORKED["rewards"]),
+                    overshoot_verdict(v, T, k, beta1, beta2, mu), equivalents(v, match_alpha))
