@@ -188,3 +188,19 @@ def test_verify_ctrl_c_keeps_what_passed():
     assert head[1].startswith("eq15-gradient") and " PASS " in head[1]
     assert "not run (interrupted)" in rest
     assert err.count("\n") == 1 and "interrupted after" in err and "Traceback" not in err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    G = 20_000
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "gradient", "--variant", "grpo", "--top", "0",
+                             "--rewards", ",".join(str(i % 2) for i in range(G)), "--lengths", ",".join(["3"] * G)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    with proc:
+        first = proc.stdout.readline()                           # like `| head -1`
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+    assert first.startswith("variant grpo") and "Traceback" not in err and err == ""
+    assert proc.returncode == 141

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import InputError
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grpo-proofs: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped early (| head): stop quietly, as a shell tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

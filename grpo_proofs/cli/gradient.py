@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..branches import plain
 from ..errors import InputError
 from ..evaluate import token_gradient
 from ..objective import group_numbers
@@ -73,7 +74,7 @@ def run(args) -> int:
         emit_json(payload)
         return 0
     sig = "" if num.sigma is None else f"; sigma ({args.sigma}) = {num.sigma:.6g}"
-    print(f"variant {v.name}: alpha = {v.alpha}, ratio {v.ratio.value}{sig}")
+    print(f"variant {v.name}: alpha = {plain(v.alpha)}, ratio {v.ratio.value}{sig}")
     G = len(grad)
     top = G if args.top == 0 else min(args.top, G)
     order = np.arange(G) if top == G else np.argsort(-np.abs(sums), kind="stable")[:top]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from ..branches import plain
 from ..errors import InputError
 from ..prefix import prefix_terms
 from ..variants import get_variant
@@ -50,9 +51,10 @@ def closed_form(args) -> int:
         emit_json(payload)
         return 0
     sig = f"; sigma ({args.sigma}) = {t.sigma:.6g}" if t.sigma is not None else ""
-    print(f"variant {v.name}: alpha = {v.alpha}, ratio {v.ratio.value}{sig}")
+    print(f"variant {v.name}: alpha = {plain(v.alpha)}, ratio {v.ratio.value}{sig}")
     where = "whole group" if whole else f"subset of {len(rewards)}"
-    at = f"sequence ratios {seq}" if v.sequence_level else f"prefix-token ratio s = {ratio[0]:g}"
+    seq_text = ", ".join(f"{x:g}" for x in seq) if seq is not None else "1 for every completion"
+    at = f"sequence ratios s_i = {seq_text}" if v.sequence_level else f"prefix-token ratio s = {ratio[0]:g}"
     print(f"shared prefix: S = {{{', '.join(map(str, t.shared))}}} ({where}, |S| = {len(t.shared)}); {at}")
     print(f"W = sum_(i in S) A_i omega_i = {t.W:.6g}")
     print(f"covariance form: |S| Cov_S(A, omega) + |S| mean_S(A) mean_S(omega) = {t.covariance_term:.6g} + "
