@@ -72,7 +72,8 @@ def overshoot_verdict(v: Variant, T: int | None, k: int | None, beta1: float, be
         reason += (f"; with mu = {mu} optimizer steps per batch the first step has s = 1, so the gradient can vanish "
                    f"from inner step T = 2 on at the earliest: at most mu - 1 = {mu - 1} zero-gradient step(s) "
                    "(T..mu) before the next batch resets the ratios")
-    return {"exposed": exposed, "region": sides if exposed else [], "reason": reason, "T": T, "k": k,
+    return {"exposed": exposed, "one_sided": exposed and len(sides) == 1, "region": sides if exposed else [],
+            "reason": reason, "T": T, "k": k,
             "beta1": beta1, "beta2": beta2, "mu": mu, "C_Tk": table[-1]["C_Tk"] if table else None, "table": table,
             "rho": rho, "total_drift": drift, "later_batches_drift": later, "drift_unbounded_mu": limit,
             "formula": "C_(T,k) = b1^(k+1) (1 - b1^(T-1))/(1 - b1^(T+k)) sqrt((1 - b2^(T+k))/(b2^(k+1) (1 - b2^(T-1))))"}

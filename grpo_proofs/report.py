@@ -148,7 +148,9 @@ def _sections(d, confirmations=None) -> list[tuple[str, str, list[str]]]:
         ("Shared prefix (Prop. 1)", "cancels" if p["cancels"] else "does not cancel", prefix),
         ("Loss value (Prop. 4)", f"regime: {lo['regime']}", loss),
         ("Reward scale under Adam/AdamW (Props. 5, 6, 2)", rs["verdict"], scale),
-        ("Momentum overshoot (Props. 3, 7)", ("no zero-gradient region" if not ov["exposed"] else "exposed"
+        ("Momentum overshoot (Props. 3, 7)", ("no zero-gradient region" if not ov["exposed"] else
+                                              "exposed per token only (one-sided clip)" if ov.get("one_sided") else
+                                              "exposed"
                                               if ov["mu"] != 1 else "exposed only with mu > 1 (this spec: mu = 1)"), over),
         ("Equivalent registered methods", f"{len(eq['matches'])} match(es)", equiv),
     ]

@@ -202,3 +202,14 @@ def test_yaml_values_are_named_without_python_words(capsys, tmp_path):
     rc = main(["check", str(spec), "--symbolic"])
     err = capsys.readouterr().err
     assert rc == 2 and "nothing (an empty value)" in err and "None" not in err
+
+
+def test_one_sided_clip_is_exposed_per_token_only(tmp_path):
+    spec = tmp_path / "one_sided.yaml"
+    spec.write_text('alpha: "1/(G*|o_i|*sigma)"\nratio: token\nclip: [null, 0.28]\nadvantage: std-pop\n')
+    rc, p = check_json(str(spec), "--quick")
+    ov = p["verdicts"]["overshoot"]
+    assert rc == 0 and ov["exposed"] is True and ov["one_sided"] is True
+    prem = next(c for c in p["confirmations"] if c["name"] == "overshoot_premise")
+    # A < 0 completions are never clipped: the batch gradient never vanishes, as the verdict says
+    assert prem["passed"] and prem["error"] == 0.0 and min(prem["data"]["grad_max"]) > 0

@@ -8,7 +8,8 @@
   shows at the predicted parameters. Coverage: the steps the premise keeps holding (predicted, and
   checked against the run);
 * exposed, mu = 1: the only inner step sees ratio 1 exactly, so nothing is clipped;
-* no zero-gradient region (GPG, CISPO, no clip): over the inner steps, no gradient is exactly zero.
+* no zero-gradient region (GPG, CISPO, no clip), or a clip on one side only (the other sign's
+  completions keep their gradient): over the inner steps, no batch gradient is exactly zero.
 
 A sampled group trained for mu inner steps (:func:`grpo_proofs.experiments.overshoot.run`) is shown in
 the trajectory plot as an illustration (not a verdict): on a sampled group other tokens keep their
@@ -47,7 +48,7 @@ def _illustration_text(summ: list[dict]) -> str:
         f"{s['max_excursion']:.3f}" for s in summ)
 
 
-def _no_zero_region(v, opts: Options) -> Confirmation:
+def _no_zero_region(v, opts: Options, one_sided: bool = False) -> Confirmation:
     from ..experiments import overshoot as ex
 
     mu_p = max(opts.mu, 6)
@@ -55,8 +56,11 @@ def _no_zero_region(v, opts: Options) -> Confirmation:
                            device=opts.device, seed=opts.seed)
     gmax = [float(np.abs(g).max()) for g in case["grads"]]
     zeros = sum(1 for g in gmax if g == 0.0)
-    return Confirmation("overshoot_premise", "Props. 3, 7: no zero-gradient region",
-                        "the advantage gradient never vanishes, whatever the ratios", float(zeros), EXACT,
+    title, what = (("Props. 3, 7: one-sided clip, no batch-wide zero gradient",
+                    "the completions of the unclipped advantage sign keep the batch gradient from vanishing")
+                   if one_sided else ("Props. 3, 7: no zero-gradient region",
+                                      "the advantage gradient never vanishes, whatever the ratios"))
+    return Confirmation("overshoot_premise", title, what, float(zeros), EXACT,
                         f"{mu_p} Adam steps: steps with an exactly zero gradient: {zeros} (smallest max|g| "
                         f"{min(gmax):.2e})", data={"grad_max": gmax})
 
@@ -86,8 +90,8 @@ def confirm_overshoot(spec, verdicts, opts: Options) -> list[Confirmation]:
     v, ov = spec.variant, verdicts.overshoot
     plot, summ = illustration(v, opts)
     note = _illustration_text(summ)
-    if not ov["exposed"]:
-        c = _no_zero_region(v, opts)
+    if not ov["exposed"] or ov.get("one_sided"):
+        c = _no_zero_region(v, opts, one_sided=bool(ov.get("one_sided")))
         c.plot, c.data["illustration"] = plot, summ
         return [c]
     if ov["T"] is None:
