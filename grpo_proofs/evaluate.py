@@ -19,7 +19,7 @@ import torch
 from .compile import clip_fn, gradient_fn, term_fn
 from .errors import InputError
 from .objective import group_numbers
-from .validate import log_ratios_for
+from .validate import BYTES_PER_TOKEN, check_memory, log_ratios_for, rewards_and_lengths
 from .variants import Ratio, Variant, get_variant
 
 __all__ = ["token_gradient", "batched_gradient", "torch_surrogate"]
@@ -62,11 +62,18 @@ def token_gradient(
     Worked example of THEORY.md: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
     std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
 
+    Raises InputError, before allocating anything per token, when the tokens would need more memory
+    than the machine can spare (an estimate of ``BYTES_PER_TOKEN`` bytes per token, ``grpo_proofs.validate``).
+
     >>> g = token_gradient("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
     >>> [float(gi[0]) for gi in g]
     [0.025, -0.008333333333333333, -0.0125, 0.00625]
     """
     v = get_variant(variant)
+    _, L0 = rewards_and_lengths(rewards, lengths)
+    n_tok = int(L0.sum())
+    check_memory(BYTES_PER_TOKEN * float(n_tok), f"the per-token coefficients of {n_tok:,} tokens",
+                 "give shorter completions or fewer of them")
     num = group_numbers(v, rewards, lengths, sigma=sigma, masks=masks)
     lr = log_ratios_for(num.lengths, log_ratios)
     L = torch.as_tensor(num.lengths, dtype=torch.float64)

@@ -11,6 +11,7 @@ Allowed:
 * numbers (int and float literals; floats become the exact decimal they spell, 0.2 -> 1/5);
 * the documented symbols :data:`grpo_proofs.notation.WEIGHT_SYMBOLS` (``G``, ``L_i``, ``L_sum``,
   ``L_max``, ``sigma``, ``A_i``, ``M``, ``lam``, ``delta``, ``gamma``, ``F_norm``, ``alpha_hat``);
+  the paper's ``|o_i|`` (also ``|y_i|``) is read as ``L_i``, the length of completion i;
 * ``+ - * / **`` and unary ``-``/``+`` (a numeric exponent must satisfy ``|p| <= 64``);
 * calls of the functions in :data:`FUNCTIONS`: ``sqrt exp log Abs Min Max Heaviside`` and the
   indicator ``ind(condition)`` = 1 if the condition holds else 0;
@@ -33,12 +34,13 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from . import notation as n
-from .errors import InputError
+from .errors import InputError, kind_of
 
 __all__ = ["parse_weight", "to_formula", "FUNCTIONS", "POLICY_NAMES", "MAX_LENGTH", "MAX_EXPONENT"]
 
@@ -69,7 +71,7 @@ _BIN = {ast.Add: sp.Add, ast.Sub: lambda a, b: a - b, ast.Mult: sp.Mul, ast.Div:
         ast.Pow: sp.Pow}
 _CMP = {ast.Lt: sp.StrictLessThan, ast.LtE: sp.LessThan, ast.Gt: sp.StrictGreaterThan, ast.GtE: sp.GreaterThan}
 _OP_TEXT = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.BitXor: "^ (use ** for powers)",
-            ast.BitAnd: "&", ast.BitOr: "|", ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~",
+            ast.BitAnd: "&", ast.BitOr: "| (write Abs(x) for |x|, L_i or |o_i| for a length)", ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~",
             ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
 
 
@@ -81,9 +83,9 @@ def _short(text: str, limit: int = 80) -> str:
 class _Builder:
     """Walks a parsed tree; every node type not handled here is refused."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, shown: str | None = None):
         self.text = text
-        self.shown = _short(text)
+        self.shown = shown or _short(text)
 
     def piece(self, node: ast.AST) -> str:
         seg = ast.get_source_segment(self.text, node)
@@ -213,6 +215,36 @@ def _describe(node: ast.AST) -> str:
     return kinds.get(type(node), f"the syntax {type(node).__name__}")
 
 
+#: |o_i| (or |y_i|, |o|), the length of completion i as the paper writes it: read as L_i
+_LENGTH_BARS = re.compile(r"\|\s*[oy](?:_\{?i\}?)?\s*\|")
+
+
+def _lengths(text: str) -> str:
+    """``|o_i|`` -> ``L_i``, padded with spaces to the same width (error positions stay those of ``text``).
+
+    >>> _lengths("1/(G*|o_i|*sigma)")
+    '1/(G* L_i *sigma)'
+    """
+    return _LENGTH_BARS.sub(lambda m: "L_i".center(len(m.group(0))) if len(m.group(0)) >= 3 else "L_i", text)
+
+
+def _syntax_error(text: str, e: SyntaxError) -> str:
+    """One line: what is wrong, where (character position and the text from there), what is allowed."""
+    where = ""
+    if e.offset is not None and e.lineno in (None, 1):
+        col = max(min(e.offset, len(text) + 1), 1)
+        rest = text[col - 1: col + 11]
+        where = f" at character {col}" + (f" ({rest!r})" if rest else " (the end)")
+    hint = "; write Abs(x) for |x| and L_i (or |o_i|) for a length" if "|" in text else ""
+    msg = e.msg or "invalid syntax"
+    if "forgot a comma" in msg:  # Python's guess; in a formula two terms side by side miss an operator
+        msg = "two terms side by side (write * between them)"
+    elif "EOF" in msg or "was never closed" in msg and not where:
+        msg = "the formula ends too early"
+    return (f"weight formula {_short(text)} is not a valid expression: {msg}{where}{hint}; a formula uses numbers, "
+            f"the symbols {', '.join(n.WEIGHT_SYMBOLS)}, + - * / ** and {', '.join(FUNCTIONS)}")
+
+
 def parse_weight(text) -> sp.Expr:
     """Parse a weight formula string into a SymPy expression, safely (see the module docstring).
 
@@ -224,21 +256,22 @@ def parse_weight(text) -> sp.Expr:
     M/(2*L_sum*sigma)
     """
     if not isinstance(text, str):
-        raise InputError(f"the weight formula must be a string such as \"1/(G*L_i*sigma)\", got {type(text).__name__}")
+        raise InputError(f"the weight formula must be a string such as \"1/(G*L_i*sigma)\", got {kind_of(text)}")
     if not text.strip():
         raise InputError("the weight formula is empty; give e.g. \"1/(G*L_i*sigma)\"")
     if len(text) > MAX_LENGTH:
         raise InputError(f"the weight formula is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    body = _lengths(text.strip())
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(body, mode="eval")
     except SyntaxError as e:
-        raise InputError(f"weight formula {_short(text)} is not a valid expression: {e.msg}") from None
+        raise InputError(_syntax_error(text.strip(), e)) from None
     except (RecursionError, MemoryError, ValueError):
         raise InputError(f"weight formula is nested too deeply or malformed; simplify it") from None
     if sum(1 for _ in ast.walk(tree)) > _MAX_NODES:
         raise InputError(f"the weight formula has more than {_MAX_NODES} syntax nodes; simplify it")
     try:
-        expr = _Builder(text.strip()).build(tree.body)
+        expr = _Builder(body, shown=_short(text)).build(tree.body)
     except RecursionError:
         raise InputError("the weight formula is nested too deeply; simplify it") from None
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):

@@ -25,7 +25,7 @@ import sympy as sp
 
 from . import notation as n
 from .errors import InputError
-from .validate import rewards_and_lengths, sigma_kind
+from .validate import check_memory, rewards_and_lengths, sigma_kind
 from .variants import Ratio, Variant, get_variant
 
 __all__ = [
@@ -121,6 +121,9 @@ def group_numbers(
     unknown = set(masks) - {"M", "lam", "delta"}
     if unknown:
         raise InputError(f"unknown mask(s) {sorted(unknown)}; masks are M, lam (per token) and delta (per completion)")
+    # the weights kept (8 bytes a token) and one completion's temporaries (masks, products: ~6 arrays)
+    check_memory(8.0 * float(L.sum()) + 48.0 * float(L.max()), f"the per-token weights of {int(L.sum()):,} tokens",
+                 "give shorter completions or fewer of them")
     fn = _alpha_fn(sp.srepr(v.alpha_with_params()))
     G, Ls, Lm = len(r), int(L.sum()), int(L_max if L_max is not None else L.max())
     alpha = []

@@ -57,10 +57,14 @@ def _one_minus_pow(b: float, n: int) -> float:
     return -math.expm1(n * math.log(b))
 
 
-def _factors(T: int, k: int, b1: float, b2: float) -> tuple[float, float]:
-    """(first-moment factor, sqrt second-moment factor q); C_{T,k} is their product."""
-    first = b1 ** (k + 1) * _one_minus_pow(b1, T - 1) / _one_minus_pow(b1, T + k)
-    q = math.sqrt(_one_minus_pow(b2, T + k) / (b2 ** (k + 1) * _one_minus_pow(b2, T - 1)))
+def _log_factors(T: int, k: int, b1: float, b2: float) -> tuple[float, float]:
+    """(log first-moment factor, log q, q the sqrt second-moment factor); C_{T,k} = exp of their sum.
+
+    In logs, so that beta^(k+1) underflowing for large k (0.95^20000) neither divides by zero nor
+    loses the product, which is ~rho^(k+1).
+    """
+    first = (k + 1) * math.log(b1) + math.log(_one_minus_pow(b1, T - 1)) - math.log(_one_minus_pow(b1, T + k))
+    q = 0.5 * (math.log(_one_minus_pow(b2, T + k)) - (k + 1) * math.log(b2) - math.log(_one_minus_pow(b2, T - 1)))
     return first, q
 
 
@@ -82,8 +86,8 @@ def overshoot_ratio(T: int, k: int, beta1: float, beta2: float) -> float:
     """
     T = _whole(T, "T", 2)
     k = _whole(k, "k", 0)
-    first, q = _factors(T, k, _beta(beta1, "beta1"), _beta(beta2, "beta2"))
-    return first * q
+    first, q = _log_factors(T, k, _beta(beta1, "beta1"), _beta(beta2, "beta2"))
+    return math.exp(first + q)
 
 
 def overshoot_ratio_eps(T: int, k: int, beta1: float, beta2: float, eps: float, sqrt_vhat):
@@ -106,11 +110,12 @@ def overshoot_ratio_eps(T: int, k: int, beta1: float, beta2: float, eps: float, 
     eps = float(eps)
     if not (math.isfinite(eps) and eps >= 0):
         raise InputError(f"eps must be a finite number >= 0, got {eps!r}")
-    first, q = _factors(T, k, _beta(beta1, "beta1"), _beta(beta2, "beta2"))
+    log_first, log_q = _log_factors(T, k, _beta(beta1, "beta1"), _beta(beta2, "beta2"))
     r = np.asarray(sqrt_vhat, dtype=np.float64)
     if np.any(~np.isfinite(r)) or np.any(r < 0) or (eps == 0 and np.any(r == 0)):
         raise InputError("sqrt_vhat must be finite and >= 0 (and > 0 when eps = 0)")
-    return first * q * (r + eps) / (r + q * eps)
+    # C (r + eps)/(r + q eps) = first (r + eps)/(r/q + eps): finite even where q overflows
+    return math.exp(log_first) * (r + eps) / (r * math.exp(-log_q) + eps)
 
 
 def overshoot_total(beta1: float, beta2: float) -> float:

@@ -42,7 +42,7 @@ import sys
 from dataclasses import dataclass, field
 
 from . import notation as n
-from .errors import InputError
+from .errors import InputError, kind_of, shown
 from .formula import parse_weight, to_formula
 from .variants import REGISTRY, Ratio, Regularizer, Variant
 
@@ -79,10 +79,10 @@ class Spec:
 
 def _number(value, what: str, *, positive: bool = False, nonneg: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{what} must be a number, got {value!r}")
+        raise InputError(f"{what} must be a number, got {shown(value)}")
     v = float(value)
     if not math.isfinite(v) or (positive and v <= 0) or (nonneg and v < 0):
-        raise InputError(f"{what} must be a finite number{' > 0' if positive else ' >= 0' if nonneg else ''}, got {value!r}")
+        raise InputError(f"{what} must be a finite number{' > 0' if positive else ' >= 0' if nonneg else ''}, got {shown(value)}")
     return v
 
 
@@ -92,7 +92,7 @@ def _clip(value, where: str) -> tuple[float | None, float | None]:
         return None, None
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
-            raise InputError(f"{where}: clip must be null, one number or [low, up], got {value!r}")
+            raise InputError(f"{where}: clip must be null, one number or [low, up], got {shown(value)}")
         return tuple(None if e is None else _number(e, f"{where}: clip bound", positive=True) for e in value)
     e = _number(value, f"{where}: clip", positive=True)
     return e, e
@@ -102,7 +102,7 @@ def spec_from_mapping(d, *, name: str = "custom", origin: str = "yaml", source: 
     """Build a :class:`Spec` from a declarative mapping (the parsed YAML/TOML/JSON)."""
     where = source or "spec"
     if not isinstance(d, dict):
-        raise InputError(f"{where}: the spec must be a mapping of fields ({', '.join(REQUIRED)}), got {type(d).__name__}")
+        raise InputError(f"{where}: the spec must be a mapping of fields ({', '.join(REQUIRED)}), got {kind_of(d)}")
     unknown = sorted(set(d) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
         raise InputError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}; fields are "
@@ -117,9 +117,9 @@ def spec_from_mapping(d, *, name: str = "custom", origin: str = "yaml", source: 
     alpha = parse_weight(formula)
     ratios = [r.value for r in Ratio]
     if d["ratio"] not in ratios:
-        raise InputError(f"{where}: ratio must be one of {', '.join(ratios)}, got {d['ratio']!r}")
+        raise InputError(f"{where}: ratio must be one of {', '.join(ratios)}, got {shown(d['ratio'])}")
     if d["advantage"] not in ADVANTAGES:
-        raise InputError(f"{where}: advantage must be one of {', '.join(ADVANTAGES)}, got {d['advantage']!r}")
+        raise InputError(f"{where}: advantage must be one of {', '.join(ADVANTAGES)}, got {shown(d['advantage'])}")
     adv, sigma = ADVANTAGES[d["advantage"]]
     if (adv == "std") != (n.sigma in alpha.free_symbols):
         raise InputError(
@@ -130,24 +130,24 @@ def spec_from_mapping(d, *, name: str = "custom", origin: str = "yaml", source: 
     reg = d.get("regularizer", "none")
     regs = [r.value for r in Regularizer]
     if reg not in regs:
-        raise InputError(f"{where}: regularizer must be one of {', '.join(regs)}, got {reg!r}")
+        raise InputError(f"{where}: regularizer must be one of {', '.join(regs)}, got {shown(reg)}")
     beta = _number(d.get("beta", 0.0), f"{where}: beta", nonneg=True)
     if reg == "none" and beta != 0:
         raise InputError(f"{where}: beta = {beta:g} but regularizer is none; name the regularizer (k3, iw-k3, entropy)")
     params = d.get("params") or {}
     if not isinstance(params, dict):
-        raise InputError(f"{where}: params must be a mapping such as {{gamma: 0.1}}, got {params!r}")
+        raise InputError(f"{where}: params must be a mapping such as {{gamma: 0.1}}, got {shown(params)}")
     params = {str(k): _number(v, f"{where}: params.{k}") for k, v in params.items()}
     mu = d.get("mu")
     if mu is not None and (isinstance(mu, bool) or not isinstance(mu, int) or mu < 1):
-        raise InputError(f"{where}: mu (optimizer steps per sampled batch) must be a whole number >= 1, got {mu!r}")
+        raise InputError(f"{where}: mu (optimizer steps per sampled batch) must be a whole number >= 1, got {shown(mu)}")
     text = {k: d.get(k, "") for k in ("title", "source", "notes")}
     for k, v in text.items():
         if not isinstance(v, str):
-            raise InputError(f"{where}: {k} must be a string, got {v!r}")
+            raise InputError(f"{where}: {k} must be a string, got {shown(v)}")
     vname = d.get("name", name)
     if not isinstance(vname, str) or not vname:
-        raise InputError(f"{where}: name must be a non-empty string, got {vname!r}")
+        raise InputError(f"{where}: name must be a non-empty string, got {shown(vname)}")
     v = Variant(vname, alpha, Ratio(d["ratio"]), eps_low, eps_up, adv,
                 _number(d.get("sigma_eps", 0.0), f"{where}: sigma_eps", nonneg=True), Regularizer(reg), beta, params,
                 **text)
@@ -169,6 +169,8 @@ def dump_spec(v: Variant, sigma: str = "pop") -> dict:
 
 
 def _trainer_spec(trainer: str, config: dict, origin: str, source: str) -> Spec:
+    if config is not None and not isinstance(config, dict):
+        raise InputError(f"{source}: {trainer}: must map config keys to values, got {kind_of(config)}")
     from .trainers import to_variant
 
     mp = to_variant(trainer, config or {})
@@ -247,7 +249,7 @@ def _spec_file(path: str) -> Spec:
     if d is None:
         raise InputError(f"{path!r} is empty; give the fields {', '.join(REQUIRED)} or a trainer config")
     if not isinstance(d, dict):
-        raise InputError(f"{path!r} must hold a mapping of fields, got {type(d).__name__}")
+        raise InputError(f"{path!r} must hold a mapping of fields, got {kind_of(d)}")
     keys = set(d)
     if keys & set(TRAINER_KEYS):
         if len(keys) != 1:
@@ -289,7 +291,7 @@ def _python_spec(target: str) -> Spec:
     if not isinstance(obj, Variant):
         if not callable(obj) or isinstance(obj, type):
             raise InputError(f"{path}:{attr} must be a Variant or a zero-argument function returning one, "
-                             f"got {type(obj).__name__}")
+                             f"got {kind_of(obj)}")
         try:
             obj = obj()
         except InputError as e:
@@ -297,7 +299,7 @@ def _python_spec(target: str) -> Spec:
         except Exception as e:
             raise InputError(f"{path}:{attr}() raised {type(e).__name__}: {e}") from None
         if not isinstance(obj, Variant):
-            raise InputError(f"{path}:{attr}() returned {type(obj).__name__}, not a Variant")
+            raise InputError(f"{path}:{attr}() returned {kind_of(obj)}, not a Variant")
     return Spec(obj, "pop", "python", f"{path}:{attr}")
 
 

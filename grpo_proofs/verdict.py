@@ -30,21 +30,22 @@ and say so when the weight contains one).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import sympy as sp
-from sympy.core.relational import Relational
 
 from . import notation as n
+from .branches import gradient_branches, plain, ratio_legend
 from .equivalence import MASKS as _MASKS, equivalents, weight_at_defaults as _alpha
 from .errors import InputError
 from .gradient import generic_gradient
 from .objective import exact
-from .overshoot import overshoot_ratio, overshoot_total
+from .overshoot_verdict import overshoot_verdict, reachable
+from .scale_verdict import CARD_PHIS, reward_scale_verdict, scale_degree
 from .variants import Ratio, Variant, get_variant
 
-__all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "WORKED", "worked_values"]
+__all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "reachable", "WORKED", "worked_values",
+           "CARD_PHIS"]
 
 #: the worked example group of THEORY.md Sec. 3 (G = 4, first inner step, whole group shares the prefix)
 WORKED = {"rewards": (1, 0, 0, 1), "lengths": (10, 30, 20, 40)}
@@ -132,13 +133,13 @@ def _prefix(v: Variant, omega: sp.Expr, sigma: str) -> dict:
         off = ("inside the clip range the shared token has one ratio s for every completion, so W(s) = s W(1)"
                + ("; past a clip bound only the completions of one advantage sign keep their gradient, a restoring "
                   "net push back toward the bound, never zero" if v.clipped else ""))
-    why = (f"omega_i = {c} is the same for every completion of a group, and sum_i A_i = 0" if cancels else
-           f"omega_i = {c} varies with " + ", ".join(sorted(map(str, _per_completion(c))))
+    why = (f"omega_i = {plain(c)} is the same for every completion of a group, and sum_i A_i = 0" if cancels else
+           f"omega_i = {plain(c)} varies with " + ", ".join(sorted(map(str, _per_completion(c))))
            + " within a group, so sum_i A_i omega_i != 0 in general: the shared prefix is pushed by the completions' "
            + ("lengths" if n.L_i in c.free_symbols else "advantages"))
     if _has_masks(v):
         why += " (masks M, lam, delta at their default 1; unequal masks within a group break any cancellation)"
-    return {"omega": str(c), "omega_latex": sp.latex(c), "W": sp.sstr(W), "W_latex": sp.latex(W),
+    return {"omega": plain(c), "omega_latex": sp.latex(c), "W": plain(W), "W_latex": sp.latex(W),
             "cancels": cancels, "reason": why, "off_first_step": off,
             "subset": "for a prefix shared by a subset S only, W = |S| Cov_S(A, omega) + |S| mean_S(A) mean_S(omega): "
                       "nonzero in general even when omega is constant",
@@ -155,119 +156,31 @@ def _loss(v: Variant, sigma: str) -> dict:
                            "ratio form at s = 1", "worked": None}
     Om = sp.cancel(n.L_i * _alpha(v))
     if not _per_completion(Om):
-        regime, J = "zero", f"sum_i A_i Omega_i = ({Om}) sum_i A_i = 0"
+        regime, J = "zero", f"sum_i A_i Omega_i = ({plain(Om)}) sum_i A_i = 0"
         meaning = "the reward part is identically zero at the first inner step: the loss value is -beta R alone"
     elif not _per_completion(sp.cancel(Om / n.L_i)):
-        regime, J = "length", f"({sp.cancel(Om / n.L_i)}) sum_i A_i L_i"
+        regime, J = "length", f"({plain(sp.cancel(Om / n.L_i))}) sum_i A_i L_i"
         meaning = "a length statistic: the covariance of advantage and completion length, not a performance signal"
     else:
         regime, J = "covariance", "sum_i A_i Omega_i = G Cov_pop(A, Omega)"
         meaning = "proportional to the covariance of the advantages with the summed weights Omega_i"
     wv = worked_values(v, sigma)
     val = sp.simplify(sp.Add(*[A * o for A, o in zip(wv["A"], _on_worked(Om, wv))]))
-    return {"regime": regime, "Omega": str(Om), "J": J + reg, "meaning": f"Omega_i = sum_t alpha_(i,t) = {Om}: " + meaning +
+    return {"regime": regime, "Omega": plain(Om), "J": J + reg, "meaning": f"Omega_i = sum_t alpha_(i,t) = {plain(Om)}: " + meaning +
             "; for s != 1 it mixes weighting artefacts with importance-sampling noise: a falling loss does not "
             "mean a better policy", "worked": {"exact": str(val), "value": float(val)}}
 
 
-def scale_degree(variant) -> tuple[sp.Rational | None, str]:
-    """(d, why): A_i omega_i -> phi^d A_i omega_i under A -> phi A, sigma -> phi sigma (phi > 0), or (None, why).
-
-    Conditions (``ind``, ``Heaviside``) must be unchanged by the scale: their argument difference
-    must be multiplied by a positive factor.
-
-    >>> scale_degree("grpo")[0], scale_degree("dr_grpo")[0], scale_degree("cppo")[0]
-    (0, 1, 0)
-    """
-    v = get_variant(variant)
-    p = n.phi_pos
-    f = n.A_i * v.alpha_with_params().subs(_MASKS)
-    scale = {n.A_i: p * n.A_i, n.sigma: p * n.sigma}
-    reps = {}
-    for atom in f.atoms(Relational, sp.Heaviside):
-        d0 = atom.lhs - atom.rhs if isinstance(atom, Relational) else atom.args[0]
-        q = sp.simplify(d0.subs(scale, simultaneous=True) / d0) if d0 != 0 else sp.Integer(1)
-        if not q.is_positive:
-            return None, f"the condition {atom} changes with the reward scale"
-        reps[atom] = sp.Dummy(positive=True) if isinstance(atom, sp.Heaviside) else sp.Dummy()
-    fd = f.xreplace(reps)
-    for pw in fd.atoms(sp.Piecewise):  # conditions are now scale-free; so is a branch free of A_i and sigma
-        if all(not (e.free_symbols & {n.A_i, n.sigma}) for e, _ in pw.args):
-            fd = fd.xreplace({pw: sp.Dummy(positive=True)})
-    h = sp.simplify(fd.subs(scale, simultaneous=True) / fd)
-    if h == 1:
-        return 0, "A_i omega_i does not change: sigma scales with the rewards"
-    if h == p:
-        return 1, "A_i omega_i scales by phi: the advantage is only centered"
-    if h.is_Pow and h.base == p and h.exp.is_Rational:
-        return h.exp, f"A_i omega_i scales by phi^{h.exp}"
-    return None, f"A_i omega_i changes by the factor {h}, not by a power of phi alone"
-
-
-def _reward_scale(v: Variant, grad_clip) -> dict:
-    d, why = scale_degree(v)
-    regularised = v.beta > 0 and v.regularizer.value != "none"
-    if d == 0:
-        verdict = "invariant" if v.sigma_eps == 0 else "invariant up to the sigma constant"
-        reason = (f"{why}; the whole gradient, regulariser included, is unchanged for phi > 0 (Prop. 5)" if v.sigma_eps == 0
-                  else f"{why} except for the constant c = {v.sigma_eps:g} added to sigma: the advantage gradient is "
-                       "multiplied by phi (sigma + c)/(phi sigma + c), which tends to 1 when c << sigma")
-    elif d is not None and not regularised:
-        f = "phi" if d == 1 else f"phi^{d}"
-        verdict = "invariant up to eps"
-        reason = (f"{why} and there is no regulariser: every gradient scales by {f}, so Adam's moments scale by {f} "
-                  f"and its square (Prop. 6) and the step changes by (1 + eps/sqrt(v_hat))/(1 + eps/({f} sqrt(v_hat))) "
-                  f"(Prop. 2): invariant where sqrt(v_hat) >> eps/{f}, not on coordinates with gradients near eps")
-    elif d is not None:
-        f = "phi" if d == 1 else f"phi^{d}"
-        verdict = "not invariant"
-        reason = (f"{why} but the regulariser (beta = {v.beta:g}) does not: training on phi r with beta equals training "
-                  f"on r with beta/{f} (up to eps): the reward scale acts as an inverse KL coefficient")
-    else:
-        verdict, reason = "not invariant", why
-    clip = ("global gradient-norm clipping multiplies g_t by min(1, c/||g_t||), which depends on the scale: it breaks "
-            "the invariance whenever it is active for one reward scale and not the other (active at every step for "
-            "both, the clipped gradients c g_t/||g_t|| coincide again)")
-    if d == 0:
-        clip = "global gradient-norm clipping sees the same gradients for every phi here, so it keeps the invariance"
-    if grad_clip:
-        clip += f"; this config clips at max norm {grad_clip:g}"
-    return {"verdict": verdict, "degree": None if d is None else str(d), "reason": reason, "grad_clip": clip,
-            "also": "one phi for all prompts and steps (per-prompt scales are not covered); phi < 0 reverses the "
-                    "objective; adding a constant to every reward changes nothing (centering)"}
-
-
-def _overshoot(v: Variant, T: int, k: int, beta1: float, beta2: float, mu: int | None) -> dict:
-    table = [{"k": j, "C_Tk": overshoot_ratio(T, j, beta1, beta2)} for j in range(k + 1)]
-    rho = beta1 / math.sqrt(beta2)
-    exposed = v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) and v.clipped
-    what = "s_i" if v.sequence_level else "s_(i,t)"
-    sides = ([f"{what} > 1 + {v.eps_up:g} with A_i > 0"] if v.eps_up is not None else []) + \
-            ([f"{what} < 1 - {v.eps_low:g} with A_i < 0"] if v.eps_low is not None else [])
-    if exposed:
-        reason = (f"the clipped branch has zero advantage gradient ({' or '.join(sides)}); once every contribution "
-                  f"reaching a parameter is clipped, Adam keeps moving it: the step k updates later is C_(T,k) times "
-                  f"the last pre-clip step (Prop. 7), about rho^(k+1), rho = beta1/sqrt(beta2) = {rho:.4f}")
-    elif v.ratio is Ratio.SG_WEIGHT:
-        reason = "the clip acts on a stop-gradient weight sg[clip(I)]: the gradient alpha clip(I) A always flows"
-    elif v.ratio is Ratio.LOGPROB:
-        reason = "no ratio and no clip: the gradient alpha A never vanishes"
-    else:
-        reason = "no clip bound: no zero-gradient region (and nothing holds the ratio near 1 either)"
-    if mu == 1:
-        reason += "; with mu = 1 optimizer step per sampled batch the ratio is 1 at that step and clipping never acts"
-    return {"exposed": exposed, "region": sides if exposed else [], "reason": reason, "T": T, "k": k,
-            "beta1": beta1, "beta2": beta2, "mu": mu, "C_Tk": table[-1]["C_Tk"], "table": table, "rho": rho,
-            "total_drift": overshoot_total(beta1, beta2),
-            "formula": "C_(T,k) = b1^(k+1) (1 - b1^(T-1))/(1 - b1^(T+k)) sqrt((1 - b2^(T+k))/(b2^(k+1) (1 - b2^(T-1))))"}
-
-
-def derive(variant, sigma: str = "pop", *, T: int = 5, k: int = 4, beta1: float = 0.9, beta2: float = 0.999,
-           mu: int | None = None, grad_clip: float | None = None, match_alpha: sp.Expr | None = None) -> Verdicts:
+def derive(variant, sigma: str = "pop", *, T: int | None = None, k: int | None = None, beta1: float = 0.9,
+           beta2: float = 0.999, mu: int | None = None, grad_clip: float | None = None,
+           match_alpha: sp.Expr | None = None) -> Verdicts:
     """Every symbolic verdict for ``variant`` (a registry name or a Variant); see the module docstring.
 
-    ``match_alpha``: the weight to compare with the registry, when it differs from the variant's own
-    by numerical guards only (a trainer's 1e-8 added to |o_i|).
+    ``mu``: optimizer steps per sampled batch; the overshoot numbers then cover only the steps the
+    optimizer takes (T >= 2, T + k <= mu; default T = 2, k = mu - 2; InputError for others; mu = 1:
+    none). Without ``mu``: T = 5, k = 4 by default, unbounded. ``match_alpha``: the weight to
+    compare with the registry, when it differs from the variant's own by numerical guards only (a
+    trainer's 1e-8 added to |o_i|).
     """
     v = get_variant(variant)
     if sigma not in ("pop", "sample"):
@@ -277,6 +190,8 @@ def derive(variant, sigma: str = "pop", *, T: int = 5, k: int = 4, beta1: float 
     expr, args = generic_gradient(v)
     omega = effective_coefficient(v)
     grad = {"expr": str(expr), "latex": sp.latex(expr), "args": [str(a) for a in args],
-            "omega": str(omega), "omega_latex": sp.latex(omega), "alpha": str(v.alpha), "alpha_latex": sp.latex(v.alpha)}
-    return Verdicts(v.name, sigma, grad, _prefix(v, omega, sigma), _loss(v, sigma), _reward_scale(v, grad_clip),
-                    _overshoot(v, T, k, beta1, beta2, mu), equivalents(v, match_alpha))
+            "branches": gradient_branches(v), "legend": ratio_legend(v),
+            "omega": plain(omega), "omega_latex": sp.latex(omega), "alpha": plain(v.alpha), "alpha_latex": sp.latex(v.alpha)}
+    return Verdicts(v.name, sigma, grad, _prefix(v, omega, sigma), _loss(v, sigma),
+                    reward_scale_verdict(v, grad_clip, sigma, WORKED["rewards"]),
+                    overshoot_verdict(v, T, k, beta1, beta2, mu), equivalents(v, match_alpha))

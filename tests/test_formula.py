@@ -190,3 +190,22 @@ def test_printer_refuses_what_the_parser_cannot_read():
         to_formula(sp.Piecewise((n.G, n.A_i > 0), (1, True)))
     with pytest.raises(InputError, match="no formula name"):
         to_formula(sp.Symbol("zz") / n.G)
+
+
+@pytest.mark.parametrize("text", ["1/(G*|o_i|*sigma)", "1/(G*| o_i |*sigma)", "1/(G*|y_i|*sigma)",
+                                  "1/(G*|o|*sigma)"])
+def test_the_papers_length_notation_is_read_as_L_i(text):
+    assert sp.simplify(parse_weight(text) - 1 / (n.G * n.L_i * n.sigma)) == 0
+
+
+@pytest.mark.parametrize("text, where", [
+    ("1/(G*L_i*", "at character 3 ('(G*L_i*')"),
+    ("1/(G L_i)", "at character 4 ('G L_i)')"),
+    ("1/|A_i|", "write Abs(x) for |x|"),
+])
+def test_syntax_error_names_the_position_and_what_is_allowed(text, where):
+    with pytest.raises(InputError) as e:
+        parse_weight(text)
+    msg = str(e.value)
+    assert where in msg and "the symbols G, L_i, L_sum" in msg and "sqrt, exp" in msg, msg
+    assert "Perhaps" not in msg and "\n" not in msg

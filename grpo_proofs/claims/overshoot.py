@@ -391,7 +391,7 @@ def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
                  "step T on has an exactly zero advantage gradient, and torch.optim.Adam (eps = 1e-8, no weight "
                  "decay) then moves every parameter by C_{T,k}(1 + eps/sqrt(vhat_{T-1}))/(1 + eps/sqrt(vhat_{T+k})) "
                  "times its step at T-1. With a token shared by completions of opposite advantage the gradient "
-                 "never vanishes and the steps leave the prediction (reported, not asserted).")
+                 "never vanishes and the steps leave the prediction (shown in the detail as an illustration; not part of this claim's verdict).")
 def _check_premise(ctx: Context) -> Outcome:
     from ..experiments.overshoot import premise_case
     mu_ = 9 if ctx.quick else 14
@@ -430,7 +430,7 @@ def _check_premise(ctx: Context) -> Outcome:
                  "with heavy-ball SGD (drift D > 0 after entry), while with plain SGD the drift after entry is at "
                  "most the entry step (D <= delta, 'stops within one step') over mu = 8 steps (quick: 6). Error: max "
                  "D/delta under SGD. Only the token's own gradient stops: over mu = 16 steps the gradients of the "
-                 "still-unclipped tokens move some SGD-clipped tokens by ~2 entry steps (reported by the CLI).")
+                 "still-unclipped tokens move some SGD-clipped tokens by ~2 entry steps (an illustration shown by the CLI, not a verdict).")
 def _check_real(ctx: Context) -> Outcome:
     from ..experiments.overshoot import Setup, post_entry_drift, run
     from ..precision import group_shape, policy_config

@@ -46,7 +46,7 @@ def _outcome(sym: float, measured: float, tol: float, what: str, data: dict) -> 
        title="In the limit eps/(phi sqrt(v_hat)) -> 0, AdamW trajectories at r and phi r coincide",
        statement="Ordinary AdamW trainings (weight decay on) of the real policy at rewards r and phi r, "
                  "phi in {1e-3, 1e-1, 10, 1e3}, eps -> 0 (1e-300): parameters agree after T steps on every "
-                 "coordinate whose gradient is resolved; at eps = 1e-8 they do not (reported).")
+                 "coordinate whose gradient is resolved; at eps = 1e-8 they do not (shown in the detail as an illustration; not part of this claim's verdict).")
 def _trajectory(ctx: Context) -> Outcome:
     from ..experiments.reward_scale_checks import trajectory_experiment
 

@@ -15,47 +15,50 @@ import sys
 
 from ..errors import InputError
 from ..overshoot import overshoot_ratio, overshoot_total
-from .common import add_device_flag, add_json_flag, emit_json
+from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, number, write_failed
 
 __all__ = ["register"]
 
 
-def _num(text: str, what: str, kind=float):
-    try:
-        val = float(text)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number, got {text!r}") from None
-    if kind is int:
-        if not val.is_integer():
-            raise InputError(f"{what} must be a whole number, got {text!r}")
-        return int(val)
-    if not math.isfinite(val):
-        raise InputError(f"{what} must be finite, got {text!r}")
-    return val
+#: --k is counted in optimizer steps; the table has k + 1 rows (JSON lists them all)
+MAX_K = 100_000
+#: rows printed in the text table before the middle ones are left out (JSON lists every row)
+SHOWN_ROWS = 12
+
+
+def _g(x: float) -> str:
+    """A positive value, or '< 1e-308' where it underflows float64 (C_(T,k) is never exactly 0)."""
+    return f"{x:.6g}" if x > 0 else "< 1e-308"
 
 
 def closed_form(args) -> int:
-    b1, b2 = _num(args.beta1, "--beta1"), _num(args.beta2, "--beta2")
-    T, k = _num(args.T, "--T", int), _num(args.k, "--k", int)
+    b1 = number(args.beta1, "--beta1", lo=0, hi=1, open_lo=True, open_hi=True)
+    b2 = number(args.beta2, "--beta2", lo=0, hi=1, open_lo=True, open_hi=True)
+    T = number(args.T, "--T", kind=int, lo=2)
+    k = number(args.k, "--k", kind=int, lo=0, hi=MAX_K)
     overshoot_ratio(T, k, b1, b2)                       # validates every input first (InputError)
-    rows = [{"k": j, "C_Tk": overshoot_ratio(T, j, b1, b2)} for j in range(k + 1)]
     rho = b1 / math.sqrt(b2)
-    for r in rows:
-        r["large_T"] = rho ** (r["k"] + 1)
+    rows = [{"k": j, "C_Tk": overshoot_ratio(T, j, b1, b2), "large_T": rho ** (j + 1)} for j in range(k + 1)]
     payload = {"beta1": b1, "beta2": b2, "T": T, "k": k, "C_Tk": rows[-1]["C_Tk"], "large_T": rho ** (k + 1),
                "limit_C_T": rho, "total_drift": overshoot_total(b1, b2), "table": rows}
     if args.json:
         emit_json(payload)
         return 0
-    print(f"Adam (beta1={b1:g}, beta2={b2:g}), gradient zero from inner step T={T} on")
-    print(f"{'k':>4} {'C_(T,k)':>12} {'rho^(k+1)':>12}")
-    for r in rows:
-        print(f"{r['k']:>4} {r['C_Tk']:>12.6f} {r['large_T']:>12.6f}")
-    print(f"C_(T,{k}) = {payload['C_Tk']:.6f}; large-T approximation rho^{k + 1} = {payload['large_T']:.6f}")
+    print(f"Adam (beta1 = {b1:g}, beta2 = {b2:g}), gradient zero from inner step T = {T} on")
+    print(f"{'k':>6} {'C_(T,k)':>12} {'rho^(k+1)':>12}")
+    shown = rows if len(rows) <= SHOWN_ROWS else rows[:SHOWN_ROWS - 2] + [None] + rows[-1:]
+    for r in shown:
+        if r is None:
+            print(f"{'...':>6}   rows k = {SHOWN_ROWS - 2}..{k - 1} left out (--json lists every row)")
+            continue
+        print(f"{r['k']:>6} {_g(r['C_Tk']):>12} {_g(r['large_T']):>12}")
+    print(f"C_(T,{k}) = {_g(payload['C_Tk'])}; large-T approximation rho^{k + 1} = {_g(payload['large_T'])}")
     print(f"lim_(T->oo) C_T = beta1/sqrt(beta2) = {rho:.6f}")
     drift = payload["total_drift"]
-    print("total drift after clipping: " + (f"rho/(1-rho) = {drift:.4f} last pre-clip steps" if math.isfinite(drift)
-                                             else "infinite (beta1^2 >= beta2)"))
+    print("total drift after clipping, if the gradient stays zero for ever: "
+          + (f"rho/(1-rho) = {drift:.4f} last pre-clip steps" if math.isfinite(drift)
+             else "infinite (beta1^2 >= beta2)"))
+    print("a batch used for mu optimizer steps reaches only k <= mu - T (see `grpo-proofs check --mu`)")
     return 0
 
 
@@ -72,11 +75,13 @@ def simulate(args) -> int:
         raise InputError(f"unknown mitigation {args.mitigation!r}; choose one of: {', '.join(ex.MITIGATIONS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
-    mu, batches = _num(args.mu, "--mu", int), _num(args.batches, "--batches", int)
-    if not 1 <= mu <= 64:
-        raise InputError(f"--mu must be a whole number in 1..64, got {mu}")
-    setup = ex.Setup(variant=args.variant, mu=mu, n_batches=batches, seed=_num(args.seed, "--seed", int),
-                     first_step=_num(args.first_step, "--first-step"), device=args.device)
+    mu = number(args.mu, "--mu", kind=int, lo=1, hi=64)
+    batches = number(args.batches, "--batches", kind=int, lo=1, hi=100)
+    setup = ex.Setup(variant=args.variant, mu=mu, n_batches=batches, seed=number(args.seed, "--seed", kind=int, lo=0),
+                     first_step=number(args.first_step, "--first-step", lo=0, hi=1, open_lo=True, open_hi=True),
+                     device=args.device)
+    if args.plot:
+        check_out_dir(args.plot, "--plot")
     rows = ex.ROWS if args.compare else ((args.optimizer, args.mitigation),)
     if not args.compare and args.mitigation == "adam-rel" and args.optimizer != "adam":
         raise InputError("--mitigation adam-rel resets Adam's step counter; use it with --optimizer adam")
@@ -86,12 +91,17 @@ def simulate(args) -> int:
     for rn in runs:
         item = {**rn.summary(), "post_entry": ex.post_entry_drift(rn, setup.variant), "steps": rn.steps}
         out.append(item)
-    plot_path = ex.plot(runs, args.plot) if args.plot else None
+    plot_path, write_error = None, None
+    if args.plot:
+        try:
+            plot_path = ex.plot(runs, args.plot, bounds=ex.clip_bounds(setup.variant) or None)
+        except OSError as exc:
+            write_error = exc
     payload = {"variant": setup.variant, "mu": mu, "batches": batches, "first_step": setup.first_step,
                "device": setup.device, "runs": out, "plot": plot_path}
     if args.json:
         emit_json(payload)
-        return 0
+        return write_failed("overshoot", "the plot", write_error) if write_error else 0
     print(f"variant {setup.variant}, mu = {mu}, {batches} batch(es), lr set so the first step moves the largest "
           f"token log-ratio by {setup.first_step}")
     if not args.compare:
@@ -109,9 +119,14 @@ def simulate(args) -> int:
         print(f"{o['optimizer']:>13} {o['mitigation']:>10} {o['lr']:>9.2e} {o['max_forbidden_frac']:>9.3f} "
               f"{o['max_excursion']:>9.4f} {fmt(pe['max_drift_over_delta']):>11} {fmt(pe['median_drift_over_pred']):>12} "
               f"{'-' if o['premise_T'] is None else o['premise_T']:>3} {devs:>14}")
+    print("these are measurements on a sampled group, not a verdict: other tokens keep their gradient, so the "
+          "premise of Prop. 3 holds only in part (D/D_pred: drift after a token passed its bound over the premise's "
+          "prediction); `grpo-proofs check` confirms Prop. 7 on a batch where it holds")
+    if args.compare:
+        print(ex.MITIGATION_NOTE)
     if plot_path:
         print(f"plot: {plot_path}")
-    return 0
+    return write_failed("overshoot", "the plot", write_error) if write_error else 0
 
 
 def run(args) -> int:
@@ -124,7 +139,7 @@ def register(sub) -> None:
     p.add_argument("--beta1", default="0.9", help="Adam beta1 in (0, 1) (default 0.9)")
     p.add_argument("--beta2", default="0.95", help="Adam beta2 in (0, 1) (default 0.95)")
     p.add_argument("--T", default="5", help="first inner step with zero gradient, >= 2 (default 5)")
-    p.add_argument("--k", default="4", help="steps after T, >= 0 (default 4)")
+    p.add_argument("--k", default="4", help=f"steps after T, 0..{MAX_K} (default 4)")
     p.add_argument("--simulate", action="store_true", help="run the real transformer policy instead")
     p.add_argument("--variant", default="grpo", help="registry name for --simulate (default grpo)")
     p.add_argument("--mu", default="8", help="inner steps per batch, 1..64 (default 8)")

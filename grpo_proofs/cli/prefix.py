@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import sys
 
+from ..branches import plain
 from ..errors import InputError
 from ..prefix import prefix_terms
 from ..variants import get_variant
-from .common import add_device_flag, add_json_flag, emit_json, floats, ints
+from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, floats, ints, number, whole, write_failed
 
 __all__ = ["register"]
 
@@ -30,6 +31,12 @@ def closed_form(args) -> int:
     rewards, lengths = floats(args.rewards, "--rewards"), ints(args.lengths, "--lengths")
     shared = ints(args.shared, "--shared") if args.shared is not None else None
     seq = floats(args.sequence_ratios, "--sequence-ratios") if args.sequence_ratios is not None else None
+    if seq is not None and not v.sequence_level:
+        raise InputError(f"--sequence-ratios applies to sequence-level variants (gspo, gcpo); {v.name} has token "
+                         "ratios: give --ratio instead")
+    if seq is not None and len(seq) != len(rewards):
+        raise InputError(f"--sequence-ratios has {len(seq)} values for {len(rewards)} completions; give one s_i per "
+                         "completion")
     ratio = floats(args.ratio, "--ratio")
     if len(ratio) != 1:
         raise InputError(f"--ratio takes one number (the prefix token's ratio), got {args.ratio!r}")
@@ -44,9 +51,10 @@ def closed_form(args) -> int:
         emit_json(payload)
         return 0
     sig = f"; sigma ({args.sigma}) = {t.sigma:.6g}" if t.sigma is not None else ""
-    print(f"variant {v.name}: alpha = {v.alpha}, ratio {v.ratio.value}{sig}")
+    print(f"variant {v.name}: alpha = {plain(v.alpha)}, ratio {v.ratio.value}{sig}")
     where = "whole group" if whole else f"subset of {len(rewards)}"
-    at = f"sequence ratios {seq}" if v.sequence_level else f"prefix-token ratio s = {ratio[0]:g}"
+    seq_text = ", ".join(f"{x:g}" for x in seq) if seq is not None else "1 for every completion"
+    at = f"sequence ratios s_i = {seq_text}" if v.sequence_level else f"prefix-token ratio s = {ratio[0]:g}"
     print(f"shared prefix: S = {{{', '.join(map(str, t.shared))}}} ({where}, |S| = {len(t.shared)}); {at}")
     print(f"W = sum_(i in S) A_i omega_i = {t.W:.6g}")
     print(f"covariance form: |S| Cov_S(A, omega) + |S| mean_S(A) mean_S(omega) = {t.covariance_term:.6g} + "
@@ -99,15 +107,23 @@ def train(args) -> int:
 
     if args.steps < 1 or args.steps > 1000:
         raise InputError(f"--steps must be in 1..1000, got {args.steps}")
-    setup = ex.DriftSetup(steps=args.steps, seed=args.seed, model=args.model, lr=args.lr)
+    lr = number(args.lr, "--lr", lo=0, open_lo=True)
+    if args.plot:
+        check_out_dir(args.plot, "--plot")
+    setup = ex.DriftSetup(steps=args.steps, seed=args.seed, model=args.model, lr=lr)
     res = ex.drift(setup, progress=not args.json and sys.stderr.isatty())
-    path = ex.plot_drift(res, args.plot) if args.plot else None
+    path, write_error = None, None
+    if args.plot:
+        try:
+            path = ex.plot_drift(res, args.plot)
+        except OSError as exc:
+            write_error = exc
     payload = {v: {"raw_drift": res.raw(v), "control_drift": res.runs[(v, True)].drift,
                    "attributable_drift": res.attributable(v), "predicted_sum_W": res.predicted(v),
                    "skipped_steps": res.runs[(v, False)].skipped} for v in setup.variants}
     if args.json:
         emit_json({"steps": setup.steps, "lr": setup.lr, "reward": setup.reward, "variants": payload, "plot": path})
-        return 0
+        return write_failed("prefix", "the plot", write_error) if write_error else 0
     print(f"AdamW lr={setup.lr:g}, {setup.steps} steps, G={setup.G}, reward {setup.reward}, prefix {setup.prefix}")
     print(f"{'variant':<9} {'sum W':>10} {'drift':>10} {'control':>10} {'prefix part':>12}   (nats of sum_t log pi(prefix_t))")
     for v, p in payload.items():
@@ -115,12 +131,14 @@ def train(args) -> int:
               f"{p['attributable_drift']:>+12.3g}")
     if path:
         print(f"plot: {path}")
-    return 0
+    return write_failed("prefix", "the plot", write_error) if write_error else 0
 
 
 def run(args) -> int:
     if args.confirm and args.train:
         raise InputError("choose one of --confirm and --train")
+    if args.plot and not args.train:
+        raise InputError("--plot saves the --train drift plot; add --train (or leave out --plot)")
     if args.confirm:
         return confirm(args)
     if args.train:
@@ -137,14 +155,14 @@ def register(sub) -> None:
     p.add_argument("--ratio", default="1", help="ratio pi_theta/pi_old of the shared token (token-level variants; default 1)")
     p.add_argument("--sequence-ratios", help="comma-separated s_i, one per completion (GSPO, GCPO; default 1)")
     p.add_argument("--sigma", default="pop", choices=["pop", "sample"], help="population or sample std (default pop)")
-    p.add_argument("--top", type=int, default=10, help="completions listed in the table (default 10)")
+    p.add_argument("--top", type=whole(1), default=10, help="completions listed in the table (default 10)")
     p.add_argument("--confirm", action="store_true", help="check the gradient identity on a real transformer")
     p.add_argument("--train", action="store_true", help="GRPO vs Dr. GRPO prefix drift with AdamW")
     p.add_argument("--model", default="tiny", choices=["tiny", "small"], help="GPT-2 preset for --confirm/--train")
-    p.add_argument("--G", type=int, default=8, help="group size for --confirm (default 8)")
-    p.add_argument("--steps", type=int, default=30, help="AdamW steps for --train (default 30)")
-    p.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate for --train (default 5e-4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the model and the samples (default 0)")
+    p.add_argument("--G", type=whole(2, 64), default=8, help="group size for --confirm, 2..64 (default 8)")
+    p.add_argument("--steps", type=whole(1, 1000), default=30, help="AdamW steps for --train, 1..1000 (default 30)")
+    p.add_argument("--lr", default="5e-4", help="AdamW learning rate for --train, > 0 (default 5e-4)")
+    p.add_argument("--seed", type=whole(0), default=0, help="seed of the model and the samples (default 0)")
     p.add_argument("--plot", metavar="DIR", help="with --train: save prop1_training_drift.png in DIR")
     add_device_flag(p)
     add_json_flag(p)

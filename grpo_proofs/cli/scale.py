@@ -2,7 +2,8 @@
 
 Runs the real policy (tiny GPT-2 in float64 by default, ``--full`` for the small one) for a few steps at
 rewards r and phi r and prints the predicted and measured deviation from invariance, the error of the
-prediction, and the fraction of coordinates whose step changes by more than 1e-3 relative.
+prediction against its tolerance (exit code 1 when it fails), and the fraction of coordinates whose
+step changes by more than 1e-3 relative.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import math
 
 from ..errors import InputError
-from .common import add_device_flag, add_json_flag, emit_json
+from ..tolerances import OPTIMIZER_FLOAT64
+from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, whole, write_failed
 
 __all__ = ["register"]
 
@@ -34,6 +36,8 @@ def run(args) -> int:
     mgn = None if args.max_grad_norm is None else _number(args.max_grad_norm, "--max-grad-norm")
     check_scale_inputs(phi, eps, beta, mgn, args.steps, args.optimizer)
     get_variant(args.variant)
+    if args.plot:
+        check_out_dir(args.plot, "--plot")
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -42,16 +46,23 @@ def run(args) -> int:
                        device=args.device, optimizer=args.optimizer, quick=not args.full, seed=args.seed,
                        progress=True)
     abs_grad = rep.pop("abs_grad")
-    rep["plot"] = None
+    rep["tolerance"] = OPTIMIZER_FLOAT64
+    rep["passed"] = bool(math.isfinite(rep["max_rel_err_predicted_vs_measured"])
+                         and rep["max_rel_err_predicted_vs_measured"] <= OPTIMIZER_FLOAT64)
+    rep["plot"], write_error = None, None
     if args.plot:
         thr = rep["threshold_abs_g_first_step"]
         rows = [{"eps": eps, "phi": phi, "threshold_abs_g": thr if thr is not None else math.nan,
                  "predicted_fraction": rep["noninvariant_fraction_predicted"]}]
-        rep["plot"] = plot_gradient_scale({"abs_grad": abs_grad, "rows": rows, "tol": rep["tol"],
-                                           "n_nonzero": int(abs_grad.size)}, args.plot, phis=None)
+        try:
+            rep["plot"] = plot_gradient_scale({"abs_grad": abs_grad, "rows": rows, "tol": rep["tol"],
+                                               "n_nonzero": int(abs_grad.size)}, args.plot, phis=None)
+        except OSError as exc:
+            write_error = exc
+    code = 0 if rep["passed"] else 1
     if args.json:
         emit_json(rep)
-        return 0
+        return write_failed("scale", "the plot", write_error) if write_error else code
     mgn_s = "off" if mgn is None else f"{mgn:g}"
     print(f"{rep['variant']}: rewards x {phi:g}, eps {eps:g}, beta {beta:g}, max-grad-norm {mgn_s}, "
           f"{rep['steps']} step(s), {rep['optimizer']}, {rep['model']}, {rep['n_params']} parameters on {rep['device']}")
@@ -73,9 +84,12 @@ def run(args) -> int:
     w = max(len(a) for a, _ in rows)
     for a, b in rows:
         print(f"  {a:<{w}}  {b}")
+    err = rep["max_rel_err_predicted_vs_measured"]
+    print(f"  prediction {'confirmed' if rep['passed'] else 'FAILS'}: max rel err {err:.1e} "
+          f"{'<=' if rep['passed'] else '>'} tolerance {OPTIMIZER_FLOAT64:.0e} (float64 optimizer steps)")
     if rep["plot"]:
         print(f"  plot: {rep['plot']}")
-    return 0
+    return write_failed("scale", "the plot", write_error) if write_error else code
 
 
 def register(sub) -> None:
@@ -86,10 +100,10 @@ def register(sub) -> None:
     p.add_argument("--eps", default="1e-8", help="Adam's eps, > 0 (default 1e-8)")
     p.add_argument("--beta", default="0", help="k3 KL coefficient against a second random model (default 0)")
     p.add_argument("--max-grad-norm", default=None, help="global gradient-norm clipping (default off)")
-    p.add_argument("--steps", type=int, default=3, help="optimizer steps T (default 3)")
+    p.add_argument("--steps", type=whole(1, 100), default=3, help="optimizer steps T, 1..100 (default 3)")
     p.add_argument("--optimizer", default="adamw", choices=["adam", "adamw"],
                    help="torch.optim.Adam, or AdamW with weight decay 0.1 (default adamw)")
-    p.add_argument("--seed", type=int, default=0, help="model and sampling seed (default 0)")
+    p.add_argument("--seed", type=whole(0), default=0, help="model and sampling seed (default 0)")
     p.add_argument("--full", action="store_true", help="the small GPT-2 (212k parameters) instead of the tiny one")
     p.add_argument("--plot", metavar="DIR", help="save the |g| vs eps histogram as a PNG in DIR")
     add_device_flag(p)

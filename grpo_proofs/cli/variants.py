@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..branches import plain
 from ..variants import REGISTRY, Variant
 from .common import add_json_flag, emit_json
 
@@ -24,7 +25,7 @@ def rows() -> list[dict]:
         {
             "name": v.name,
             "title": v.title,
-            "alpha": sp.sstr(v.alpha),
+            "alpha": plain(v.alpha),
             "alpha_latex": sp.latex(v.alpha),
             "ratio": v.ratio.value,
             "eps_low": v.eps_low,

@@ -1,5 +1,10 @@
 """``grpo-proofs verify``: run every registered claim and print a pass/fail table.
 
+One line per claim as soon as it finishes (label, PASS/FAIL, error, tolerance, time, title), fitted
+to 120 columns; ``--wide`` prints full titles and each claim's details. Ctrl-C stops after the claim
+that is running: the lines already printed stay, and a last line says how many passed and how
+many did not run (exit code 130; with ``--json`` the JSON of the finished claims, ``interrupted``).
+
 Real-model claims (kind ``model``) run once per precision of ``--precision`` and are reported as
 ``label [precision]`` rows when more than one precision (or a precision other than float64) runs:
 ``float64`` is the CPU default, ``float32,bf16`` the CUDA default (bf16 = bf16 autocast with float32
@@ -18,7 +23,7 @@ from ..claims import Context, all_claims, run_claim
 from ..errors import InputError
 from .common import add_device_flag, add_json_flag, emit_json
 
-__all__ = ["register", "cuda_or_fail", "precisions_for", "DEFAULT_PRECISIONS"]
+__all__ = ["register", "cuda_or_fail", "precisions_for", "DEFAULT_PRECISIONS", "WIDTH"]
 
 #: --precision default by device
 DEFAULT_PRECISIONS = {"cpu": "float64", "cuda": "float32,bf16"}
@@ -63,6 +68,45 @@ def _jobs(claims: dict, labels: list[str], args, precisions: list[str]) -> list[
     return jobs
 
 
+#: the table fits this many columns unless --wide
+WIDTH = 120
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, marked with '...' when cut."""
+    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+class _Table:
+    """The verify table, one line per claim as it finishes: label, result, error, tolerance, time, title."""
+
+    def __init__(self, names: list[str], wide: bool):
+        self.w = max([len("claim")] + [len(n) for n in names])
+        self.wide = wide
+        self.fixed = self.w + 1 + 6 + 1 + 9 + 1 + 9 + 1 + 7 + 2
+
+    def header(self) -> str:
+        return f"{'claim':<{self.w}} {'result':<6} {'error':>9} {'tolerance':>9} {'time':>7}  title"
+
+    def line(self, name: str, title: str, o, seconds: float) -> str:
+        head = (f"{name:<{self.w}} {'PASS' if o.passed else 'FAIL':<6} {o.error:>9.2e} {o.tolerance:>9.1e} "
+                f"{seconds:>6.1f}s  ")
+        if self.wide:
+            return head + title + (f"\n{'':<{self.w + 2}}{o.detail}" if o.detail else "")
+        return head + _cut(title, max(WIDTH - self.fixed, 10))
+
+
+def _list(claims: dict, labels: list[str], as_json: bool) -> int:
+    if as_json:
+        emit_json([{"label": l, "title": claims[l].title, "page": claims[l].page, "kind": claims[l].kind,
+                    "statement": claims[l].statement} for l in labels])
+        return 0
+    w = max(len(l) for l in labels) if labels else 10
+    for l in labels:
+        print(_cut(f"{l:<{w}} {claims[l].page:<10} {claims[l].title}", WIDTH))
+    return 0
+
+
 def run(args) -> int:
     cuda_or_fail(args.device)
     precisions = precisions_for(args.device, args.precision)
@@ -77,25 +121,39 @@ def run(args) -> int:
             raise InputError(f"unknown claim label(s) {', '.join(unknown)}; see `grpo-proofs verify --list`")
         labels = [l for l in labels if any(l == w or l.startswith(w) for w in wanted)]
     if args.list:
-        for l in labels:
-            print(f"{l:<40} {claims[l].page:<12} {claims[l].title}")
-        return 0
+        return _list(claims, labels, args.json)
     jobs = _jobs(claims, labels, args, precisions)
-    results = []
-    bar = tqdm(jobs, desc="claims", unit="claim", disable=args.json or not sys.stderr.isatty(), file=sys.stderr)
-    for label, prec, ctx in bar:
-        name = f"{label} [{prec}]" if prec else label
-        bar.set_postfix_str(name)
-        t0 = time.perf_counter()
-        out = run_claim(label, ctx)
-        results.append((name, label, prec, out, time.perf_counter() - t0))
+    names = [f"{label} [{prec}]" if prec else label for label, prec, _ in jobs]
+    table = _Table(names, args.wide)
+    results, interrupted = [], False
+    bar = tqdm(total=len(jobs), desc="claims", unit="claim", leave=False, file=sys.stderr,
+               disable=args.json or not sys.stderr.isatty())
+    if not args.json:
+        print(table.header(), flush=True)
+    try:
+        for name, (label, prec, ctx) in zip(names, jobs):
+            bar.set_postfix_str(name)
+            t0 = time.perf_counter()
+            out = run_claim(label, ctx)
+            results.append((name, label, prec, out, time.perf_counter() - t0))
+            if not args.json:
+                bar.write(table.line(name, claims[label].title, out, results[-1][4]), file=sys.stdout)
+                sys.stdout.flush()
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
     failed = [n for n, _, _, o, _ in results if not o.passed]
+    not_run = names[len(results):]
     if args.json:
         emit_json({
             "device": args.device,
             "precisions": precisions,
             "model": args.model,
-            "passed": not failed,
+            "passed": not failed and not interrupted,
+            "interrupted": interrupted,
+            "not_run": not_run,
             "claims": [
                 {"label": l, "row": n, "precision": p, "title": claims[l].title, "page": claims[l].page,
                  "kind": claims[l].kind, "passed": o.passed, "error": o.error, "tolerance": o.tolerance,
@@ -104,12 +162,13 @@ def run(args) -> int:
             ],
         })
     else:
-        w = max([40] + [len(n) for n, *_ in results])
-        print(f"{'claim':<{w}} {'result':<6} {'error':>10} {'tolerance':>10} {'time':>7}  detail")
-        for n, _, _, o, t in results:
-            print(f"{n:<{w}} {'PASS' if o.passed else 'FAIL':<6} {o.error:>10.2e} {o.tolerance:>10.1e} {t:>6.1f}s  "
-                  f"{o.detail}")
-        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed"
+              + (f", {len(not_run)} not run (interrupted)" if interrupted else "")
+              + ("" if args.wide else "; --wide shows every claim's details"))
+    if interrupted:
+        print(f"grpo-proofs verify: interrupted after {len(results)} of {len(names)} claims; the "
+              f"{len(results) - len(failed)} that passed are listed above, {len(not_run)} did not run", file=sys.stderr)
+        return 130
     return 1 if failed else 0
 
 
@@ -122,7 +181,9 @@ def register(sub) -> None:
     add_device_flag(p)
     add_json_flag(p)
     p.add_argument("--only", help="comma-separated claim labels (or label prefixes) to run")
-    p.add_argument("--list", action="store_true", help="list the registered claims and exit")
+    p.add_argument("--list", action="store_true", help="list the registered claims and exit (with --json: as JSON)")
+    p.add_argument("--wide", action="store_true", help=f"full titles and each claim's details (default: fit {WIDTH} "
+                   "columns)")
     p.add_argument("--quick", action="store_true", help="fewer random examples and smaller models")
     p.add_argument("--precision", default=None,
                    help="comma-separated precisions of the real-model claims: float64, float32, bf16 (bf16 autocast "

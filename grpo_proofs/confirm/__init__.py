@@ -8,15 +8,18 @@ returns a :class:`Confirmation` (prediction, measurement, error, tolerance):
   gradient measured by autograd through the model, against the closed form, at s = 1 and after Adam
   steps; plus Prop. 1's own identity (:func:`grpo_proofs.experiments.prefix.confirm`) on every clip
   branch and for a subset S; the loss value at s = 1 (Prop. 4) against its closed form;
-* :func:`~grpo_proofs.confirm.optim.confirm_reward_scale` -- Props. 5, 6, 2: real ``torch.optim`` Adam /
-  AdamW steps under r -> phi r against :func:`grpo_proofs.adam.adam_step_ratio`, and global
-  gradient-norm clipping (reported);
-* :func:`~grpo_proofs.confirm.optim.confirm_overshoot` -- Props. 3, 7: the zero-gradient premise and
-  Adam's steps after it against C_(T,k) (or, without a clipped region, a gradient that never
-  vanishes), and the token ratios over mu inner steps (reported);
-* :func:`~grpo_proofs.confirm.optim.confirm_adam_ratio` -- C_(T,k) against a real ``torch.optim.Adam``.
+* :func:`~grpo_proofs.confirm.scale.confirm_reward_scale` -- Props. 5, 6, 2: real ``torch.optim`` AdamW
+  steps under r -> phi r against :func:`grpo_proofs.adam.adam_step_ratio` times the step of the
+  run the derived factor k names, the predicted and measured step change per phi; and global
+  gradient-norm clipping, whether it is active in each run and both runs' steps, predicted;
+* :func:`~grpo_proofs.confirm.overshoot.confirm_overshoot` -- Props. 3, 7 within the config's mu
+  inner steps: the zero-gradient premise and Adam's steps after it against C_(T,k), and the excursion
+  past the clip bound predicted against measured (or, without a clipped region, a gradient that
+  never vanishes; with mu = 1, a ratio that is exactly 1);
+* :func:`~grpo_proofs.confirm.overshoot.confirm_adam_ratio` -- C_(T,k) against a real ``torch.optim.Adam``.
 
-A confirmation with ``tolerance`` None is a reported figure, not an assertion.
+Every confirmation carries a finite error and a tolerance (``passed``); one that cannot be set up,
+or crashes, has error inf and fails.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ class Options:
     seed: int = 0
     #: inner optimizer steps per sampled batch for the ratio trajectories
     mu: int = 8
-    #: Adam settings of the overshoot verdict and of every optimizer run
-    T: int = 5
-    k: int = 4
+    #: Adam settings of the overshoot verdict and of every optimizer run (T, k: None when mu = 1)
+    T: int | None = 2
+    k: int | None = 6
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
@@ -48,7 +51,7 @@ class Options:
 
 @dataclass
 class Confirmation:
-    """One verdict confirmed (or not) numerically. ``passed`` is None for reported, unasserted figures."""
+    """One verdict confirmed (or not) numerically: error against tolerance (``passed``)."""
 
     name: str
     title: str
@@ -61,9 +64,9 @@ class Confirmation:
     data: dict = field(default_factory=dict)
 
     @property
-    def passed(self) -> bool | None:
+    def passed(self) -> bool:
         if self.error is None or self.tolerance is None:
-            return None
+            return False
         return bool(math.isfinite(self.error) and self.error <= self.tolerance)
 
     def to_dict(self) -> dict:
@@ -75,8 +78,9 @@ class Confirmation:
 
 def run_all(spec, verdicts, opts: Options, progress=None) -> list[Confirmation]:
     """Every confirmation for ``spec`` (a :class:`grpo_proofs.spec.Spec`); ``progress`` is a tqdm bar."""
-    from .optim import confirm_adam_ratio, confirm_overshoot, confirm_reward_scale
+    from .overshoot import confirm_adam_ratio, confirm_overshoot
     from .prefix import confirm_prefix
+    from .scale import confirm_reward_scale
 
     out = []
     for fn in (confirm_prefix, confirm_reward_scale, confirm_overshoot, confirm_adam_ratio):

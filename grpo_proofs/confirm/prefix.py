@@ -80,7 +80,7 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=3e-4, betas=(opts.beta1, opts.beta2), eps=opts.eps)
     steps = 2 if opts.quick else 3
-    errs_W, errs_grad, errs_lib, W_meas_all, W_pred_all, pts = [], [], [], [], [], []
+    errs_W, errs_grad, errs_lib, W_meas_all, W_pred_all, pts, scales_W, gscales = [], [], [], [], [], [], [], []
     loss_conf, clipped, s_range = None, 0, (1.0, 1.0)
     for step in range(steps):
         logp, _ = token_logprobs(model, g)
@@ -117,6 +117,8 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
         errs_grad.append(float((meas - pred).norm()) / max(gscale, 1e-300))
         W_meas_all.append(W_meas.tolist())
         W_pred_all.append(W_pred.tolist())
+        scales_W.append(scale_W.tolist())
+        gscales.append(gscale)
         sel = np.linspace(0, meas.numel() - 1, min(1500, meas.numel())).astype(int)
         pts.append((pred.cpu().numpy()[sel], meas.cpu().numpy()[sel]))
         if step == 0:
@@ -133,7 +135,8 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
         f"{max(errs_W):.1e}, prefix_coefficient {max(errs_lib):.1e}, parameter gradient {max(errs_grad):.1e} "
         f"(relative to the size without cancellation); prefix ratios s in [{s_range[0]:.3f}, {s_range[1]:.3f}], "
         f"up to {clipped} completion(s) on the clipped branch",
-        plot={"points": pts, "W_meas": W_meas_all, "W_pred": W_pred_all},
+        plot={"points": pts, "W_meas": W_meas_all, "W_pred": W_pred_all, "scale_W": scales_W, "gscale": gscales,
+              "tolerance": MODEL_FLOAT64, "cancels": bool(verdicts.prefix["cancels"])},
         data={"rewards": r.tolist(), "lengths": L.tolist(), "W_measured": W_meas_all, "W_predicted": W_pred_all,
               "error_W": errs_W, "error_prefix_coefficient": errs_lib, "error_gradient": errs_grad,
               "ratio_range": list(s_range), "max_clipped_completions": clipped,

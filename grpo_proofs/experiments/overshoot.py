@@ -31,9 +31,11 @@ from ..policy import (PolicyConfig, build_policy, completion_logprobs, count_par
                       sample_group, set_param_vector)
 from ..precision import PRECISIONS, build, policy_config, recorded_coordinates
 from ..variants import Ratio, Variant, get_variant
+from .overshoot_plot import MITIGATION_NOTE, clip_bounds, plot
 
 __all__ = ["Setup", "Run", "OPTIMIZERS", "MITIGATIONS", "ROWS", "run", "compare", "calibrate_lr",
-           "premise_case", "post_entry_drift", "plot", "clip_ratio", "forbidden"]
+           "premise_case", "post_entry_drift", "plot", "clip_ratio", "forbidden", "MITIGATION_NOTE", "clip_bounds"]
+
 
 OPTIMIZERS = ("adam", "sgd", "sgd-momentum")
 MITIGATIONS = ("none", "mu1", "reset", "adam-rel")
@@ -402,40 +404,3 @@ def post_entry_drift(rn: Run, variant: str = "grpo", batches=None) -> dict:
             "min_drift_over_delta": min(over, default=None),
             "median_drift_over_pred": (float(np.median([r_["drift"] / r_["drift_pred"] for r_ in rows]))
                                        if rows and rn.optimizer != "sgd" else None)}
-
-
-def plot(runs: list[Run], outdir, name: str = "overshoot_ratios.png", bounds=(0.8, 1.2)) -> str:
-    """One panel per run: every token's ratio against the inner step (A > 0 red, A < 0 blue),
-    batches laid end to end, clip bounds dashed. Saves a PNG into ``outdir``; returns its path."""
-    import os
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    os.makedirs(outdir, exist_ok=True)
-    ncol = min(3, len(runs))
-    nrow = -(-len(runs) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), sharey=True, squeeze=False)
-    for ax in axes.flat[len(runs):]:
-        ax.set_visible(False)
-    for ax, rn in zip(axes.flat, runs):
-        x0 = 0
-        for R, side in zip(rn.ratios, rn.sides):
-            xs = np.arange(x0, x0 + R.shape[0])
-            for j in range(R.shape[1]):
-                ax.plot(xs, R[:, j], color="tab:red" if side[j] > 0 else "tab:blue", lw=0.6, alpha=0.5)
-            x0 += R.shape[0]
-            ax.axvline(x0 - 0.5, color="grey", lw=0.5)
-        for y in bounds:
-            ax.axhline(y, color="k", ls="--", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_title(f"{rn.optimizer} / {rn.mitigation} (lr {rn.lr:.2g})", fontsize=9)
-        ax.set_xlabel("inner step (batches end to end)", fontsize=8)
-    for row in axes:
-        row[0].set_ylabel("token ratio s (log scale)", fontsize=8)
-    fig.suptitle("token ratios after each inner step: A > 0 red, A < 0 blue, clip bounds dashed", fontsize=9)
-    fig.tight_layout()
-    path = os.path.join(outdir, name)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -138,6 +138,7 @@ def plot_drift(result: DriftResult, directory) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(os.fspath(directory), "prop1_training_drift.png")
@@ -152,7 +153,8 @@ def plot_drift(result: DriftResult, directory) -> str:
     ax2.set(xlabel="AdamW step", ylabel="cumulative sum_t W_t", title="predicted coefficient (Prop. 1)")
     for ax in (ax1, ax2):
         ax.axhline(0.0, color="grey", lw=0.5)
-        ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

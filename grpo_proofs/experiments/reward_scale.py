@@ -36,7 +36,7 @@ from ..policy import (PolicyConfig, build_policy, clone_model, count_parameters,
                       sample_group, set_param_vector, token_logprobs)
 from ..variants import Variant, get_variant
 
-__all__ = ["Prompt", "Batch", "Config", "Record", "make_batch", "surrogate_J", "k3_penalty",
+__all__ = ["Prompt", "Batch", "Config", "Record", "make_batch", "surrogate_J", "coefficient_J", "k3_penalty",
            "objective", "paired_run", "trajectory_run", "OPTIMIZERS"]
 
 #: optimizer name -> (class, weight decay used)
@@ -88,6 +88,10 @@ class Config:
     grad_of: tuple[str, float] | None = None
     #: False: the objective is the regulariser part -beta R only (the advantage part left out)
     advantage: bool = True
+    #: True: the advantage part's gradient from the derived per-token coefficients dJ/dlog pi
+    #: (:func:`grpo_proofs.evaluate.token_gradient` at the current log-ratios), backpropagated as
+    #: sum_(i,t) c_(i,t) log pi_(i,t), instead of autograd of the compiled surrogate
+    coefficients: bool = False
 
 
 @dataclass
@@ -170,6 +174,24 @@ def surrogate_J(variant: Variant, logp, old_logp, rewards, mask, sigma: str = "p
     return torch_surrogate(variant, logp, old_logp, np.asarray(rewards, dtype=np.float64), mask, sigma=sigma)
 
 
+def coefficient_J(variant: Variant, logp, old_logp, rewards, mask, sigma: str = "pop") -> torch.Tensor:
+    """sum_(i,t) c_(i,t) log pi_(i,t) with c = dJ/dlog pi from :func:`grpo_proofs.evaluate.token_gradient`
+    (the compiled symbolic gradient, flat, no autograd of the surrogate) at the current log-ratios:
+    its gradient in theta is the surrogate's, by the chain rule, through an independent path."""
+    from ..evaluate import token_gradient
+
+    real = mask > 0
+    lengths = real.sum(1).cpu().numpy()
+    x = (logp - old_logp).detach().cpu().numpy()
+    keep = real.cpu().numpy()
+    c = token_gradient(variant, np.asarray(rewards, dtype=np.float64), lengths,
+                       log_ratios=[x[i, keep[i]] for i in range(len(lengths))], sigma=sigma)
+    C = torch.zeros_like(logp)
+    for i, ci in enumerate(c):
+        C[i, real[i]] = torch.as_tensor(ci, dtype=logp.dtype, device=logp.device)
+    return (C.detach() * torch.where(real, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))).sum()
+
+
 def k3_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """R = sum_i 1/(G |o_i|) sum_t (exp(d) - d - 1), d = log pi_ref - log pi (k3 estimator, GRPO weights)."""
     d = torch.where(mask > 0, ref_logp - logp, 0.0)
@@ -191,7 +213,8 @@ def objective(batch: Batch, cfg: Config, logps) -> torch.Tensor:
     J = 0.0
     for a, pr, logp in zip(_scales(cfg, len(batch.prompts)), batch.prompts, logps):
         if cfg.advantage and a != 0:
-            J = J + surrogate_J(v, logp, pr.old_logp, a * pr.rewards + cfg.shift, pr.mask, batch.sigma)
+            part = coefficient_J if cfg.coefficients else surrogate_J
+            J = J + part(v, logp, pr.old_logp, a * pr.rewards + cfg.shift, pr.mask, batch.sigma)
         if cfg.beta:
             J = J - cfg.beta * k3_penalty(logp, pr.ref_logp, pr.mask)
     return J

@@ -118,7 +118,7 @@ def step_errors(measured, predicted, scales, keep=None) -> dict:
     """max_t,j |measured - predicted| / scale over coordinates with scale > 0 (and ``keep``, per step).
 
     Where ``scale`` is 0 (no gradient yet) both steps must be exactly 0, else the error is inf.
-    ``normwise`` (reported, not compared): max_t ||measured - predicted|| / ||predicted||.
+    ``normwise`` (a figure shown with the result, not compared with a tolerance): max_t ||measured - predicted|| / ||predicted||.
 
     >>> m, p = [np.array([1.0, 0.0, -2.0])], [np.array([1.0, 0.0, -2.5])]
     >>> step_errors(m, p, [np.array([1.0, 0.0, 5.0])])["per_coordinate"]   # 0.5 / 5

@@ -92,9 +92,23 @@ def reward_scale_verdict(mp: TrainerMapping) -> Verdict:
         return Verdict(label, title, "undecided", None,
                        f"{mp.advantage}: the advantages depend on a learned critic.")
     if mp.advantage_kind in ("std-group", "std-batch", "whiten"):
+        c = mp.variant.sigma_eps
+        if mp.kl is not None and mp.kl_coef and c > 0:
+            leak = c * 0.99 / (0.01 * 0.5 + c)
+            return Verdict(label, title, "not invariant", False,
+                           f"the advantage is divided by a std plus a constant c = {c:g} ({mp.advantage}): r -> phi r "
+                           "multiplies the advantage gradient by k = phi (sigma + c)/(phi sigma + c) but leaves the KL term "
+                           f"(beta = {mp.kl_coef:g}) unchanged, so training on phi r equals training on r with beta/k: the "
+                           f"reward/KL balance moves by |k - 1| <= c |1 - phi|/(phi sigma + c) ({100 * leak:.1f}% at "
+                           "phi = 0.01, sigma = 0.5)." + clip)
+        if c > 0:
+            return Verdict(label, title, "invariant", True,
+                           f"the advantage is divided by a std ({mp.advantage}): r -> phi r (phi > 0) multiplies the whole "
+                           f"gradient by k = phi (sigma + c)/(phi sigma + c), c = {c:g} the constant added to the std, one "
+                           "factor per group that Adam undoes up to eps (Prop. 2); k -> 1 when c << phi sigma." + clip)
         return Verdict(label, title, "invariant", True,
-                       f"the advantage is divided by a std ({mp.advantage}): r -> phi r (phi > 0) leaves it unchanged up to the "
-                       "constant added to the std, so the whole gradient, KL term included, is unchanged.")
+                       f"the advantage is divided by a std ({mp.advantage}): r -> phi r (phi > 0) leaves it unchanged, so "
+                       "the whole gradient, KL term included, is unchanged.")
     if mp.kl is not None:
         return Verdict(label, title, "not invariant", False,
                        f"centered advantage ({mp.advantage}) scales with phi but the KL term (beta = {mp.kl_coef:g}) does not: "

@@ -1,0 +1,206 @@
+"""The command line never crashes, floods or runs away: each case through a real subprocess.
+
+Every refusal is checked the same way: exit code 2, exactly one line on stderr naming the problem,
+nothing on stdout, nothing written. Sizes far past any machine's memory are refused from an estimate
+before anything is allocated (the test would be killed otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli(*argv, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-m", "grpo_proofs.cli", *argv], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def refused(rc, out, err, fragment):
+    assert rc == 2, (rc, out[-500:], err[-2000:])
+    assert out == "", out[-500:]
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert fragment in err, err
+
+
+def blocked_dir(tmp_path):
+    """A folder path that cannot be created: its parent is a regular file."""
+    f = tmp_path / "a_file"
+    f.write_text("keep")
+    return f / "plots"
+
+
+# -- sizes ---------------------------------------------------------------------------------------
+
+def test_gradient_of_two_billion_tokens_is_refused_from_the_estimate():
+    rc, out, err = cli("gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "1000000000,1000000000")
+    refused(rc, out, err, "2,000,000,000 tokens need about")
+    assert "GB" in err and "give shorter completions" in err
+
+
+def test_prefix_of_two_billion_tokens_is_refused_from_the_estimate():
+    rc, out, err = cli("prefix", "--variant", "grpo", "--rewards", "1,0", "--lengths", "1000000000,1000000000")
+    refused(rc, out, err, "per-token weights of 2,000,000,000 tokens need about")
+
+
+def test_per_token_json_past_its_limit_is_refused_before_any_work():
+    rc, out, err = cli("gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "5000000,5000000",
+                       "--json", "--per-token")
+    refused(rc, out, err, "MB limit")
+
+
+def test_long_groups_are_summarised():
+    rc, out, err = cli("gradient", "--variant", "dr_grpo", "--rewards", "1,0,1", "--lengths", "8000,5000,2000",
+                       "--json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["per_token"] is False and "gradient" not in data and data["tokens"] == 15000
+    s = data["gradient_summary"]
+    # Dr. GRPO at s = 1: every token of completion i has coefficient A_i / G (by hand: A = 1/3, -2/3, 1/3)
+    assert [x["tokens"] for x in s] == [8000, 5000, 2000]
+    assert s[1]["first"] == pytest.approx(-2 / 9, rel=1e-14) and s[1]["sum"] == pytest.approx(-5000 * 2 / 9, rel=1e-12)
+
+
+def test_negative_values_are_values_not_flags():
+    rc, out, err = cli("gradient", "--variant", "dr_grpo", "--rewards", "-1,0,1", "--lengths", "1,1,1", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["advantages"] == [-1.0, 0.0, 1.0]
+
+
+def test_ten_thousand_completions_print_a_short_table():
+    G = 10_000
+    rewards = ",".join(str(i % 2) for i in range(G))
+    lengths = ",".join(str(1 + i % 7) for i in range(G))
+    rc, out, err = cli("gradient", "--variant", "grpo", "--rewards", rewards, "--lengths", lengths)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) <= 26 and "--top N" in out and f"{G - 20} more" in out
+
+
+# -- bad values ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["gradient", "--variant", "grpo", "--rewards", "1e300,0,-1e300", "--lengths", "1,2,3"], "overflow float64"),
+    (["gradient", "--variant", "grpo", "--rewards", "1,0,,1", "--lengths", "1,2,3,4"], "field 3 of '1,0,,1' is empty"),
+    (["gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "1,2", "--top", "-1"], "--top"),
+    (["gradient", "--variant", "grpo", "--rewards", "-1,0,1", "--lengths", "-1,2,3"], "lengths must be >= 1 token, got -1"),
+    (["check", "grpo", "--symbolic", "--eps", "-1e-8"], "--eps must be in (0, 1), got '-1e-8'"),
+    (["check", "grpo", "--symbolic", "--colour", "red"], "unrecognized arguments: --colour red"),
+    (["check", "examples/trl_dapo.yaml", "--symbolic", "--T", "5", "--k", "4"], "past the mu = 2 optimizer steps"),
+    (["check", "grpo", "--symbolic", "--mu", "1", "--T", "2"], "no overshoot step exists"),
+    (["overshoot", "--k", "200000"], "--k must be in [0, 100000]"),
+    (["overshoot", "--beta1", "-0.5"], "--beta1 must be in (0, 1)"),
+])
+def test_bad_values_one_line(argv, fragment):
+    refused(*cli(*argv), fragment)
+
+
+def test_overshoot_k_20000_neither_crashes_nor_floods():
+    rc, out, err = cli("overshoot", "--k", "20000")
+    assert rc == 0, err
+    assert len(out.splitlines()) < 25 and "left out (--json lists every row)" in out
+    assert "< 1e-308" in out          # C_(5,20000) ~ 0.92^20001 underflows float64; never printed as 0
+    rc, out, _ = cli("overshoot", "--k", "20000", "--json")
+    table = json.loads(out)["table"]
+    assert len(table) == 20001 and table[10]["C_Tk"] > 0
+
+
+# -- output folders ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["scale", "--variant", "grpo", "--phi", "10", "--plot"],
+    ["prefix", "--train", "--plot"],
+    ["overshoot", "--simulate", "--plot"],
+    ["check", "grpo", "--symbolic", "--report"],
+])
+def test_uncreatable_output_folder_is_refused_up_front(tmp_path, argv):
+    target = blocked_dir(tmp_path)
+    refused(*cli(*argv, str(target)), "cannot be created there")
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_report_folder_with_files_needs_force(tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "stale.png").write_text("an earlier run")
+    rc, out, err = cli("check", "grpo", "--symbolic", "--report", str(report))
+    refused(rc, out, err, "already holds files (stale.png)")
+    assert os.listdir(report) == ["stale.png"]
+    rc, out, err = cli("check", "grpo", "--symbolic", "--report", str(report), "--force")
+    assert rc == 0, err
+    assert sorted(os.listdir(report)) == ["check.json", "summary.md"]     # replaced whole: no stale file
+
+
+def test_results_are_printed_when_the_report_cannot_be_written(capsys, tmp_path, monkeypatch):
+    import grpo_proofs.report as report
+    from grpo_proofs.cli import main
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "r"))
+
+    monkeypatch.setattr(report, "write_report", fail)
+    rc = main(["check", "dr_grpo", "--symbolic", "--report", str(tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "Shared prefix (Prop. 1)" in out            # the card is printed
+    assert err.count("\n") == 1 and "could not write the report folder" in err and "No space left" in err
+    assert not (tmp_path / "r").exists()
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+def test_verify_list_json_and_width():
+    rc, out, _ = cli("verify", "--list", "--json")
+    rows = json.loads(out)
+    assert rc == 0 and rows[0]["label"] == "eq15-gradient" and {"title", "page", "kind", "statement"} <= set(rows[0])
+    rc, out, _ = cli("verify", "--list")
+    assert rc == 0 and max(len(line) for line in out.splitlines()) <= 120
+
+
+def test_verify_streams_fits_120_columns_and_shows_titles():
+    rc, out, err = cli("verify", "--only", "eq15-gradient,prop1-prefix-coefficient", "--quick")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert lines[1].startswith("eq15-gradient") and "Gradient of the unified surrogate" in lines[1]
+    assert lines[-1].startswith("2 passed, 0 failed")
+
+
+@pytest.mark.slow
+def test_verify_ctrl_c_keeps_what_passed():
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    head = [proc.stdout.readline(), proc.stdout.readline()]      # the header and the first claim
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130
+    assert head[1].startswith("eq15-gradient") and " PASS " in head[1]
+    assert "not run (interrupted)" in rest
+    assert err.count("\n") == 1 and "interrupted after" in err and "Traceback" not in err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    G = 20_000
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "gradient", "--variant", "grpo", "--top", "0",
+                             "--rewards", ",".join(str(i % 2) for i in range(G)), "--lengths", ",".join(["3"] * G)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    with proc:
+        first = proc.stdout.readline()                           # like `| head -1`
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+    assert first.startswith("variant grpo") and "Traceback" not in err and err == ""
+    assert proc.returncode == 141
