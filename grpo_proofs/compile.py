@@ -50,7 +50,7 @@ def _heaviside(x, h0=0.5):
     return torch.heaviside(x, torch.as_tensor(float(h0), dtype=x.dtype, device=x.device))
 
 
-#: the three-entry namespace override of DESIGN.md
+#: the three-entry namespace override
 FIX = {"min": _minimum, "max": _maximum, "heaviside": _heaviside}
 
 

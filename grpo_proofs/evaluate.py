@@ -59,7 +59,7 @@ def token_gradient(
     the population (``"pop"``) or sample (``"sample"``) std of the rewards. Returns one array
     of length |o_i| per completion. At s = 1 the gradient is alpha_{i,t} A_i (Eq. 15).
 
-    Worked example of THEORY.md: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
+    Worked example of the prefix page: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
     std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
 
     Raises InputError, before allocating anything per token, when the tokens would need more memory

@@ -89,7 +89,7 @@ PARAMETER_SYMBOLS = {gamma, F_norm, alpha_hat}
 PER_TOKEN_SYMBOLS = {M, lam}
 PER_COMPLETION_SYMBOLS = {delta}
 
-# --- reward scaling and Adam invariance (Props 5, 6, 2; THEORY.md Sec. 5) -----------------------
+# --- reward scaling and Adam invariance (Props 5, 6, 2) -----------------------
 #: the reward scale r -> phi r (nonzero; the sign is handled where it matters: Abs(phi) appears)
 phi = sp.Symbol("phi", real=True, nonzero=True)
 #: a constant shift r -> r + b of every reward
@@ -150,7 +150,7 @@ TRAINER_SYMBOLS: dict[str, sp.Symbol] = {
 }
 __all__ += ["B_step", "N_step", "K_acc", "b_k", "N_k", "T_k", "T_pad", "C_scale", "S_seq", "S_gen", "TRAINER_SYMBOLS"]
 
-# --- shared-prefix bias and the loss value (Props 1, 4; THEORY.md Secs. 3-4) --------------------
+# --- shared-prefix bias and the loss value (Props 1, 4) --------------------
 #: a second summation index (sums over the group nested inside sums over j)
 i_idx = sp.Symbol("i", integer=True, positive=True)
 #: per-completion effective coefficient omega_j, summed weight Omega_j, sequence ratio s_j
@@ -169,7 +169,7 @@ d_past = sp.Symbol("d", positive=True)
 __all__ += ["i_idx", "omega_idx", "Omega_idx", "s_idx", "n_correct", "n_wrong", "L_correct", "L_wrong",
             "c_uniform", "d_past"]
 
-# --- checking a user's variant (grpo_proofs.verdict; THEORY.md Secs. 3-6) ------------------------
+# --- checking a user's variant (grpo_proofs.verdict) ------------------------
 #: advantage and length of completion i of a group of symbolic size G, summed over i_idx
 A_idx = sp.IndexedBase("A", real=True)
 L_idx = sp.IndexedBase("L", positive=True)

@@ -121,7 +121,7 @@ def overshoot_ratio_eps(T: int, k: int, beta1: float, beta2: float, eps: float, 
 def overshoot_total(beta1: float, beta2: float) -> float:
     """Total drift after clipping, in last pre-clip steps: sum_{k>=0} rho^(k+1) = rho/(1-rho).
 
-    rho = beta1/sqrt(beta2) (large-T limit of C_{T,0}; THEORY sec. 6). The series diverges when
+    rho = beta1/sqrt(beta2) (large-T limit of C_{T,0}). The series diverges when
     rho >= 1 (beta1^2 >= beta2): the result is then ``inf``.
 
     >>> overshoot_total(0.25, 0.25)

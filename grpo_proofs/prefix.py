@@ -7,7 +7,7 @@ J gives the prefix
     sum_{t<=k} W_t grad log pi(y_t | x, y_<t),     W_t = sum_{i in S} dJ/dx_{i,t} = sum_{i in S} A_i omega_{i,t}
 
 with x_{i,t} = log pi_theta - log pi_old and omega_{i,t} the effective per-token coefficient
-(alpha_{i,t} s_{i,t} on the unclipped branch, 0 on the clipped one; THEORY.md Secs. 1-3). Here
+(alpha_{i,t} s_{i,t} on the unclipped branch, 0 on the clipped one). Here
 dJ/dx_{i,t} is the gradient SymPy derives from the unified surrogate
 (:func:`grpo_proofs.evaluate.token_gradient`), not a typed formula.
 
@@ -216,7 +216,7 @@ def prefix_coefficient(
         sequence_ratios: one s_i per completion (sequence-level variants GSPO/GCPO, default all 1).
         sigma: ``"pop"`` (population) or ``"sample"`` std of the rewards.
 
-    Worked example of THEORY.md (G = 4, r = [1, 0, 0, 1], |o| = [10, 30, 20, 40], s = 1, whole group):
+    Worked example of the prefix page (G = 4, r = [1, 0, 0, 1], |o| = [10, 30, 20, 40], s = 1, whole group):
     GRPO with the population std gives W = sqrt(p(1-p)) (h_c - h_w) = (1/2)(1/16 - 1/24) = 1/96;
     Dr. GRPO and DAPO weights are group-constant, so W = 0.
 

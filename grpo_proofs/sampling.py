@@ -140,7 +140,7 @@ def short_is_correct(group: Group, within: int = SHORT_WITHIN) -> np.ndarray:
     """r_i = 1 if EOS is among the first ``within`` free tokens of o_i: correct answers are short.
 
     Used by the GRPO vs Dr. GRPO comparison: with alpha ~ 1/|o_i| (GRPO) short correct answers get
-    the larger per-token weight (THEORY.md Sec. 3).
+    the larger per-token weight.
 
     >>> g = Group(prompt=(3,), prefix=(5, 6), shared=(0, 1), completions=((5, 6, 2, 0), (5, 6, 2, 3, 4, 0)),
     ...           eos_token_id=0)

@@ -7,7 +7,7 @@ Given a :class:`~grpo_proofs.variants.Variant`, :func:`derive` returns a :class:
   unclipped branch, dJ/dlog pi = A_i omega_{i,t}, also derived (never typed);
 * **prefix** (Prop. 1) -- W = sum_i A_i omega_i on a prefix shared by the group, whether it cancels for
   every group at the first inner step (omega constant within a group: no dependence on L_i, A_i or
-  a mask), what happens off s = 1, and its exact value on the worked example of THEORY.md;
+  a mask), what happens off s = 1, and its exact value on the worked example of the prefix page;
 * **loss** (Prop. 4) -- the meaning of J at s = 1: -beta R only (summed weight Omega_i constant), a
   length statistic (Omega_i proportional to L_i) or G Cov(A, Omega) in general;
 * **reward_scale** (Props. 5, 6, 2) -- the degree d of A_i omega_i under r -> phi r (A -> phi A,
@@ -47,7 +47,7 @@ from .variants import Ratio, Variant, get_variant
 __all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "reachable", "WORKED", "worked_values",
            "CARD_PHIS"]
 
-#: the worked example group of THEORY.md Sec. 3 (G = 4, first inner step, whole group shares the prefix)
+#: the worked example group of the derivation pages (G = 4, first inner step, whole group shares the prefix)
 WORKED = {"rewards": (1, 0, 0, 1), "lengths": (10, 30, 20, 40)}
 _PER_COMPLETION = {n.L_i, n.A_nonzero, n.A_i}
 

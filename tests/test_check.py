@@ -1,6 +1,6 @@
 """``grpo-proofs check`` on the three shipped examples, and its refusals (exit 2, nothing written).
 
-Expected verdict values are derived here by hand from THEORY.md (worked example, C_(T,k) formula),
+Expected verdict values are derived here by hand from the paper (worked example, C_(T,k) formula),
 never copied from the command's output.
 """
 
@@ -27,7 +27,7 @@ def run_check(capsys, *argv):
 
 
 def C_Tk(T, k, b1, b2):
-    """THEORY.md Sec. 6, typed from the text."""
+    """C_{T,k} of the paper (App. D), typed from the text."""
     return (b1 ** (k + 1) * (1 - b1 ** (T - 1)) / (1 - b1 ** (T + k))
             * math.sqrt((1 - b2 ** (T + k)) / (b2 ** (k + 1) * (1 - b2 ** (T - 1)))))
 
@@ -228,10 +228,10 @@ def test_cuda_quick_check(capsys, tmp_path):
     assert rc == 0 and json.loads(out)["passed"] is True
 
 
-# -- the symbolic verdicts against THEORY.md, method by method ----------------------------------
+# -- the symbolic verdicts against the paper, method by method ----------------------------------
 
 @pytest.mark.parametrize("name, cancels, W, regime, scale, exposed", [
-    # THEORY Sec. 3 worked example: GRPO (pop std) W = +1/96; Dr. GRPO and DAPO W = 0
+    # Worked example of the prefix page: GRPO (pop std) W = +1/96; Dr. GRPO and DAPO W = 0
     ("grpo", False, "1/96", "zero", "invariant", True),
     ("dr_grpo", True, "0", "length", "invariant up to eps", True),
     ("dapo", True, "0", "length", "invariant", True),

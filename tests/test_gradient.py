@@ -35,7 +35,7 @@ def test_exact_group_gradient_agrees(name):
 
 
 def test_worked_example_prefix_sum_is_one_96th():
-    """THEORY.md worked example: the first-token coefficients of GRPO sum to 1/96 exactly."""
+    """worked example of the prefix page: the first-token coefficients of GRPO sum to 1/96 exactly."""
     grp = surrogate("grpo", [10, 30, 20, 40])
     grad = group_gradient(grp)
     A = [sp.Rational(1, 2), -sp.Rational(1, 2), -sp.Rational(1, 2), sp.Rational(1, 2)]

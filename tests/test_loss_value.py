@@ -1,6 +1,6 @@
 """Proposition 4: the surrogate's value at the first step is a weighting statistic, not performance.
 
-Expected values are typed here from THEORY.md Sec. 4 with Table 1's weights written in this file; the
+Expected values are typed here from the derivation pages with Table 1's weights written in this file; the
 measured values come from the hand-written reference losses and the compiled surrogate.
 """
 

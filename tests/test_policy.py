@@ -145,7 +145,7 @@ def test_full_gradient_batched_equals_per_sequence(tiny, group):
 
 
 def test_qwen2_rmsnorm_upcast_breaks_float64_and_norm_in_dtype_restores_it():
-    """DESIGN.md: Qwen2's RMSNorm computes in float32 even in a float64 model."""
+    """Qwen2's RMSNorm computes in float32 even in a float64 model."""
     errs = {}
     for exact in (False, True):
         model = build_policy(PolicyConfig.qwen2_small(norm_in_dtype=exact))

@@ -1,6 +1,6 @@
 """Proposition 1: the shared-prefix coefficient W, its identities, the real-model identity and the drift.
 
-The expected values here are computed independently of the package: ``theory_W`` types THEORY.md's
+The expected values here are computed independently of the package: ``theory_W`` types the paper's
 formula W = sum_{i in S} A_i omega_i with each method's alpha and clip bounds written from Table 1 in
 this file (not read from ``grpo_proofs.variants``), and the exact SymPy group gradient.
 """
@@ -48,7 +48,7 @@ NAMES = list(ALPHA)
 
 
 def theory_W(name, rewards, lengths, S, ratio=1.0, seq=None, sigma="pop"):
-    """(W, sum_S |A_i omega_i|) from THEORY.md Secs. 1-3 in numpy."""
+    """(W, sum_S |A_i omega_i|) from the derivation pages in numpy."""
     r, L = np.asarray(rewards, float), np.asarray(lengths, float)
     A, G, Ls = r - r.mean(), len(r), L.sum()
     sd = r.std(ddof=0 if sigma == "pop" else 1)
@@ -129,7 +129,7 @@ def test_prefix_coefficient_matches_symbolic_group_gradient(name, data):
 
 
 def test_worked_example():
-    """THEORY.md: G=4, r=[1,0,0,1], |o|=[10,30,20,40], s=1: GRPO (pop std) 1/96, Dr. GRPO and DAPO 0."""
+    """the paper: G=4, r=[1,0,0,1], |o|=[10,30,20,40], s=1: GRPO (pop std) 1/96, Dr. GRPO and DAPO 0."""
     ex_ = dict(rewards=[1, 0, 0, 1], lengths=[10, 30, 20, 40])
     assert Fraction(prefix_coefficient("grpo", **ex_)).limit_denominator(10**6) == Fraction(1, 96)
     assert prefix_coefficient("dr_grpo", **ex_) == 0.0 and prefix_coefficient("dapo", **ex_) == 0.0

@@ -1,7 +1,7 @@
 """The hand-written reference losses (grpo_proofs.reference) against closed forms in plain numpy.
 
 The expected values here are computed independently of the Torch code: Table 1's weights are
-written again as scalar loops, and the gradient is THEORY.md Sec. 2 (App. B.1, Eq. 13-15, 28):
+written again as scalar loops, and the gradient is the derivation pages (App. B.1, Eq. 13-15, 28):
 
 * token ratio:            dJ/dlog pi_{i,t} = alpha_{i,t} A_i s_{i,t}               (unclipped)
 * sequence geometric mean: dJ/dlog pi_{i,t} = (sum_t' alpha_{i,t'}) A_i s_i / |o_i|  (unclipped)
@@ -76,7 +76,7 @@ def np_alpha(name, lengths, r, T, sigma, masks, gamma=0.0):
 
 
 def np_closed_form(name, logp, old, lengths, r, sigma, masks, gamma=0.0):
-    """(J, sum of |terms of J|, dJ/dlog pi, clipped) from Eq. 1 and THEORY.md Sec. 2, real tokens only.
+    """(J, sum of |terms of J|, dJ/dlog pi, clipped) from Eq. 1 and the derivation pages, real tokens only.
 
     The sum of |terms| is the scale of J's rounding error: J itself nearly cancels (sum_i A_i = 0).
     """

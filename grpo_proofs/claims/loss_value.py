@@ -67,7 +67,7 @@ def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
 
 
 def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
-    """The regime's formula (THEORY.md Sec. 4) with Table 1's alpha, for the same group."""
+    """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha, for the same group."""
     G, Ls = len(lengths), sp.Add(*lengths)
     alpha = [v.alpha_with_params().subs({n.G: G, n.L_i: L, n.L_sum: Ls, n.L_max: max(lengths), n.A_i: A[i]})
              .subs(DEFAULT_MASKS) for i, L in enumerate(lengths)]

@@ -8,7 +8,7 @@ The derivation, in SymPy, from the canonical Adam recurrences (torch.optim.Adam 
 with g_t = 0 for t >= T (every contribution clipped, beta = 0, no weight decay):
 
 * m_{T+k} = beta1^(k+1) m_{T-1}, v_{T+k} = beta2^(k+1) v_{T-1} (induction on k);
-* step_{T+k} / step_{T-1} = C_{T,k} (eps = 0), compared as a zero difference with THEORY's form;
+* step_{T+k} / step_{T-1} = C_{T,k} (eps = 0), compared as a zero difference with the paper's form;
 * C_{T,k} -> rho^(k+1), rho = beta1/sqrt(beta2), as T -> oo; the eps factor; sum_k rho^(k+1) = rho/(1-rho);
 * heavy-ball SGD (torch.optim.SGD, dampening 0): buf_{T+k} = mu^(k+1) buf_{T-1}.
 
@@ -66,7 +66,7 @@ def explicit(expr: sp.Expr) -> sp.Expr:
 
 
 def theory_ratio(one_minus=None) -> sp.Expr:
-    """THEORY sec. 6 / paper App. D, typed by hand: C_{T,k} with one_minus(beta, t) = 1 - beta^t."""
+    """paper App. D, typed by hand: C_{T,k} with one_minus(beta, t) = 1 - beta^t."""
     om = one_minus or (lambda beta, tt: (c1 if beta is b1 else c2)(tt))
     return (b1 ** (k + 1) * om(b1, T - 1) / om(b1, T + k)
             * sp.sqrt(om(b2, T + k) / (b2 ** (k + 1) * om(b2, T - 1))))
@@ -101,7 +101,7 @@ def ratio_residues() -> dict[str, sp.Expr]:
     _, _, ind = moments_after_clip()
     out = {f"induction[{i}]": r for i, r in enumerate(ind)}
     C = theory_ratio()
-    out["C_{T,k} derived - THEORY"] = sp.cancel(sp.powsimp(derived_ratio() - C))
+    out["C_{T,k} derived - paper"] = sp.cancel(sp.powsimp(derived_ratio() - C))
     # eps kept: C_{T,k} (1 + eps/sqrt(vhat_{T-1})) / (1 + eps/sqrt(vhat_{T+k})), and the per-coordinate
     # form C (r + eps)/(r + q eps); b2 = w^2 (w > 0) makes every power of b2 an integer power of w
     w = sp.Symbol("w", positive=True)
@@ -178,7 +178,7 @@ STATEMENT_RATIO = (
 def _check_ratio(ctx: Context) -> Outcome:
     res = ratio_residues()
     bad = [name for name, r in res.items() if sp.simplify(r) != 0]
-    # THEORY sec. 6 words the eps correction as C_{T,k} * (sqrt(vhat_{T-1}) + eps)/(sqrt(vhat_{T+k}) + eps);
+    # The paper (App. D) words the eps correction as C_{T,k} * (sqrt(vhat_{T-1}) + eps)/(sqrt(vhat_{T+k}) + eps);
     # at eps = 0 that is C_{T,k} * q, not C_{T,k}: the factor belongs to the first-moment part only
     vh_prev, vh_k = v / c2(T - 1), b2 ** (k + 1) * v / c2(T + k)
     literal = theory_ratio() * (sp.sqrt(vh_prev) + eps) / (sp.sqrt(vh_k) + eps)

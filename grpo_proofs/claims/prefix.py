@@ -3,7 +3,7 @@
 Every W below is *derived*: sum_{i in S} dJ/dx_{i,t} from SymPy's gradient of the unified surrogate of
 a concrete group (:func:`~grpo_proofs.claims.prefix_algebra.derived_W`) or of one generic token with a
 symbolic length (:func:`~grpo_proofs.claims.prefix_algebra.generic_coefficient`). It is compared, as a
-zero difference, with THEORY.md's statements written from Table 1
+zero difference, with the paper's statements written from Table 1
 (:func:`~grpo_proofs.claims.prefix_algebra.table1_omega`), with symbolic rewards (A_i = r_i - mean r),
 a symbolic sigma and, where the statement allows it, a symbolic group size. Numeric parts compare the
 public :func:`grpo_proofs.prefix_coefficient` with autograd of the hand-written reference losses.
@@ -33,7 +33,7 @@ PAGE = "prop1"
 #: lengths of the concrete symbolic groups (>= 2 so a sequence ratio can differ from the shared token's)
 LENGTHS = (3, 2, 4, 2)
 SUBSETS = ((0, 1, 2, 3), (0, 2, 3), (1,))
-#: THEORY.md worked example
+#: worked example of the prefix page
 EX_REWARDS, EX_LENGTHS = (1, 0, 0, 1), (10, 30, 20, 40)
 #: a nonzero witness for every length- or sequence-dependent weight (on the worked example GCPO's
 #: W = sum_i A_i |o_i| / (G sigma) happens to vanish: 5 - 15 - 10 + 20 = 0)

@@ -5,7 +5,7 @@ Two independent sides meet in every claim:
 * the *derived* side: dJ/dx_{i,t} (or J itself) of a concrete group, obtained by SymPy from the
   unified surrogate (:func:`grpo_proofs.gradient.group_gradient`, :func:`grpo_proofs.objective.surrogate`)
   or of one generic token (:func:`grpo_proofs.gradient.generic_gradient`, symbolic lengths);
-* the *stated* side: THEORY.md's formula written from Table 1 (:func:`table1_omega`:
+* the *stated* side: the paper's formula written from Table 1 (:func:`table1_omega`:
   omega_{i,t} = alpha_{i,t} s_{i,t} on the unclipped branch, 0 on the clipped one).
 
 Sums over a group of symbolic size use ``Sum(f(j), (j, 1, G))``; :func:`expand_sums` brings such
@@ -28,7 +28,7 @@ from ..variants import Ratio, Variant
 __all__ = ["expand_sums", "is_zero", "alpha_of", "table1_omega", "clipped", "derived_W", "generic_coefficient",
            "group_point", "DEFAULT_MASKS"]
 
-#: masks at their defaults (THEORY.md Sec. 1: M, lambda, delta are 1 unless given)
+#: masks at their defaults (the derivation pages: M, lambda, delta are 1 unless given)
 DEFAULT_MASKS = {n.M: 1, n.lam: 1, n.delta: 1}
 
 
@@ -74,7 +74,7 @@ def alpha_of(v: Variant, lengths: Sequence, i: int, A_i: sp.Expr) -> sp.Expr:
 
 
 def clipped(v: Variant, s, A) -> bool:
-    """THEORY.md Sec. 2: R_clip = {s > 1+eps_up and A > 0} or {s < 1-eps_low and A < 0} (numbers only)."""
+    """The clipped region: R_clip = {s > 1+eps_up and A > 0} or {s < 1-eps_low and A < 0} (numbers only)."""
     if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
         return False                      # no clip region: GPG has no ratio, CISPO clips a weight
     above = v.eps_up is not None and s > 1 + exact(v.eps_up)
@@ -87,7 +87,7 @@ def clipped(v: Variant, s, A) -> bool:
 
 
 def table1_omega(v: Variant, lengths: Sequence, A: Sequence[sp.Expr], s: Sequence[sp.Expr]) -> list[sp.Expr]:
-    """omega_{i,t} as THEORY.md states it (typed from Table 1, not derived), one per completion.
+    """omega_{i,t} as the paper states it (typed from Table 1, not derived), one per completion.
 
     ``s[i]`` is the token ratio of the prefix token (token kinds) or the sequence ratio s_i.
     Token and GSPO ratios: alpha_i s_i; GCPO's full product: |o_i| alpha_i s_i (d s_i/d x_{i,t} = s_i and

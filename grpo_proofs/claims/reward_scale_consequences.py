@@ -1,4 +1,4 @@
-"""Consequences of Props 5, 6, 2 (arXiv 2601.05002, Sec. 5, App. C; THEORY.md Sec. 5), one claim each.
+"""Consequences of Props 5, 6, 2 (arXiv 2601.05002, Sec. 5, App. C), one claim each.
 
 Each claim pairs a SymPy statement of the exact condition with a measurement on the real policy
 and real ``torch.optim`` optimizers (:mod:`grpo_proofs.experiments.reward_scale_consequences`,

@@ -323,7 +323,7 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
     its bound the advantage gradient is exactly zero. ``shared=True`` makes completion 2 (A = -1/2,
     two tokens) start with the first token of completion 1 (A = +1/2, three tokens): the two copies
     have different weights 1/(G |o_i| sigma) (Prop. 1), so the token moves, and once one copy is
-    clipped the other keeps a restoring gradient (THEORY sec. 3). Adam without weight decay runs
+    clipped the other keeps a restoring gradient. Adam without weight decay runs
     ``mu`` steps. ``model`` / ``precision`` (:mod:`grpo_proofs.precision`): another preset or arithmetic
     than the float64 tiny GPT-2 (both None: that model); on a model larger than
     :data:`~grpo_proofs.precision.MAX_RECORDED` parameters, gradients and parameters are recorded on a

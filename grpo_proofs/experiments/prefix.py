@@ -22,7 +22,7 @@ gradient the prefix would get without cancellation, sum_t (sum_{i in S} |A_i ome
 
 The drift of the prefix in training is :mod:`grpo_proofs.experiments.prefix_drift`.
 
-Models: GPT-2 presets in float64 on CPU (every op in float64; DESIGN.md): relative error against the
+Models: GPT-2 presets in float64 on CPU (every op in float64): relative error against the
 prediction <= ``MODEL_FLOAT64``. In float32 or bf16 autocast (``Setup.precision``; the CUDA default is the
 Qwen2-0.5B shape, :mod:`grpo_proofs.precision`): rounding scales with the terms that cancel in W, not with
 W, so the error is measured against |g_U|_inf and bounded by ``tolerances.PREFIX_FLOAT32`` /

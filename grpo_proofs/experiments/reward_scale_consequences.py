@@ -1,4 +1,4 @@
-"""Consequences of Props 5, 6, 2 on the real policy (arXiv 2601.05002, Sec. 5; THEORY.md Sec. 5).
+"""Consequences of Props 5, 6, 2 on the real policy (arXiv 2601.05002, Sec. 5).
 
 Every function returns a dict with ``error`` (to compare with the claim's tolerance) and the
 figures behind it. Steps are read as in :func:`grpo_proofs.experiments.reward_scale.paired_run`;

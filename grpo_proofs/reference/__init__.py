@@ -21,7 +21,7 @@ be read side by side: ``diff grpo.py dapo.py`` shows only the weight and the cli
 
 Tie convention: with a ratio exactly on a clip bound, autograd of these files gives the full
 unclipped gradient alpha A s (torch.minimum splits the tie between s A and clip(s) A, and
-torch.clamp passes its gradient at the bound), i.e. the clipped region of THEORY.md Sec. 2 is
+torch.clamp passes its gradient at the bound), i.e. the clipped region of the derivation pages is
 open; SymPy's Heaviside(0) = 1/2 gives half of it, so comparisons keep points off the bounds.
 
 >>> import torch

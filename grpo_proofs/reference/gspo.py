@@ -4,7 +4,7 @@
     alpha_{i,t} = 1/(G |o_i| sigma(r)),   s_{i,t} = s_i = (pi_theta(y_i)/pi_old(y_i))^(1/|y_i|) (per sequence)
 
 Source: arXiv 2601.05002, Eq. 1 with beta = 0 and Table 1 (row "GSPO", with the
-1/|y_i| exponent the table omits, Sec. 7 of THEORY.md); the method is Zheng et al. 2025,
+1/|y_i| exponent the table omits, noted on the related-results page); the method is Zheng et al. 2025,
 arXiv 2507.18071. The loss is -J.
 """
 
