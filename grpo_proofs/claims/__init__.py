@@ -29,6 +29,7 @@ _MODULES = [
     "grpo_proofs.claims.reward_scale",
     "grpo_proofs.claims.reward_scale_consequences",
     "grpo_proofs.claims.overshoot",
+    "grpo_proofs.props.related.claims",
     "grpo_proofs.claims.trainers",
     "grpo_proofs.claims.check",
 ]

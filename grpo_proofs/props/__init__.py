@@ -1,0 +1,1 @@
+"""One folder per result: its SymPy derivation, its numbers, its real-model runs and its registered claims."""
