@@ -32,7 +32,7 @@ import torch
 
 from grpo_proofs.evaluate import batched_gradient
 from grpo_proofs.objective import group_numbers
-from grpo_proofs.policy import PolicyConfig, build_policy, completion_logprobs, count_parameters
+from grpo_proofs.runtime.policy import PolicyConfig, build_policy, completion_logprobs, count_parameters
 from grpo_proofs.reference import REFERENCE
 
 CONFIGS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small,

@@ -1,6 +1,6 @@
 """The float32 / bf16 tolerance policy, measured: the same confirmations in float64 and in lower precision.
 
-For each confirmation of :mod:`grpo_proofs.experiments.tolerance` (the gradient identity through the
+For each confirmation of :mod:`grpo_proofs.props.tolerance` (the gradient identity through the
 model, Prop. 2's Adam step ratio, the Props 3/7 premise step, Prop. 2's trajectory limit), every
 precision and every seed, on the same device and model preset (default ``qwen2_small``), it collects
 the error samples and prints their distribution (median, 99th percentile, max) and the bound it
@@ -30,9 +30,9 @@ def main(argv=None) -> int:
     import torch
     from tqdm import tqdm
 
-    from grpo_proofs import tolerances
-    from grpo_proofs.experiments.tolerance import CONFIRMATIONS, KINDS, measure, recommend, summarise
-    from grpo_proofs.precision import MODELS, PRECISIONS
+    from grpo_proofs.checking import tolerances
+    from grpo_proofs.props.tolerance import CONFIRMATIONS, KINDS, measure, recommend, summarise
+    from grpo_proofs.runtime.precision import MODELS, PRECISIONS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")

@@ -18,11 +18,11 @@ __version__ = "0.1.0"
 
 _API = {
     "token_gradient": "grpo_proofs.evaluate",
-    "prefix_coefficient": "grpo_proofs.prefix",
-    "adam_step_ratio": "grpo_proofs.adam",
-    "overshoot_ratio": "grpo_proofs.overshoot",
-    "overshoot_total": "grpo_proofs.overshoot",
-    "clip_toy": "grpo_proofs.overshoot",
+    "prefix_coefficient": "grpo_proofs.props.prefix.api",
+    "adam_step_ratio": "grpo_proofs.runtime.adam",
+    "overshoot_ratio": "grpo_proofs.props.overshoot.api",
+    "overshoot_total": "grpo_proofs.props.overshoot.api",
+    "clip_toy": "grpo_proofs.props.overshoot.api",
     "Variant": "grpo_proofs.variants",
     "REGISTRY": "grpo_proofs.variants",
     "InputError": "grpo_proofs.errors",

@@ -169,7 +169,7 @@ d_past = sp.Symbol("d", positive=True)
 __all__ += ["i_idx", "omega_idx", "Omega_idx", "s_idx", "n_correct", "n_wrong", "L_correct", "L_wrong",
             "c_uniform", "d_past"]
 
-# --- checking a user's variant (grpo_proofs.verdict) ------------------------
+# --- checking a user's variant (grpo_proofs.check.verdict) ------------------------
 #: advantage and length of completion i of a group of symbolic size G, summed over i_idx
 A_idx = sp.IndexedBase("A", real=True)
 L_idx = sp.IndexedBase("L", positive=True)

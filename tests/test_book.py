@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grpo_proofs.claims import all_claims
+from grpo_proofs.checking import all_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

@@ -131,7 +131,7 @@ def test_callable_variant_and_toml(capsys, tmp_path):
 
 
 def test_failed_confirmation_exits_1_and_still_reports(capsys, tmp_path, monkeypatch):
-    import grpo_proofs.confirm as confirm
+    import grpo_proofs.check.confirm as confirm
 
     def fake(spec, verdicts, opts, progress=None):
         return [confirm.Confirmation("prefix", "t", "p", 1.0, 0.0)]
@@ -244,7 +244,7 @@ def test_cuda_quick_check(capsys, tmp_path):
     ("gcpo", False, None, "length", "invariant", True),
 ])
 def test_registry_verdicts_follow_theory(name, cancels, W, regime, scale, exposed):
-    from grpo_proofs.verdict import derive
+    from grpo_proofs.check.verdict import derive
 
     d = derive(name)
     assert d.prefix["cancels"] is cancels
@@ -258,13 +258,13 @@ def test_registry_verdicts_follow_theory(name, cancels, W, regime, scale, expose
 
 def test_cppo_without_pruning_is_grpo():
     """gamma = 0 keeps every completion with A_i != 0 (the others contribute A_i omega_i = 0 anyway)."""
-    from grpo_proofs.verdict import equivalents
+    from grpo_proofs.check.verdict import equivalents
 
     assert "cppo" in [m["name"] for m in equivalents("grpo")["matches"]]
 
 
 def test_claim_check_equivalence_registry():
-    from grpo_proofs.claims import run_claim
+    from grpo_proofs.checking import run_claim
 
     o = run_claim("check-equivalence-registry")
     assert o.passed, o.detail

@@ -142,7 +142,7 @@ def test_report_folder_with_files_needs_force(tmp_path):
 
 
 def test_results_are_printed_when_the_report_cannot_be_written(capsys, tmp_path, monkeypatch):
-    import grpo_proofs.report as report
+    import grpo_proofs.check.report as report
     from grpo_proofs.cli import main
 
     def fail(*a, **k):

@@ -14,7 +14,7 @@ import sympy as sp
 
 from grpo_proofs import notation as n
 from grpo_proofs.errors import InputError
-from grpo_proofs.formula import FUNCTIONS, MAX_EXPONENT, POLICY_NAMES, parse_weight, to_formula
+from grpo_proofs.check.formula import FUNCTIONS, MAX_EXPONENT, POLICY_NAMES, parse_weight, to_formula
 from grpo_proofs.variants import REGISTRY
 
 

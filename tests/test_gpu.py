@@ -4,14 +4,14 @@ All tests here carry ``@pytest.mark.gpu`` and are skipped without CUDA (``tests/
 per-claim tests use the ``qwen2_small`` preset (seconds each); ``test_realistic_shape`` runs two
 confirmations on the Qwen2-0.5B shape at G = 16, completions up to 1024 tokens (what
 ``grpo-proofs verify --device cuda`` runs for every claim). Tolerances come from
-:func:`grpo_proofs.tolerances.for_precision` by precision, as in the claims themselves.
+:func:`grpo_proofs.checking.tolerances.for_precision` by precision, as in the claims themselves.
 """
 
 import pytest
 import torch
 
-from grpo_proofs import tolerances
-from grpo_proofs.claims import Context, all_claims, run_claim
+from grpo_proofs.checking import tolerances
+from grpo_proofs.checking import Context, all_claims, run_claim
 
 MODEL_CLAIMS = sorted(label for label, c in all_claims().items() if c.kind == "model")
 
@@ -34,7 +34,7 @@ def test_realistic_shape(label):
 
 @pytest.mark.parametrize("precision", ["float64", "float32", "bf16"])
 def test_gradient_identity_on_cuda(precision):
-    from grpo_proofs.experiments.tolerance import gradient_identity
+    from grpo_proofs.props.tolerance import gradient_identity
 
     errs = gradient_identity(model="qwen2_small", precision=precision, device="cuda", seed=0,
                              variants=["grpo", "dr_grpo", "gspo"])
@@ -42,8 +42,8 @@ def test_gradient_identity_on_cuda(precision):
 
 
 def test_bf16_autocast_runs_bf16_matmuls_on_cuda():
-    from grpo_proofs.policy import PolicyConfig
-    from grpo_proofs.precision import build
+    from grpo_proofs.runtime.policy import PolicyConfig
+    from grpo_proofs.runtime.precision import build
 
     cfg = PolicyConfig.qwen2_small(dtype="float32", device="cuda")
     m32, m16 = build(cfg, "float32"), build(cfg, "bf16")

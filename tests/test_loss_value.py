@@ -10,9 +10,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grpo_proofs.claims import Context, all_claims, run_claim
-from grpo_proofs.claims.gradient import padded
-from grpo_proofs.claims.loss_value import regime
+from grpo_proofs.checking import Context, all_claims, run_claim
+from grpo_proofs.props.gradient.claims import padded
+from grpo_proofs.props.loss_value.claims import regime
 from grpo_proofs.evaluate import torch_surrogate
 from grpo_proofs.reference import REFERENCE
 from grpo_proofs.variants import REGISTRY
@@ -82,6 +82,6 @@ def test_value_does_not_track_reward():
 
 def test_claim_registered_and_passes_quick():
     claims = all_claims()
-    assert claims["prop4-loss-value"].page == "prop4"
+    assert claims["prop4-loss-value"].page == "loss_value"
     out = run_claim("prop4-loss-value", Context(quick=True))
     assert out.passed, out.detail

@@ -11,12 +11,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grpo_proofs import tolerances as tol
-from grpo_proofs.claims import Context, all_claims, run_claim
+from grpo_proofs.checking import tolerances as tol
+from grpo_proofs.checking import Context, all_claims, run_claim
 from grpo_proofs.cli import main
 from grpo_proofs.errors import InputError
-from grpo_proofs.experiments import overshoot as ex
-from grpo_proofs.overshoot import clip_toy, overshoot_ratio, overshoot_ratio_eps, overshoot_total, run_clip_toy
+from grpo_proofs.props.overshoot import model as ex
+from grpo_proofs.props.overshoot.api import (clip_toy, overshoot_ratio, overshoot_ratio_eps, overshoot_total,
+                                             run_clip_toy)
 
 LABELS = ["prop7-overshoot-ratio", "prop7-paper-c-t4-value", "prop7-adam-zero-gradient",
           "prop3-clip-toy-overshoot", "prop3-sgd-stops", "prop3-momentum-overshoot", "prop3-premise-exact",
@@ -25,7 +26,7 @@ LABELS = ["prop7-overshoot-ratio", "prop7-paper-c-t4-value", "prop7-adam-zero-gr
 
 def test_labels_registered_on_one_page():
     claims = all_claims()
-    ours = [lbl for lbl, c in claims.items() if c.page == "prop3-7"]
+    ours = [lbl for lbl, c in claims.items() if c.page == "overshoot"]
     assert sorted(ours) == sorted(LABELS)
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from grpo_proofs import tolerances as tol
+from grpo_proofs.checking import tolerances as tol
 from grpo_proofs.errors import InputError
-from grpo_proofs.policy import (REWARD_RULES, PolicyConfig, build_policy, clone_model, copy_state,
-                                count_parameters, flat_grad, load_state, param_vector, prefix_logprobs,
-                                sample_group, score, set_param_vector, token_logprobs)
+from grpo_proofs.runtime.policy import (REWARD_RULES, PolicyConfig, build_policy, clone_model, copy_state,
+                                        count_parameters, flat_grad, load_state, param_vector, prefix_logprobs,
+                                        sample_group, score, set_param_vector, token_logprobs)
 
 PROMPT, PREFIX = [2, 3, 7], [4, 5, 6]
 

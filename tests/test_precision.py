@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from grpo_proofs import tolerances
-from grpo_proofs.claims import Context, run_claim
+from grpo_proofs.checking import tolerances
+from grpo_proofs.checking import Context, run_claim
 from grpo_proofs.errors import InputError
-from grpo_proofs.policy import PolicyConfig, clone_model
-from grpo_proofs.precision import build, group_shape, policy_config, recorded_coordinates
+from grpo_proofs.runtime.policy import PolicyConfig, clone_model
+from grpo_proofs.runtime.precision import build, group_shape, policy_config, recorded_coordinates
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,8 +64,8 @@ def test_recorded_coordinates_subset():
 
 def test_paired_run_on_a_coordinate_subset_matches_the_full_run(monkeypatch):
     """Adam is elementwise: the steps recorded on a subset equal the full run's at those coordinates."""
-    import grpo_proofs.precision as prec
-    from grpo_proofs.experiments import reward_scale as rs
+    import grpo_proofs.runtime.precision as prec
+    from grpo_proofs.props.reward_scale import model as rs
 
     kw = dict(quick=True, seed=0, n_prompts=1, G=4, max_new_tokens=4, model="qwen2_small", precision="float32")
     cfgs = {"r": rs.Config(), "10": rs.Config(scales=10.0), "exact": rs.Config(grad_of=("r", 10.0))}
@@ -84,7 +84,7 @@ def test_paired_run_on_a_coordinate_subset_matches_the_full_run(monkeypatch):
 
 
 def test_representable_eps_keeps_the_limit_regime_finite():
-    from grpo_proofs.experiments.reward_scale import _representable_eps
+    from grpo_proofs.props.reward_scale.model import _representable_eps
 
     p = torch.nn.Parameter(torch.zeros(3))
     opt = torch.optim.Adam([p], lr=1e-3, eps=_representable_eps(1e-300, torch.float32))
@@ -106,7 +106,7 @@ def test_tolerances_by_precision():
 @pytest.mark.parametrize("precision", ["float32", "bf16"])
 def test_gradient_identity_low_precision(precision):
     """Autograd of the batched surrogate vs the derived weights on unpadded forwards, qwen2_small."""
-    from grpo_proofs.experiments.tolerance import gradient_identity
+    from grpo_proofs.props.tolerance import gradient_identity
 
     errs = gradient_identity(model="qwen2_small", precision=precision, seed=1, G=4, max_new_tokens=6,
                              variants=["grpo", "gspo", "cispo"])

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 
 from grpo_proofs import notation as n
 from grpo_proofs import prefix_coefficient
-from grpo_proofs.claims import REGISTRY as CLAIMS
-from grpo_proofs.claims import Context, all_claims, run_claim
-from grpo_proofs.claims.prefix_algebra import derived_W, table1_omega, is_zero
+from grpo_proofs.checking import REGISTRY as CLAIMS
+from grpo_proofs.checking import Context, all_claims, run_claim
+from grpo_proofs.props.prefix.derive import derived_W, table1_omega, is_zero
 from grpo_proofs.cli import main
 from grpo_proofs.errors import InputError
-from grpo_proofs.experiments import prefix as ex
-from grpo_proofs.experiments import prefix_drift as dr
-from grpo_proofs.prefix import prefix_terms
+from grpo_proofs.props.prefix import model as ex
+from grpo_proofs.props.prefix import drift as dr
+from grpo_proofs.props.prefix.api import prefix_terms
 from grpo_proofs.variants import REGISTRY
 
 # Table 1 (arXiv 2601.05002), typed here: alpha(G, |o_i|, sum_j |o_j|, sigma, A_i) and the clip bounds
@@ -243,7 +243,7 @@ def test_training_drift_and_plot(tmp_path):
 
 @pytest.mark.gpu
 def test_real_model_identity_cuda_float32():
-    from grpo_proofs.tolerances import PREFIX_FLOAT32
+    from grpo_proofs.checking.tolerances import PREFIX_FLOAT32
 
     rows = ex.confirm(ex.Setup(model="qwen2_small", G=12, dtype="float32", device="cuda"))
     worst = max(r.error for r in rows)
@@ -259,13 +259,13 @@ LABELS = ["prop1-prefix-coefficient", "prop1-whole-group-cancellation", "prop1-c
 
 
 def test_labels_registered_in_paper_order():
-    from grpo_proofs.claims import _MODULES
+    from grpo_proofs.checking import _MODULES
 
     labels = list(all_claims())
     assert all(l in labels for l in LABELS + ["prop4-loss-value"])
-    order = [_MODULES.index(f"grpo_proofs.claims.{m}") for m in ("gradient", "prefix", "prefix_model", "loss_value")]
+    order = [_MODULES.index(f"grpo_proofs.checking.{m}") for m in ("gradient", "prefix", "prefix_model", "loss_value")]
     assert order == sorted(order)
-    assert all(CLAIMS[l].page == "prop1" for l in LABELS) and CLAIMS["prop4-loss-value"].page == "prop4"
+    assert all(CLAIMS[l].page == "prefix" for l in LABELS) and CLAIMS["prop4-loss-value"].page == "loss_value"
 
 
 @pytest.mark.parametrize("label", LABELS)

@@ -27,7 +27,7 @@ import torch
 
 from grpo_proofs.errors import InputError
 from grpo_proofs.reference import REFERENCE
-from grpo_proofs.tolerances import CLOSED_FORM
+from grpo_proofs.checking.tolerances import CLOSED_FORM
 
 NAMES = ["grpo", "grpo_v32", "gspo", "gtpo", "dapo", "cppo", "dr_grpo", "gpg", "cispo", "gcpo"]
 

@@ -15,7 +15,7 @@ import sympy as sp
 import torch
 
 from grpo_proofs import notation as n
-from grpo_proofs.claims import Context, all_claims, run_claim
+from grpo_proofs.checking import Context, all_claims, run_claim
 from grpo_proofs.props.related import api, claims, derive
 from grpo_proofs.props.related.model import FIXES, Case, fix_rows
 

@@ -15,20 +15,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grpo_proofs import notation as n
-from grpo_proofs import tolerances
-from grpo_proofs.adam import AdamRecurrence, adam_step_ratio, mp_sqrt, noninvariant_threshold
-from grpo_proofs.claims import REGISTRY, Context
+from grpo_proofs.checking import tolerances
+from grpo_proofs.runtime.adam import AdamRecurrence, adam_step_ratio, mp_sqrt, noninvariant_threshold
+from grpo_proofs.checking import REGISTRY, Context
 from grpo_proofs.cli import main
 from grpo_proofs.errors import InputError
 from grpo_proofs.variants import REGISTRY as VARIANTS
 
-for _m in ("grpo_proofs.claims.reward_scale", "grpo_proofs.claims.reward_scale_consequences"):
+for _m in ("grpo_proofs.props.reward_scale.claims", "grpo_proofs.props.reward_scale.claims_consequences"):
     importlib.import_module(_m)
 
-from grpo_proofs.claims.reward_scale import (advantage_scaling, centering_residuals, moment_induction,  # noqa: E402
-                                             step_ratio_derivation)
+from grpo_proofs.props.reward_scale.claims import (advantage_scaling, centering_residuals, moment_induction,
+                                                   step_ratio_derivation)
 
-LABELS = sorted(label for label, c in REGISTRY.items() if c.page == "prop5-6-2")
+LABELS = sorted(label for label, c in REGISTRY.items() if c.page == "reward_scale")
 
 
 # --- adam_step_ratio: exact values, limits, bad input --------------------------------------------
@@ -114,7 +114,7 @@ def histories(draw):
        eps=st.one_of(st.just(0.0), st.floats(-12, -2).map(lambda e: 10.0 ** e)),
        opt=st.sampled_from(["adam", "adamw"]))
 def test_torch_optimizer_matches_closed_form(grads, phi_exp, phi_sign, eps, opt):
-    from grpo_proofs.experiments.reward_scale_checks import step_scales
+    from grpo_proofs.props.reward_scale.experiments import step_scales
 
     phi = phi_sign * 10.0 ** phi_exp
     cls, wd = (torch.optim.Adam, 0.0) if opt == "adam" else (torch.optim.AdamW, 0.1)
@@ -210,7 +210,7 @@ def test_cli_table_with_kl_and_clipping(capsys):
 # --- CUDA ------------------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_step_ratio_on_cuda():
-    from grpo_proofs.experiments.reward_scale_checks import step_ratio_experiment
+    from grpo_proofs.props.reward_scale.experiments import step_ratio_experiment
 
     res = step_ratio_experiment(Context(device="cuda", quick=True))    # float32 on CUDA by default
     assert res["max_rel_err"] <= tolerances.for_precision("optimizer", "float32")

@@ -6,9 +6,9 @@ import sympy as sp
 
 from grpo_proofs import notation as n
 from grpo_proofs import token_gradient
-from grpo_proofs.claims import Context, all_claims
-from grpo_proofs.numerics import rel_err
-from grpo_proofs.tolerances import CLOSED_FORM
+from grpo_proofs.checking import Context, all_claims
+from grpo_proofs.runtime.numerics import rel_err
+from grpo_proofs.checking.tolerances import CLOSED_FORM
 from grpo_proofs.trainers import advantages, loss_and_grad, propositions, to_variant
 
 K, b_k, N_k, T_k, B, N, S, C, S_g = n.K_acc, n.b_k, n.N_k, n.T_k, n.B_step, n.N_step, n.S_seq, n.C_scale, n.S_gen

@@ -11,8 +11,8 @@ min(r, 10) (l - l_ref). Junk padding, one and two micro-batches. (The release it
 import numpy as np
 import pytest
 
-from grpo_proofs.numerics import rel_err
-from grpo_proofs.tolerances import CLOSED_FORM
+from grpo_proofs.runtime.numerics import rel_err
+from grpo_proofs.checking.tolerances import CLOSED_FORM
 from grpo_proofs.trainers import loss_and_grad
 
 SPLITS = {"one": None, "two": [[0, 1, 5], [2, 3, 4]]}

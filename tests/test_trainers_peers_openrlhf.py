@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from grpo_proofs.errors import InputError
-from grpo_proofs.numerics import rel_err
-from grpo_proofs.tolerances import CLOSED_FORM, RELEASE_FLOAT32
+from grpo_proofs.runtime.numerics import rel_err
+from grpo_proofs.checking.tolerances import CLOSED_FORM, RELEASE_FLOAT32
 from grpo_proofs.trainers import advantages, effective_config, loss_and_grad
 from grpo_proofs.trainers.config_files import parse_argument_line
 from grpo_proofs.trainers.peers.loading import PeerUnavailable, release_source, require

@@ -23,8 +23,8 @@ must *not* match 1.16.0 on S != K (dapo) or at the KL default.
 import numpy as np
 import pytest
 
-from grpo_proofs.numerics import rel_err
-from grpo_proofs.tolerances import CLOSED_FORM
+from grpo_proofs.runtime.numerics import rel_err
+from grpo_proofs.checking.tolerances import CLOSED_FORM
 from grpo_proofs.trainers import advantages, loss_and_grad
 from grpo_proofs.trainers.peers.trl import HARNESS_KEYS, VERSION, TRLRun, reward_count, reward_length
 

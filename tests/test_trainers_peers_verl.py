@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from grpo_proofs.errors import InputError
-from grpo_proofs.numerics import rel_err
-from grpo_proofs.tolerances import CLOSED_FORM, RELEASE_FLOAT32
+from grpo_proofs.runtime.numerics import rel_err
+from grpo_proofs.checking.tolerances import CLOSED_FORM, RELEASE_FLOAT32
 from grpo_proofs.trainers import advantages, loss_and_grad
 from grpo_proofs.trainers.peers.loading import PeerUnavailable, require
 from grpo_proofs.trainers.verl import AGG_MODES, ESTIMATORS, KL_TYPES, LOSS_MODES

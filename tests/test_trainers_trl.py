@@ -12,8 +12,8 @@ Padding holds junk, float64, 1e-12. (The release itself: the peers tests.)
 import numpy as np
 import pytest
 
-from grpo_proofs.numerics import rel_err
-from grpo_proofs.tolerances import CLOSED_FORM
+from grpo_proofs.runtime.numerics import rel_err
+from grpo_proofs.checking.tolerances import CLOSED_FORM
 from grpo_proofs.trainers import loss_and_grad
 
 LOSS_TYPES = ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from grpo_proofs.errors import InputError
-from grpo_proofs.numerics import rel_err
-from grpo_proofs.tolerances import CLOSED_FORM
+from grpo_proofs.runtime.numerics import rel_err
+from grpo_proofs.checking.tolerances import CLOSED_FORM
 from grpo_proofs.trainers import loss_and_grad
 
 AGG = ["token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]

@@ -99,7 +99,7 @@ def test_every_confirmation_is_a_comparison(trl_kl):
 
 
 def test_a_confirmation_without_a_comparison_fails():
-    from grpo_proofs.confirm import Confirmation
+    from grpo_proofs.check.confirm import Confirmation
 
     assert Confirmation("x", "t", "p").passed is False
     assert Confirmation("x", "t", "p", float("inf"), 1.0).passed is False
@@ -109,7 +109,7 @@ def test_a_confirmation_without_a_comparison_fails():
 # -- overshoot: only reachable steps -------------------------------------------------------------
 
 def test_overshoot_numbers_only_for_reachable_steps():
-    from grpo_proofs.verdict import derive
+    from grpo_proofs.check.verdict import derive
 
     ov = derive("dapo", mu=4, beta1=0.9, beta2=0.99).overshoot
     assert (ov["T"], ov["k"]) == (2, 2) and [r["k"] for r in ov["table"]] == [0, 1, 2]
@@ -137,7 +137,7 @@ def test_card_for_mu_2_quotes_no_unreachable_number(capsys):
 
 
 def test_premise_run_excursion_predicted_and_eps_matters():
-    from grpo_proofs.experiments.overshoot_premise import premise_run
+    from grpo_proofs.props.overshoot.premise import premise_run
 
     run = premise_run("dapo", T=2, mu=4, betas=(0.9, 0.99))
     assert run.T == 2 and run.all_clipped[0] is False and all(run.all_clipped[1:])
@@ -154,7 +154,7 @@ def test_premise_run_excursion_predicted_and_eps_matters():
 def test_gradient_branches_match_the_compiled_gradient(name):
     """Each branch evaluated at random points inside its region equals the compiled gradient there."""
     from grpo_proofs import notation as n
-    from grpo_proofs.branches import gradient_branches
+    from grpo_proofs.props.gradient.derive import gradient_branches
     from grpo_proofs.evaluate import token_gradient
     from grpo_proofs.objective import group_numbers
     from grpo_proofs.variants import Ratio

@@ -1,11 +1,11 @@
 """Claim ``check-equivalence-registry``: the declarative spec form is faithful, and the equivalence
 finder of ``grpo-proofs check`` recognises every Table 1 method (arXiv 2601.05002) as itself.
 
-For each registry variant: :func:`grpo_proofs.spec.dump_spec` writes the declarative form (the weight
+For each registry variant: :func:`grpo_proofs.check.spec.dump_spec` writes the declarative form (the weight
 as a formula string), ``yaml.safe_dump``/``yaml.safe_load`` round-trip it as text, and
-:func:`grpo_proofs.spec.spec_from_mapping` reads it back through the safe formula parser. The read-back
+:func:`grpo_proofs.check.spec.spec_from_mapping` reads it back through the safe formula parser. The read-back
 variant must equal the original field by field, with the weights' difference simplifying to exactly
-zero; :func:`grpo_proofs.verdict.equivalents` of the read-back variant must list the original method
+zero; :func:`grpo_proofs.check.verdict.equivalents` of the read-back variant must list the original method
 with the factor 1. Two independent paths meet here: the printer/parser pair, and SymPy's own
 simplification of the difference.
 """
@@ -15,11 +15,11 @@ from __future__ import annotations
 import sympy as sp
 import yaml
 
-from ..spec import dump_spec, spec_from_mapping
-from ..tolerances import EXACT
+from .spec import dump_spec, spec_from_mapping
+from ..checking.tolerances import EXACT
 from ..variants import REGISTRY
-from ..verdict import equivalents
-from . import Context, Outcome, claim
+from .verdict import equivalents
+from ..checking import Context, Outcome, claim
 
 __all__ = ["round_trip_failures", "PAGE"]
 

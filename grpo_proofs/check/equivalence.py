@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from . import notation as n
-from .variants import REGISTRY, Variant, get_variant
+from .. import notation as n
+from ..variants import REGISTRY, Variant, get_variant
 
 __all__ = ["equivalents", "weight_at_defaults", "MASKS", "CONST_FACTOR"]
 

@@ -39,8 +39,8 @@ import re
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from . import notation as n
-from .errors import InputError, kind_of
+from .. import notation as n
+from ..errors import InputError, kind_of
 
 __all__ = ["parse_weight", "to_formula", "FUNCTIONS", "POLICY_NAMES", "MAX_LENGTH", "MAX_EXPONENT"]
 

@@ -1,6 +1,6 @@
 """The verdict card of ``grpo-proofs check``: terminal text, Markdown, JSON and PNG plots.
 
-:func:`card` renders a :class:`grpo_proofs.verdict.Verdicts` (and the numerical confirmations, if any)
+:func:`card` renders a :class:`grpo_proofs.check.verdict.Verdicts` (and the numerical confirmations, if any)
 as text; :func:`markdown` as a Markdown summary; :func:`write_report` writes ``check.json``,
 ``summary.md`` and the plots (predicted vs measured prefix gradient, step ratio under reward scaling,
 ratio trajectories under mu inner steps) into a temporary folder and moves them into the report
@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from .branches import plain
+from ..props.gradient.derive import plain
 from .report_plots import plot_prefix, plot_scale, plot_trajectories
 
 __all__ = ["card", "markdown", "write_report", "PLOTS", "FILES"]
@@ -36,7 +36,7 @@ def _tol(c) -> str:
 
 
 def _formula(expr) -> str:
-    from .errors import InputError
+    from ..errors import InputError
     from .formula import to_formula
 
     try:
@@ -203,7 +203,7 @@ def write_report(folder: str, payload: dict, summary: str, confirmations) -> lis
     An existing ``folder`` (empty, or allowed by ``--force``) is replaced as a whole, so files of an
     earlier report never mix with this one; a failure leaves ``folder`` as it was.
     """
-    from .cli.common import replace_dir, to_jsonable
+    from ..cli.common import replace_dir, to_jsonable
 
     tmp = tempfile.mkdtemp(prefix="grpo-proofs-check-")
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .adam import adam_step_ratio
+from ..runtime.adam import adam_step_ratio
 
 __all__ = ["plot_prefix", "plot_scale", "plot_trajectories"]
 

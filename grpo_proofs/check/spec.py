@@ -6,7 +6,7 @@ Four ways to name a GRPO-style objective (the unified surrogate of arXiv 2601.05
 * ``FILE.py:NAME``: the Python file is executed (only because the user named it) and ``NAME`` must
   be a :class:`~grpo_proofs.variants.Variant` or a zero-argument callable returning one;
 * a declarative YAML, TOML or JSON spec, whose weight is a formula string parsed safely by
-  :func:`grpo_proofs.formula.parse_weight`::
+  :func:`grpo_proofs.check.formula.parse_weight`::
 
       name: length_aware            # optional (default: the file name)
       alpha: "1/(G*sqrt(L_i)*sigma)"
@@ -41,10 +41,10 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from . import notation as n
-from .errors import InputError, kind_of, shown
+from .. import notation as n
+from ..errors import InputError, kind_of, shown
 from .formula import parse_weight, to_formula
-from .variants import REGISTRY, Ratio, Regularizer, Variant
+from ..variants import REGISTRY, Ratio, Regularizer, Variant
 
 __all__ = ["Spec", "load_spec", "spec_from_mapping", "dump_spec", "REQUIRED", "OPTIONAL", "ADVANTAGES", "TRAINER_KEYS"]
 
@@ -171,7 +171,7 @@ def dump_spec(v: Variant, sigma: str = "pop") -> dict:
 def _trainer_spec(trainer: str, config: dict, origin: str, source: str) -> Spec:
     if config is not None and not isinstance(config, dict):
         raise InputError(f"{source}: {trainer}: must map config keys to values, got {kind_of(config)}")
-    from .trainers import to_variant
+    from ..trainers import to_variant
 
     mp = to_variant(trainer, config or {})
     v = mp.variant
@@ -226,7 +226,7 @@ def _read(path: str) -> tuple[dict, str]:
 
 def _native_trainer(d: dict, path: str) -> bool:
     """A TRL or verl config as the trainer reads it (rather than a declarative spec)."""
-    from .trainers.config_files import detect_mapping
+    from ..trainers.config_files import detect_mapping
 
     if set(d) & (set(REQUIRED) | set(OPTIONAL)) - {"beta"}:
         return False  # fields of a declarative spec
@@ -241,7 +241,7 @@ def _spec_file(path: str) -> Spec:
     if not os.path.isfile(path):
         raise InputError(f"spec file {path!r} does not exist")
     if os.path.splitext(path)[1].lower() not in (".yaml", ".yml", ".toml", ".json"):
-        from .trainers.config_files import read_file
+        from ..trainers.config_files import read_file
 
         loaded = read_file(path)  # a verl or OpenRLHF command line
         return _trainer_spec(loaded.trainer, loaded.config, "trainer", path)
@@ -256,7 +256,7 @@ def _spec_file(path: str) -> Spec:
             raise InputError(f"{path!r}: a trainer config has exactly one top-level key ({', '.join(TRAINER_KEYS)}); "
                              f"found {', '.join(sorted(map(str, keys)))}")
     if keys & set(TRAINER_KEYS) or (not keys & set(REQUIRED) and _native_trainer(d, path)):
-        from .trainers.config_files import from_mapping
+        from ..trainers.config_files import from_mapping
 
         loaded = from_mapping(d, path, origin)
         return _trainer_spec(loaded.trainer, loaded.config, "trainer", path)

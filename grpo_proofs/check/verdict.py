@@ -34,15 +34,15 @@ from dataclasses import asdict, dataclass
 
 import sympy as sp
 
-from . import notation as n
-from .branches import gradient_branches, plain, ratio_legend
+from .. import notation as n
+from ..props.gradient.derive import gradient_branches, plain, ratio_legend
 from .equivalence import MASKS as _MASKS, equivalents, weight_at_defaults as _alpha
-from .errors import InputError
-from .gradient import generic_gradient
-from .objective import exact
-from .overshoot_verdict import overshoot_verdict, reachable
-from .scale_verdict import CARD_PHIS, reward_scale_verdict, scale_degree
-from .variants import Ratio, Variant, get_variant
+from ..errors import InputError
+from ..gradient import generic_gradient
+from ..objective import exact
+from ..props.overshoot.verdict import overshoot_verdict, reachable
+from ..props.reward_scale.verdict import CARD_PHIS, reward_scale_verdict, scale_degree
+from ..variants import Ratio, Variant, get_variant
 
 __all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "reachable", "WORKED", "worked_values",
            "CARD_PHIS"]

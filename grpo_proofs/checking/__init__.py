@@ -5,7 +5,7 @@ A claim is a check that compares two independent computations and returns an
 claims with the :func:`claim` decorator; :func:`all_claims` imports every claim module listed
 in ``_MODULES`` and returns the registry in the paper's order.
 
->>> from grpo_proofs.claims import Outcome
+>>> from grpo_proofs.checking import Outcome
 >>> Outcome(error=0.0, tolerance=0.0).passed
 True
 """
@@ -21,17 +21,17 @@ __all__ = ["Claim", "Context", "Outcome", "claim", "all_claims", "run_claim", "R
 
 #: claim modules, in the order of the paper; each registers its claims on import
 _MODULES = [
-    "grpo_proofs.claims.gradient",
-    "grpo_proofs.claims.prefix",
-    "grpo_proofs.claims.prefix_branches",
-    "grpo_proofs.claims.prefix_model",
-    "grpo_proofs.claims.loss_value",
-    "grpo_proofs.claims.reward_scale",
-    "grpo_proofs.claims.reward_scale_consequences",
-    "grpo_proofs.claims.overshoot",
+    "grpo_proofs.props.gradient.claims",
+    "grpo_proofs.props.prefix.claims",
+    "grpo_proofs.props.prefix.claims_branches",
+    "grpo_proofs.props.prefix.claims_model",
+    "grpo_proofs.props.loss_value.claims",
+    "grpo_proofs.props.reward_scale.claims",
+    "grpo_proofs.props.reward_scale.claims_consequences",
+    "grpo_proofs.props.overshoot.claims",
     "grpo_proofs.props.related.claims",
-    "grpo_proofs.claims.trainers",
-    "grpo_proofs.claims.check",
+    "grpo_proofs.trainers.claims",
+    "grpo_proofs.check.claims",
 ]
 
 
@@ -46,7 +46,7 @@ class Context:
     #: arithmetic of the real-model checks: "float64", "float32" or "bf16" (bf16 autocast with float32
     #: master weights); None = the device's default, float64 on cpu and float32 on cuda
     precision: str | None = None
-    #: policy preset of the real-model checks (a name in ``grpo_proofs.precision.MODELS``); None = each
+    #: policy preset of the real-model checks (a name in ``grpo_proofs.runtime.precision.MODELS``); None = each
     #: check's float64 GPT-2 preset on cpu, the Qwen2-0.5B shape (G = 16, up to 1024 tokens) on cuda
     model: str | None = None
 

@@ -60,7 +60,7 @@ PREFIX_FLOAT32 = 2e-5
 RELEASE_FLOAT32 = 1e-5
 
 # ---------------------------------------------------------------- float32 and bf16 (real-model checks)
-# Chosen by ``benchmarks/tolerance.py`` (grpo_proofs.experiments.tolerance): the same confirmations in
+# Chosen by ``benchmarks/tolerance.py`` (grpo_proofs.props.tolerance): the same confirmations in
 # float64 and in lower precision on one device, qwen2_small preset, seeds 0..4; bound = 10x the max
 # observed error over the kind's confirmations, rounded up to a power of ten. Measured on CPU
 # (x86_64, 2 cores, torch 2.13.0+cpu), 2026-11-23; bf16 = CPU bf16 autocast with float32 master weights.
@@ -115,7 +115,7 @@ def for_precision(kind: str, precision: str) -> float:
     try:
         return BY_PRECISION[(kind, precision)]
     except KeyError:
-        from .errors import InputError
+        from ..errors import InputError
         raise InputError(f"no tolerance for a {kind!r} check in {precision!r}; kinds: model, optimizer, "
                          f"trajectory, prefix; precisions: float64, float32, bf16") from None
 

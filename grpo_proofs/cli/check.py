@@ -33,8 +33,8 @@ def resolve_options(args, spec):
     T and k of the overshoot numbers must be steps the optimizer takes: 2 <= T, T + k <= mu (the
     inner steps per batch); their defaults are T = 2, k = mu - 2 (every reachable step).
     """
-    from ..confirm import Options
-    from ..verdict import reachable
+    from ..check.confirm import Options
+    from ..check.verdict import reachable
 
     b1 = number(args.beta1, "--beta1", lo=0, hi=1, open_lo=True, open_hi=True) if args.beta1 is not None \
         else (spec.betas or (0.9, 0.999))[0]
@@ -74,7 +74,7 @@ def _usable(v, alpha):
 def _confirm(spec, verdicts, opts):
     from tqdm import tqdm
 
-    from ..confirm import STAGES, run_all
+    from ..check.confirm import STAGES, run_all
 
     with tqdm(total=STAGES, desc="confirming", unit="check", file=sys.stderr, disable=None) as bar:
         return run_all(spec, verdicts, opts, progress=bar)
@@ -83,9 +83,9 @@ def _confirm(spec, verdicts, opts):
 def run(args) -> int:
     import torch
 
-    from ..report import card, markdown, write_report
-    from ..spec import dump_spec, load_spec
-    from ..verdict import derive
+    from ..check.report import card, markdown, write_report
+    from ..check.spec import dump_spec, load_spec
+    from ..check.verdict import derive
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but this machine has no CUDA device; use --device cpu")

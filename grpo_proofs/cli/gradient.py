@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..branches import plain
+from ..props.gradient.derive import plain
 from ..errors import InputError
 from ..evaluate import token_gradient
 from ..objective import group_numbers

@@ -14,7 +14,7 @@ import math
 import sys
 
 from ..errors import InputError
-from ..overshoot import overshoot_ratio, overshoot_total
+from ..props.overshoot.api import overshoot_ratio, overshoot_total
 from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, number, write_failed
 
 __all__ = ["register"]
@@ -66,7 +66,7 @@ def simulate(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..experiments import overshoot as ex
+    from ..props.overshoot import model as ex
     from ..variants import get_variant
     get_variant(args.variant)
     if args.optimizer not in ex.OPTIMIZERS:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import sys
 
-from ..branches import plain
+from ..props.gradient.derive import plain
 from ..errors import InputError
-from ..prefix import prefix_terms
+from ..props.prefix.api import prefix_terms
 from ..variants import get_variant
 from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, floats, ints, number, whole, write_failed
 
@@ -77,7 +77,7 @@ def closed_form(args) -> int:
 
 
 def confirm(args) -> int:
-    from ..experiments import prefix as ex
+    from ..props.prefix import model as ex
     from .verify import cuda_or_fail
 
     cuda_or_fail(args.device)
@@ -103,7 +103,7 @@ def confirm(args) -> int:
 
 
 def train(args) -> int:
-    from ..experiments import prefix_drift as ex
+    from ..props.prefix import drift as ex
 
     if args.steps < 1 or args.steps > 1000:
         raise InputError(f"--steps must be in 1..1000, got {args.steps}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..errors import InputError
-from ..tolerances import OPTIMIZER_FLOAT64
+from ..checking.tolerances import OPTIMIZER_FLOAT64
 from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, whole, write_failed
 
 __all__ = ["register"]
@@ -28,8 +28,8 @@ def _number(text: str, flag: str) -> float:
 
 
 def run(args) -> int:
-    from ..experiments.reward_scale_checks import plot_gradient_scale
-    from ..experiments.reward_scale_report import check_scale_inputs, scale_report
+    from ..props.reward_scale.experiments import plot_gradient_scale
+    from ..props.reward_scale.report import check_scale_inputs, scale_report
     from ..variants import get_variant
 
     phi, eps, beta = _number(args.phi, "--phi"), _number(args.eps, "--eps"), _number(args.beta, "--beta")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..branches import plain
+from ..props.gradient.derive import plain
 from ..variants import REGISTRY, Variant
 from .common import add_json_flag, emit_json
 

@@ -19,7 +19,7 @@ import time
 
 from tqdm import tqdm
 
-from ..claims import Context, all_claims, run_claim
+from ..checking import Context, all_claims, run_claim
 from ..errors import InputError
 from .common import add_device_flag, add_json_flag, emit_json
 

@@ -3,7 +3,7 @@
 The same confirmations run in float64 and in lower precision, on the same device, model preset and
 groups; every function returns a list of error samples (one per variant, optimizer row or step), so a
 distribution (median, 99th percentile, max over seeds and groups) can be formed. Four tolerance kinds
-(:data:`grpo_proofs.tolerances.BY_PRECISION`):
+(:data:`grpo_proofs.checking.tolerances.BY_PRECISION`):
 
 * ``model``: :func:`gradient_identity`, the gradient of one sampled group's surrogate J through the
   whole transformer computed twice: autograd of J on one right-padded batched forward, against
@@ -13,7 +13,7 @@ distribution (median, 99th percentile, max over seeds and groups) can be formed.
 * ``prefix``: :func:`prefix_identity`, Prop. 1's shared-prefix gradient identity (the claim
   ``prop1-real-model``; in low precision its error is measured against the uncancelled gradient);
 * ``optimizer``: :func:`adam_step_ratio`, Prop. 2's per-coordinate steps at phi r against
-  R(phi, eps, v_hat) x the steps at r (:func:`~grpo_proofs.experiments.reward_scale_checks.step_ratio_experiment`);
+  R(phi, eps, v_hat) x the steps at r (:func:`~grpo_proofs.props.reward_scale.experiments.step_ratio_experiment`);
 * ``trajectory``: :func:`premise_step` (Props 3/7: Adam's steps after every contribution is clipped
   against C_{T,k}, steps read as parameter differences) and :func:`trajectory_limit` (Prop. 2's limit:
   two AdamW trainings at r and phi r).
@@ -28,11 +28,11 @@ import math
 import numpy as np
 import torch
 
-from ..claims import Context
+from ..checking import Context
 from ..errors import InputError
 from ..evaluate import token_gradient, torch_surrogate
-from ..policy import completion_logprobs, flat_grad, sample_group
-from ..precision import PRECISIONS, build, policy_config
+from ..runtime.policy import completion_logprobs, flat_grad, sample_group
+from ..runtime.precision import PRECISIONS, build, policy_config
 from ..variants import REGISTRY
 
 __all__ = ["KINDS", "CONFIRMATIONS", "gradient_identity", "prefix_identity",
@@ -113,8 +113,8 @@ def prefix_identity(*, model: str = "qwen2_small", precision: str = "float64", d
                     seed: int = 0) -> list[float]:
     """Prop. 1's shared-prefix identity, one error per (variant, case) on one sampled group per case: the
     claim ``prop1-real-model`` (relative error in float64, |g - g_pred|_inf / |g_U|_inf otherwise)."""
-    from . import prefix as ex
-    from ..precision import master_dtype
+    from .prefix import model as ex
+    from ..runtime.precision import master_dtype
 
     setup = ex.Setup(model=model, G=8, max_new_tokens=8, dtype=master_dtype(precision), precision=precision,
                      device=device, seed=seed)
@@ -129,7 +129,7 @@ def adam_step_ratio(*, model: str = "qwen2_small", precision: str = "float64", d
                     seed: int = 0) -> list[float]:
     """Prop. 2 step-ratio errors, one per (optimizer, eps, phi) row and per path (autograd gradients
     on the compared coordinates, and the exact premise phi x g): the claim ``prop2-adam-invariance``."""
-    from .reward_scale_checks import step_ratio_experiment
+    from .reward_scale.experiments import step_ratio_experiment
 
     res = step_ratio_experiment(_ctx(model, precision, device, seed))
     rows = res["rows"]
@@ -140,8 +140,8 @@ def premise_step(*, model: str = "qwen2_small", precision: str = "float64", devi
                  seed: int = 0, mu: int = 9) -> list[float]:
     """Props 3/7 premise errors (eps kept), one per step k after the gradient vanished: the claim
     ``prop3-premise-exact``."""
-    from ..claims.overshoot import premise_errors
-    from .overshoot import premise_case
+    from .overshoot.claims import premise_errors
+    from .overshoot.model import premise_case
 
     case = premise_case(False, mu=mu, device=device, seed=seed, model=model, precision=precision)
     gmax = [float(np.abs(g).max()) for g in case["grads"]]
@@ -154,7 +154,7 @@ def premise_step(*, model: str = "qwen2_small", precision: str = "float64", devi
 def trajectory_limit(*, model: str = "qwen2_small", precision: str = "float64", device: str = "cpu",
                      seed: int = 0) -> list[float]:
     """Prop. 2 limit: max |theta_phi - theta_1| / (T lr) per phi (eps -> 0): the claim ``prop2-trajectory-limit``."""
-    from .reward_scale_checks import trajectory_experiment
+    from .reward_scale.experiments import trajectory_experiment
 
     res = trajectory_experiment(_ctx(model, precision, device, seed))
     return [r["max_dev_resolved"] for r in res["rows"] if r["eps"] < 1e-100]

@@ -28,7 +28,7 @@ import math
 import mpmath
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["adam_step_ratio", "noninvariant_threshold", "AdamRecurrence", "mp_sqrt"]
 

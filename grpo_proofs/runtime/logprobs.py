@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
 from .sampling import Group
 
 __all__ = ["completion_logprobs", "token_logprobs", "prefix_logprobs"]
@@ -32,7 +32,7 @@ def completion_logprobs(model: nn.Module, prompt: Sequence[int], completions: Se
     Returns:
         (logp, mask): logp (G, T) with autograd (0 at padding), mask (G, T) float, T = max |o_i|.
 
-    >>> from grpo_proofs.policy import PolicyConfig, build_policy
+    >>> from grpo_proofs.runtime.policy import PolicyConfig, build_policy
     >>> m = build_policy(PolicyConfig.tiny())
     >>> logp, mask = completion_logprobs(m, [1, 2], [[3, 4, 0], [5]])
     >>> mask.tolist(), logp[1, 1:].tolist(), bool((logp[0] < 0).all())
@@ -76,7 +76,7 @@ def prefix_logprobs(model: nn.Module, prompt: Sequence[int], prefix: Sequence[in
 
     Its gradient gives the Prop. 1 prediction sum_t W_t grad log pi(y_t | x, y_{<t}) for the shared prefix.
 
-    >>> from grpo_proofs.policy import PolicyConfig, build_policy
+    >>> from grpo_proofs.runtime.policy import PolicyConfig, build_policy
     >>> m = build_policy(PolicyConfig.tiny())
     >>> prefix_logprobs(m, [1, 2], [3, 4]).shape
     torch.Size([2])

@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["flat_grad", "param_vector", "set_param_vector", "count_parameters", "clone_model",
            "copy_state", "load_state"]
@@ -52,7 +52,7 @@ def count_parameters(model: nn.Module) -> int:
     per layer 2*2d (norms) + d*3d+3d (qkv) + d*d+d (proj) + d*4d+4d + 4d*d+d (MLP), final norm 2d,
     output bias V.
 
-    >>> from grpo_proofs.policy import PolicyConfig, build_policy
+    >>> from grpo_proofs.runtime.policy import PolicyConfig, build_policy
     >>> d, V = 32, 16
     >>> layer = 4*d + (3*d*d + 3*d) + (d*d + d) + (4*d*d + 4*d) + (4*d*d + d)
     >>> count_parameters(build_policy(PolicyConfig.tiny())) == V*d + 64*d + 2*layer + 2*d + V

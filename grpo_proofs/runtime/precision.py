@@ -9,11 +9,11 @@ two independent computations. The arithmetic they run in is one of :data:`PRECIS
 * ``bf16``: bf16 autocast for the forward pass with float32 master weights, float32 gradients and
   float32 optimizer state (what mixed-precision trainers run); logits are returned in float32.
 
-The model is a :class:`~grpo_proofs.policy.PolicyConfig` preset named in :data:`MODELS`. With no name
+The model is a :class:`~grpo_proofs.runtime.policy.PolicyConfig` preset named in :data:`MODELS`. With no name
 given, each confirmation keeps its own CPU preset (the float64 GPT-2 ``tiny``/``small``) on the CPU and
 uses the Qwen2-0.5B shape on CUDA; that shape always runs at the realistic batch of :data:`REALISTIC`
 (G = 16 completions of up to 1024 tokens). A check's tolerance comes from
-:func:`grpo_proofs.tolerances.for_precision` by the precision it ran in.
+:func:`grpo_proofs.checking.tolerances.for_precision` by the precision it ran in.
 
 >>> resolve_precision(None, "cpu"), resolve_precision(None, "cuda"), resolve_precision("bf16", "cpu")
 ('float64', 'float32', 'bf16')
@@ -30,7 +30,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
 from .policy import PolicyConfig, build_policy
 
 __all__ = ["PRECISIONS", "MODELS", "REALISTIC", "REALISTIC_MODEL", "MAX_RECORDED", "resolve_precision",
@@ -121,7 +121,7 @@ def autocast_forward(model: nn.Module) -> nn.Module:
     """Make ``model``'s forward run in bf16 autocast (weights stay in their dtype), in place.
 
     Installed as forward hooks, so the model keeps its class (``generate``, ``config``, tied weights)
-    and :func:`~grpo_proofs.policy.clone_model` copies the behaviour. Backward runs outside the
+    and :func:`~grpo_proofs.runtime.policy.clone_model` copies the behaviour. Backward runs outside the
     autocast region, as in a mixed-precision trainer.
 
     >>> m = autocast_forward(build_policy(PolicyConfig.tiny(dtype="float32")))
@@ -135,7 +135,7 @@ def autocast_forward(model: nn.Module) -> nn.Module:
 
 
 def build(config: PolicyConfig, precision: str | None = None) -> nn.Module:
-    """:func:`~grpo_proofs.policy.build_policy` in the master dtype of ``precision``, with bf16 autocast
+    """:func:`~grpo_proofs.runtime.policy.build_policy` in the master dtype of ``precision``, with bf16 autocast
     hooks when ``precision == "bf16"``."""
     p = resolve_precision(precision, config.device)
     model = build_policy(config, dtype=master_dtype(p))

@@ -6,10 +6,10 @@ prefix y_{1:k}: :func:`sample_group` forces those k tokens for every i in S (the
 completion, and every token of a completion outside S, is sampled from the model's own next-token
 distribution at the given temperature), so o_i = y_{1:k} + continuation_i for i in S.
 
-The distribution sampled from is exactly the one :func:`grpo_proofs.policy.token_logprobs` scores
+The distribution sampled from is exactly the one :func:`grpo_proofs.runtime.policy.token_logprobs` scores
 (same model forward, same temperature), so log-ratios against it are honest importance ratios.
 Random-init models make EOS rare at large vocabularies; the presets of
-:class:`grpo_proofs.policy.PolicyConfig` raise the EOS logit through a bias in the model's own output
+:class:`grpo_proofs.runtime.policy.PolicyConfig` raise the EOS logit through a bias in the model's own output
 layer (part of its weights, not a sampling trick), so lengths |o_i| differ within a group.
 
 Reward rules are deterministic functions of a completion's tokens, registered in
@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = [
     "Group",
@@ -262,12 +262,12 @@ def sample_group(model, *, G: int, prompt: Sequence[int], prefix: Sequence[int] 
     ``torch.Generator`` seeded with ``seed``, so the same seed gives the same tokens.
 
     Args:
-        model: a causal LM from :func:`grpo_proofs.policy.build_policy` (any HF causal LM works).
+        model: a causal LM from :func:`grpo_proofs.runtime.policy.build_policy` (any HF causal LM works).
         G: group size (>= 2).
         prompt: prompt token ids (at least one).
         prefix: the shared prefix y_{1:k} (no EOS in it); empty for a plain group.
         max_new_tokens: free tokens after the prefix (>= 1).
-        temperature: > 0; :func:`grpo_proofs.policy.token_logprobs` uses the same value.
+        temperature: > 0; :func:`grpo_proofs.runtime.policy.token_logprobs` uses the same value.
         seed: random seed of the draws.
         eos_token_id: defaults to ``model.config.eos_token_id``.
         shared: indices of the completions that carry the prefix (the subset S); default all.
@@ -275,7 +275,7 @@ def sample_group(model, *, G: int, prompt: Sequence[int], prefix: Sequence[int] 
         require_mixed_rewards: resample with seeds seed+1, seed+2, ... until the rewards are not all
             equal (needed by std normalisation); at most ``max_tries`` groups, then InputError.
 
-    >>> from grpo_proofs.policy import PolicyConfig, build_policy
+    >>> from grpo_proofs.runtime.policy import PolicyConfig, build_policy
     >>> model = build_policy(PolicyConfig.tiny())
     >>> g = sample_group(model, G=6, prompt=[2, 3], prefix=[4, 5], max_new_tokens=8, seed=0)
     >>> all(c[:2] == (4, 5) for c in g.completions), len(set(g.lengths.tolist())) > 1

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tolerances
-from ..numerics import rel_err
-from . import Context, Outcome, claim
+from ..checking import tolerances
+from ..runtime.numerics import rel_err
+from ..checking import Context, Outcome, claim
 
 __all__ = ["random_step", "LOSS_AND_GRAD_CONFIGS", "EXACT_CONFIGS"]
 
@@ -101,7 +101,7 @@ def LOSS_AND_GRAD_CONFIGS(quick: bool = False) -> list[tuple[str, dict]]:
                  "micro-batches, junk in the padding) equals -omega_{i,t} A_i f_{i,t} (+ the KL term), with omega the "
                  "symbolic per-token weight of the config evaluated at the batch's numbers.")
 def check_loss_and_grad(ctx: Context) -> Outcome:
-    from ..trainers import loss_and_grad, mapped_gradient
+    from . import loss_and_grad, mapped_gradient
 
     rng = np.random.default_rng(ctx.seed)
     worst, rows = 0.0, []
@@ -144,7 +144,7 @@ def EXACT_CONFIGS() -> list[tuple[str, dict]]:
                  "with its own advantages.")
 def check_variant_mapping(ctx: Context) -> Outcome:
     from .. import token_gradient  # the public API (grpo_proofs.evaluate)
-    from ..trainers import advantages, loss_and_grad, to_variant
+    from . import advantages, loss_and_grad, to_variant
 
     rng = np.random.default_rng(ctx.seed + 1)
     worst, rows = 0.0, []
@@ -185,7 +185,7 @@ def check_variant_mapping(ctx: Context) -> Outcome:
                  "default token-mean = TRL dapo with sequence ratios; TRL sapo = verl sapo; TRL dr_grpo = verl "
                  "seq-mean-token-sum-norm with loss_scale_factor = L_max (TRL 1.16.0, verl 0.9.1, OpenRLHF 0.11.2).")
 def check_cross_library(ctx: Context) -> Outcome:
-    from ..trainers import loss_and_grad
+    from . import loss_and_grad
 
     rng = np.random.default_rng(ctx.seed + 2)
     worst, rows = 0.0, []

@@ -23,14 +23,14 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .. import notation as n
-from .. import tolerances
-from ..evaluate import token_gradient, torch_surrogate
-from ..gradient import group_gradient
-from ..numerics import rel_err
-from ..objective import group_numbers, surrogate
-from ..variants import REGISTRY, Ratio, Variant
-from . import Context, Outcome, claim
+from ... import notation as n
+from ...checking import tolerances
+from ...evaluate import token_gradient, torch_surrogate
+from ...gradient import group_gradient
+from ...runtime.numerics import rel_err
+from ...objective import group_numbers, surrogate
+from ...variants import REGISTRY, Ratio, Variant
+from ...checking import Context, Outcome, claim
 
 __all__ = ["random_group", "padded", "reference_gradient", "symbolic_group_gradient", "check_variant"]
 
@@ -83,7 +83,7 @@ def padded(lengths, per_token, junk: float = 1e3) -> tuple[torch.Tensor, torch.T
 
 def reference_gradient(name: str, rewards, lengths, log_ratios, sigma: str = "pop") -> list[np.ndarray]:
     """dJ/d log pi by autograd through the hand-written reference loss (loss = -J)."""
-    from ..reference import REFERENCE
+    from ...reference import REFERENCE
 
     rng = np.random.default_rng(0)
     old = [rng.normal(-2.0, 0.5, size=len(x)) for x in log_ratios]  # log pi_old: any constants

@@ -23,9 +23,9 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from . import notation as n
-from .gradient import generic_gradient
-from .variants import Ratio, get_variant
+from ... import notation as n
+from ...gradient import generic_gradient
+from ...variants import Ratio, get_variant
 
 __all__ = ["gradient_branches", "plain", "ratio_legend"]
 

@@ -26,19 +26,19 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .. import notation as n
-from ..evaluate import torch_surrogate
-from ..numerics import rel_err
-from ..objective import group_numbers, surrogate, token_term
-from ..tolerances import CLOSED_FORM
-from ..variants import REGISTRY, Ratio, Variant
-from . import Context, Outcome, claim
-from .gradient import padded, random_group
-from .prefix_algebra import DEFAULT_MASKS, is_zero
+from ... import notation as n
+from ...evaluate import torch_surrogate
+from ...runtime.numerics import rel_err
+from ...objective import group_numbers, surrogate, token_term
+from ...checking.tolerances import CLOSED_FORM
+from ...variants import REGISTRY, Ratio, Variant
+from ...checking import Context, Outcome, claim
+from ..gradient.claims import padded, random_group
+from ..prefix.derive import DEFAULT_MASKS, is_zero
 
 __all__ = ["PAGE", "regime", "value_at_one", "stated_value", "numeric_value", "value_error"]
 
-PAGE = "prop4"
+PAGE = "loss_value"
 LENGTH_SETS = ((3, 2, 4, 2), (1, 5, 2))
 
 
@@ -86,7 +86,7 @@ def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
 
 def numeric_value(name: str, rewards, lengths, sigma: str = "pop") -> tuple[float, float, float]:
     """(J by the hand-written reference loss at s = 1, the regime's value from Table 1 numbers, scale)."""
-    from ..reference import REFERENCE
+    from ...reference import REFERENCE
 
     rng = np.random.default_rng(len(lengths))
     lp = [rng.normal(-2.0, 0.7, size=int(L)) for L in lengths]
@@ -113,8 +113,8 @@ def value_error(J: float, stated: float, scale: float) -> float:
 
 def _real_model_errors(ctx: Context) -> float:
     """J of the compiled surrogate on a real sampled group (tiny float64 GPT-2) against G Cov_pop(A, Omega)."""
-    from ..experiments.prefix import one_thread
-    from ..policy import PolicyConfig, build_policy, sample_group, token_logprobs
+    from ..prefix.model import one_thread
+    from ...runtime.policy import PolicyConfig, build_policy, sample_group, token_logprobs
 
     with one_thread("cpu"), torch.no_grad():
         model = build_policy(PolicyConfig.tiny(seed=ctx.seed))

@@ -14,7 +14,7 @@ with g_t = 0 for t >= T (every contribution clipped, beta = 0, no weight decay):
 
 The bias corrections 1 - beta^t are carried as positive functions c_1(t), c_2(t) (positive for
 0 < beta < 1, t >= 1), so SymPy may split square roots; they are replaced by 1 - beta^t at the end.
-Numeric claims evaluate the derived expression (mpmath, 40 digits), never :mod:`grpo_proofs.overshoot`.
+Numeric claims evaluate the derived expression (mpmath, 40 digits), never :mod:`grpo_proofs.props.overshoot.api`.
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .. import notation as n
-from ..overshoot import overshoot_ratio, run_clip_toy
-from ..tolerances import CLOSED_FORM, EXACT, ONE_STEP, OPTIMIZER_FLOAT64, for_precision
-from . import Context, Outcome, claim
+from ... import notation as n
+from .api import overshoot_ratio, run_clip_toy
+from ...checking.tolerances import CLOSED_FORM, EXACT, ONE_STEP, OPTIMIZER_FLOAT64, for_precision
+from ...checking import Context, Outcome, claim
 
 __all__ = [
     "c1", "c2", "adam_m", "adam_v", "adam_step", "theory_ratio", "derived_ratio", "ratio_residues",
     "limit_ratio", "total_drift", "momentum_ratio", "derived_value", "PAGE",
 ]
 
-PAGE = "prop3-7"
+PAGE = "overshoot"
 b1, b2, T, k, m, v, eps, rho, mu = (n.beta1, n.beta2, n.T_clip, n.k_after, n.m_prev, n.v_prev,
                                      n.eps_adam, n.rho, n.momentum)
 #: bias corrections c_1(t) = 1 - beta1^t, c_2(t) = 1 - beta2^t (positive for t >= 1)
@@ -355,7 +355,7 @@ def _where(ctx: Context) -> str:
     """'' for the default CPU run, else '[model, precision] ' for the detail line."""
     if not _model_kwargs(ctx):
         return ""
-    from ..precision import resolve_model
+    from ...runtime.precision import resolve_model
     return f"[{resolve_model(ctx.model, ctx.device, 'tiny')}, {ctx.effective_precision}] "
 
 
@@ -393,7 +393,7 @@ def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
                  "times its step at T-1. With a token shared by completions of opposite advantage the gradient "
                  "never vanishes and the steps leave the prediction (shown in the detail as an illustration; not part of this claim's verdict).")
 def _check_premise(ctx: Context) -> Outcome:
-    from ..experiments.overshoot import premise_case
+    from .model import premise_case
     mu_ = 9 if ctx.quick else 14
     model = _model_kwargs(ctx)
     case = premise_case(False, mu=mu_, device=ctx.device, seed=ctx.seed, **model)
@@ -432,8 +432,8 @@ def _check_premise(ctx: Context) -> Outcome:
                  "D/delta under SGD. Only the token's own gradient stops: over mu = 16 steps the gradients of the "
                  "still-unclipped tokens move some SGD-clipped tokens by ~2 entry steps (an illustration shown by the CLI, not a verdict).")
 def _check_real(ctx: Context) -> Outcome:
-    from ..experiments.overshoot import Setup, post_entry_drift, run
-    from ..precision import group_shape, policy_config
+    from .model import Setup, post_entry_drift, run
+    from ...runtime.precision import group_shape, policy_config
     G, new = group_shape(ctx.model, ctx.device, "tiny", 8 if ctx.quick else 16, 5 if ctx.quick else 6)
     extra = {} if not _model_kwargs(ctx) else {
         "config": policy_config(ctx.model, ctx.precision, ctx.device, default="tiny", seed=ctx.seed),

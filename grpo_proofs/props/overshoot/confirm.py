@@ -1,6 +1,6 @@
 """Props 3, 7 for a user's variant, measured within the steps the config takes.
 
-* exposed variant, mu >= 2: :func:`grpo_proofs.experiments.overshoot_premise.premise_run` trains a fixed
+* exposed variant, mu >= 2: :func:`grpo_proofs.props.overshoot.premise.premise_run` trains a fixed
   batch for the config's mu inner steps with every token past its clip bound from inner step T on
   (the card's T). Two comparisons on that run: the parameter steps T, T + 1, ... against
   C^eps_(T,k) times the step of T - 1 (with the gradient exactly zero there), and the tokens'
@@ -11,7 +11,7 @@
 * no zero-gradient region (GPG, CISPO, no clip), or a clip on one side only (the other sign's
   completions keep their gradient): over the inner steps, no batch gradient is exactly zero.
 
-A sampled group trained for mu inner steps (:func:`grpo_proofs.experiments.overshoot.run`) is shown in
+A sampled group trained for mu inner steps (:func:`grpo_proofs.props.overshoot.model.run`) is shown in
 the trajectory plot as an illustration (not a verdict): on a sampled group other tokens keep their
 gradient, so the premise holds only in part. :func:`confirm_adam_ratio` compares C_(T,k) with a real
 ``torch.optim.Adam`` fed zero gradients from step T on.
@@ -22,16 +22,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..overshoot import overshoot_ratio
-from ..tolerances import CLOSED_FORM, EXACT, MODEL_FLOAT64, OPTIMIZER_FLOAT64
-from . import Confirmation, Options
+from .api import overshoot_ratio
+from ...checking.tolerances import CLOSED_FORM, EXACT, MODEL_FLOAT64, OPTIMIZER_FLOAT64
+from ...check.confirm import Confirmation, Options
 
 __all__ = ["confirm_overshoot", "confirm_adam_ratio", "illustration"]
 
 
 def illustration(v, opts: Options) -> tuple[dict, list[dict]]:
     """The sampled-group runs over mu inner steps: (plot data, summaries). Not a verdict."""
-    from ..experiments import overshoot as ex
+    from . import model as ex
 
     setup = ex.Setup(variant=v, G=8, mu=opts.mu, n_batches=1, first_step=0.08, max_new_tokens=5,
                      betas=(opts.beta1, opts.beta2), eps=opts.eps, seed=opts.seed, device=opts.device)
@@ -49,7 +49,7 @@ def _illustration_text(summ: list[dict]) -> str:
 
 
 def _no_zero_region(v, opts: Options, one_sided: bool = False) -> Confirmation:
-    from ..experiments import overshoot as ex
+    from . import model as ex
 
     mu_p = max(opts.mu, 6)
     case = ex.premise_case(False, mu=mu_p, betas=(opts.beta1, opts.beta2), eps=opts.eps, variant=v,
@@ -67,9 +67,9 @@ def _no_zero_region(v, opts: Options, one_sided: bool = False) -> Confirmation:
 
 def _ratio_one(v, opts: Options) -> Confirmation:
     """mu = 1: the loss evaluation of the only inner step has s = 1 exactly."""
-    from ..experiments.overshoot import clip_ratio
-    from ..experiments.overshoot_premise import DESIGNS, PROMPT
-    from ..policy import PolicyConfig, build_policy, completion_logprobs
+    from .model import clip_ratio
+    from .premise import DESIGNS, PROMPT
+    from ...runtime.policy import PolicyConfig, build_policy, completion_logprobs
 
     model = build_policy(PolicyConfig.tiny(seed=opts.seed), device=opts.device)
     comps = DESIGNS[1]
@@ -85,7 +85,7 @@ def _ratio_one(v, opts: Options) -> Confirmation:
 
 
 def confirm_overshoot(spec, verdicts, opts: Options) -> list[Confirmation]:
-    from ..experiments.overshoot_premise import premise_run
+    from .premise import premise_run
 
     v, ov = spec.variant, verdicts.overshoot
     plot, summ = illustration(v, opts)

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..policy import (PolicyConfig, build_policy, completion_logprobs, count_parameters, flat_grad, param_vector,
-                      sample_group, set_param_vector)
-from ..precision import PRECISIONS, build, policy_config, recorded_coordinates
-from ..variants import Ratio, Variant, get_variant
-from .overshoot_plot import MITIGATION_NOTE, clip_bounds, plot
+from ...errors import InputError
+from ...runtime.policy import (PolicyConfig, build_policy, completion_logprobs, count_parameters, flat_grad,
+                               param_vector, sample_group, set_param_vector)
+from ...runtime.precision import PRECISIONS, build, policy_config, recorded_coordinates
+from ...variants import Ratio, Variant, get_variant
+from .plot import MITIGATION_NOTE, clip_bounds, plot
 
 __all__ = ["Setup", "Run", "OPTIMIZERS", "MITIGATIONS", "ROWS", "run", "compare", "calibrate_lr",
            "premise_case", "post_entry_drift", "plot", "clip_ratio", "forbidden", "MITIGATION_NOTE", "clip_bounds"]
@@ -63,7 +63,7 @@ class Setup:
     device: str = "cpu"
     config: PolicyConfig = field(default_factory=PolicyConfig.tiny)
     #: None: ``config`` as it is; "float64", "float32" or "bf16" (bf16 autocast, float32 master weights):
-    #: ``config`` built in that arithmetic (:func:`grpo_proofs.precision.build`)
+    #: ``config`` built in that arithmetic (:func:`grpo_proofs.runtime.precision.build`)
     precision: str | None = None
 
     def __post_init__(self):
@@ -110,7 +110,7 @@ class Run:
 def _loss_fn(v: Variant):
     """-J of a group: the project's surrogate (:func:`grpo_proofs.evaluate.torch_surrogate`, SymPy
     compiled to Torch)."""
-    from ..evaluate import torch_surrogate
+    from ...evaluate import torch_surrogate
 
     return lambda lp, old, r, mask: -torch_surrogate(v, lp, old, r, mask)
 
@@ -275,7 +275,7 @@ def _premise(optimizer: str, setup: Setup, grads, thetas, clipped_frac) -> dict:
     (SGD with momentum), 0 (plain SGD). Deviation: ||step - prediction|| / ||ratio_k step_{T-1}||
     (plain SGD: ||step|| / ||step_{T-1}||).
     """
-    from ..overshoot import overshoot_ratio_eps
+    from .api import overshoot_ratio_eps
     T = next((t + 1 for t, f in enumerate(clipped_frac) if f > 0 and t >= 1), None)
     if T is None:
         return {"T": None, "deviation": None, "clipped_frac": clipped_frac}
@@ -324,9 +324,9 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
     two tokens) start with the first token of completion 1 (A = +1/2, three tokens): the two copies
     have different weights 1/(G |o_i| sigma) (Prop. 1), so the token moves, and once one copy is
     clipped the other keeps a restoring gradient. Adam without weight decay runs
-    ``mu`` steps. ``model`` / ``precision`` (:mod:`grpo_proofs.precision`): another preset or arithmetic
+    ``mu`` steps. ``model`` / ``precision`` (:mod:`grpo_proofs.runtime.precision`): another preset or arithmetic
     than the float64 tiny GPT-2 (both None: that model); on a model larger than
-    :data:`~grpo_proofs.precision.MAX_RECORDED` parameters, gradients and parameters are recorded on a
+    :data:`~grpo_proofs.runtime.precision.MAX_RECORDED` parameters, gradients and parameters are recorded on a
     fixed random subset of coordinates (``coords``).
 
     Returns: per step the flat gradient, the parameters (``thetas[0]`` initial), the bool clipped
@@ -375,7 +375,7 @@ def post_entry_drift(rn: Run, variant: str = "grpo", batches=None) -> dict:
     t0 + 1: ratio_k = C_{T,k} (Adam, eps neglected, T = the optimizer's step counter at t0 + 1),
     mu_m^(k+1) (SGD with momentum), 0 (SGD). ``batches``: indices (default all).
     """
-    from ..overshoot import overshoot_ratio
+    from .api import overshoot_ratio
     v = get_variant(variant)
     up = np.log(1 + v.eps_up) if v.eps_up is not None else np.inf
     low = np.log(1 - v.eps_low) if v.eps_low is not None else -np.inf

@@ -1,4 +1,4 @@
-"""Plots of the overshoot runs (:mod:`grpo_proofs.experiments.overshoot`) and what they need.
+"""Plots of the overshoot runs (:mod:`grpo_proofs.props.overshoot.model`) and what they need.
 
 :func:`plot` draws every token's ratio over the inner steps of one or more runs, clip bounds dashed
 and labelled; side by side (``grpo-proofs overshoot --compare``) it carries :data:`MITIGATION_NOTE`,
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..variants import get_variant
+from ...variants import get_variant
 
 __all__ = ["plot", "clip_bounds", "MITIGATION_NOTE"]
 

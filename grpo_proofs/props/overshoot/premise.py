@@ -9,7 +9,7 @@ Prop. 3.
 
 Prediction, for the steps T, T + 1, ... that the premise keeps covering: the parameters move by
 C^eps_(T,j) times the step of inner step T - 1, per coordinate (Prop. 7 with Adam's eps kept:
-:func:`grpo_proofs.overshoot.overshoot_ratio_eps`), so the predicted parameters after step T + j are
+:func:`grpo_proofs.props.overshoot.api.overshoot_ratio_eps`), so the predicted parameters after step T + j are
 theta_(T-1) + sum_(i<=j) C^eps_(T,i) step_(T-1), and the predicted excursion of every token past its bound
 is read from the model at those parameters. The premise holds at step T + j + 1 as long as every token
 is still past its bound at the predicted parameters; the prediction stops at the first step where
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..overshoot import overshoot_ratio_eps
-from ..policy import PolicyConfig, build_policy, completion_logprobs, flat_grad, param_vector, set_param_vector
-from ..variants import Variant, get_variant
-from .overshoot import _loss_fn, clip_ratio, forbidden
+from .api import overshoot_ratio_eps
+from ...runtime.policy import PolicyConfig, build_policy, completion_logprobs, flat_grad, param_vector, set_param_vector
+from ...variants import Variant, get_variant
+from .model import _loss_fn, clip_ratio, forbidden
 
 __all__ = ["DESIGNS", "PremiseRun", "premise_run", "first_zero_step", "LR_GRID"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from .errors import InputError
-from .overshoot import overshoot_ratio, overshoot_total
-from .variants import Ratio, Variant
+from ...errors import InputError
+from .api import overshoot_ratio, overshoot_total
+from ...variants import Ratio, Variant
 
 __all__ = ["reachable", "overshoot_verdict"]
 

@@ -33,11 +33,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import InputError
-from .evaluate import batched_gradient, token_gradient
-from .objective import group_numbers
-from .validate import rewards_and_lengths, sigma_kind
-from .variants import Ratio, Variant, get_variant
+from ...errors import InputError
+from ...evaluate import batched_gradient, token_gradient
+from ...objective import group_numbers
+from ...validate import rewards_and_lengths, sigma_kind
+from ...variants import Ratio, Variant, get_variant
 
 __all__ = ["PrefixTerms", "prefix_terms", "prefix_coefficient", "check_shared"]
 

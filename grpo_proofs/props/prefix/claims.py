@@ -1,14 +1,14 @@
 """Proposition 1 (arXiv 2601.05002, Sec. 4, App. B.2): the bias on shared-prefix tokens, derived and checked.
 
 Every W below is *derived*: sum_{i in S} dJ/dx_{i,t} from SymPy's gradient of the unified surrogate of
-a concrete group (:func:`~grpo_proofs.claims.prefix_algebra.derived_W`) or of one generic token with a
-symbolic length (:func:`~grpo_proofs.claims.prefix_algebra.generic_coefficient`). It is compared, as a
+a concrete group (:func:`~grpo_proofs.props.prefix.derive.derived_W`) or of one generic token with a
+symbolic length (:func:`~grpo_proofs.props.prefix.derive.generic_coefficient`). It is compared, as a
 zero difference, with the paper's statements written from Table 1
-(:func:`~grpo_proofs.claims.prefix_algebra.table1_omega`), with symbolic rewards (A_i = r_i - mean r),
+(:func:`~grpo_proofs.props.prefix.derive.table1_omega`), with symbolic rewards (A_i = r_i - mean r),
 a symbolic sigma and, where the statement allows it, a symbolic group size. Numeric parts compare the
 public :func:`grpo_proofs.prefix_coefficient` with autograd of the hand-written reference losses.
-The clip-branch and sequence-ratio claims live in :mod:`grpo_proofs.claims.prefix_branches`, the
-real-model claims (``prop1-real-model``, ``prop1-training-drift``) in :mod:`grpo_proofs.claims.prefix_model`.
+The clip-branch and sequence-ratio claims live in :mod:`grpo_proofs.props.prefix.claims_branches`, the
+real-model claims (``prop1-real-model``, ``prop1-training-drift``) in :mod:`grpo_proofs.props.prefix.claims_model`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .. import notation as n
-from ..objective import exact
-from ..prefix import prefix_coefficient
-from ..tolerances import CLOSED_FORM, EXACT
-from ..variants import REGISTRY, Ratio, Variant
-from . import Context, Outcome, claim
-from .gradient import padded, random_group
-from .prefix_algebra import DEFAULT_MASKS, derived_W, generic_coefficient, is_zero, table1_omega
+from ... import notation as n
+from ...objective import exact
+from .api import prefix_coefficient
+from ...checking.tolerances import CLOSED_FORM, EXACT
+from ...variants import REGISTRY, Ratio, Variant
+from ...checking import Context, Outcome, claim
+from ..gradient.claims import padded, random_group
+from .derive import DEFAULT_MASKS, derived_W, generic_coefficient, is_zero, table1_omega
 
 __all__ = ["PAGE", "LENGTHS", "SUBSETS", "EX_REWARDS", "EX_LENGTHS", "symbolic_rewards", "centered", "reference_W",
            "band_ratios", "group_constant"]
 
-PAGE = "prop1"
+PAGE = "prefix"
 #: lengths of the concrete symbolic groups (>= 2 so a sequence ratio can differ from the shared token's)
 LENGTHS = (3, 2, 4, 2)
 SUBSETS = ((0, 1, 2, 3), (0, 2, 3), (1,))
@@ -68,7 +68,7 @@ def _sigma(rewards) -> sp.Expr:
 def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") -> tuple[float, float]:
     """(sum_{i in S} dJ/dx_{i,0}, sum_{i in S} |dJ/dx_{i,0}|) by autograd through the hand-written
     reference loss (shares nothing with the derived path but the inputs)."""
-    from ..reference import REFERENCE
+    from ...reference import REFERENCE
 
     old = [np.full(len(x), -1.25) for x in log_ratios]
     old_t, mask = padded(lengths, old, junk=2.0)

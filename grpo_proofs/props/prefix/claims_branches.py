@@ -7,20 +7,20 @@
   mean) the derived W equals G Cov_pop(A, omega) with omega depending on s_i, so uniform weights do
   not cancel; exact nonzero witnesses at equal lengths.
 
-Derived and stated sides as in :mod:`grpo_proofs.claims.prefix`.
+Derived and stated sides as in :mod:`grpo_proofs.props.prefix.claims`.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from .. import notation as n
-from ..objective import exact
-from ..tolerances import EXACT
-from ..variants import REGISTRY, Ratio, Variant
-from . import Context, Outcome, claim
-from .prefix import EX_LENGTHS, EX_REWARDS, LENGTHS, PAGE, band_ratios, centered, fail, symbolic_rewards
-from .prefix_algebra import alpha_of, derived_W, is_zero
+from ... import notation as n
+from ...objective import exact
+from ...checking.tolerances import EXACT
+from ...variants import REGISTRY, Ratio, Variant
+from ...checking import Context, Outcome, claim
+from .claims import EX_LENGTHS, EX_REWARDS, LENGTHS, PAGE, band_ratios, centered, fail, symbolic_rewards
+from .derive import alpha_of, derived_W, is_zero
 
 __all__ = ["uniform_weight", "gmpo_W"]
 

@@ -3,28 +3,28 @@
 * ``prop1-real-model``: for every Table 1 method, the gradient that the shared-prefix positions of a
   real sampled group contribute to the method's loss (autograd through the whole model) equals
   sum_t W_t grad log pi(y_t | x, y_<t) from one copy of the prefix, at s = 1 and off-policy on every
-  clip branch, for the whole group and a subset (:func:`grpo_proofs.experiments.prefix.confirm`).
+  clip branch, for the whole group and a subset (:func:`grpo_proofs.props.prefix.model.confirm`).
   CPU: GPT-2 presets in float64, tolerance ``MODEL_FLOAT64``; with a precision (``Context.precision``,
   CUDA default float32; bf16 autocast) or a model preset: that preset (CUDA default: the Qwen2-0.5B
   shape), tolerance ``for_precision("prefix", precision)``.
 * ``prop1-training-drift``: GRPO vs Dr. GRPO with AdamW on ``short_is_correct``; the drift of the
   prefix log-probability attributable to the prefix positions (full run minus a prefix-detached
   control) has the sign of the summed W under GRPO and vanishes to rounding under Dr. GRPO
-  (:func:`grpo_proofs.experiments.prefix_drift.drift`; always the float64 GPT-2 on CPU).
+  (:func:`grpo_proofs.props.prefix.drift.drift`; always the float64 GPT-2 on CPU).
 """
 
 from __future__ import annotations
 
 import math
 
-from ..experiments import prefix as ex
-from ..experiments import prefix_drift as dr
-from ..tolerances import MODEL_FLOAT64
-from . import Context, Outcome, claim
+from . import model as ex
+from . import drift as dr
+from ...checking.tolerances import MODEL_FLOAT64
+from ...checking import Context, Outcome, claim
 
 __all__ = ["PAGE", "confirmation_setups", "drift_setup"]
 
-PAGE = "prop1"
+PAGE = "prefix"
 
 
 def confirmation_setups(ctx: Context) -> list[ex.Setup]:
@@ -32,7 +32,7 @@ def confirmation_setups(ctx: Context) -> list[ex.Setup]:
     a precision other than float64 or CUDA: one group per case on that preset (CUDA default: the
     Qwen2-0.5B shape, G = 16, up to 1024 new tokens) in the context's precision."""
     if ctx.model is not None or ctx.effective_precision != "float64" or ctx.device.startswith("cuda"):
-        from ..precision import group_shape, master_dtype, resolve_model
+        from ...runtime.precision import group_shape, master_dtype, resolve_model
         name = resolve_model(ctx.model, ctx.device, "tiny")
         G, new = group_shape(ctx.model, ctx.device, "tiny", 8 if ctx.quick else 12, 8)
         p = ctx.effective_precision

@@ -9,10 +9,10 @@ step (s = 1) and after each of a few Adam steps on the variant's own loss:
   forward of every completion (J = :func:`grpo_proofs.evaluate.torch_surrogate`), and the parameter
   gradient the prefix positions receive, grad_theta sum_(i,t<=k) (dJ/dlog pi_(i,t)) log pi_(i,t);
 * predicted: W_t = sum_i A_i omega_i(s_i) 1[not clipped], with omega the closed form derived by
-  :func:`grpo_proofs.verdict.effective_coefficient` evaluated on the group, and the prefix gradient
-  sum_t W_t grad log pi(y_t) from ONE copy of the prefix (:func:`grpo_proofs.policy.prefix_logprobs`);
-  also W_t from :func:`grpo_proofs.prefix.prefix_coefficient` (Prop. 1's own implementation);
-* Prop. 1's own identity check (:func:`grpo_proofs.experiments.prefix.confirm`) for this variant at
+  :func:`grpo_proofs.check.verdict.effective_coefficient` evaluated on the group, and the prefix gradient
+  sum_t W_t grad log pi(y_t) from ONE copy of the prefix (:func:`grpo_proofs.runtime.policy.prefix_logprobs`);
+  also W_t from :func:`grpo_proofs.props.prefix.api.prefix_coefficient` (Prop. 1's own implementation);
+* Prop. 1's own identity check (:func:`grpo_proofs.props.prefix.model.confirm`) for this variant at
   s = 1, at ratios inside, above and below the clip band, and for a prefix shared by a subset only.
 
 Errors are relative to the size without cancellation (sum_i |dJ/dlog pi_(i,t)|, and the gradient of
@@ -27,14 +27,14 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .. import notation as n
-from ..evaluate import torch_surrogate
-from ..objective import group_sigma
-from ..policy import PolicyConfig, build_policy, flat_grad, prefix_logprobs, sample_group, token_logprobs
-from ..tolerances import CLOSED_FORM, MODEL_FLOAT64
-from ..variants import Ratio
-from ..verdict import effective_coefficient
-from . import Confirmation, Options
+from ... import notation as n
+from ...evaluate import torch_surrogate
+from ...objective import group_sigma
+from ...runtime.policy import PolicyConfig, build_policy, flat_grad, prefix_logprobs, sample_group, token_logprobs
+from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
+from ...variants import Ratio
+from ...check.verdict import effective_coefficient
+from ...check.confirm import Confirmation, Options
 
 __all__ = ["confirm_prefix", "PROMPT", "PREFIX"]
 
@@ -145,9 +145,9 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
 
 
 def _cases(v, opts: Options) -> Confirmation:
-    """Prop. 1's own real-model identity (:func:`grpo_proofs.experiments.prefix.confirm`) for this variant:
+    """Prop. 1's own real-model identity (:func:`grpo_proofs.props.prefix.model.confirm`) for this variant:
     s = 1, ratios on every clip branch, and a prefix shared by a subset only."""
-    from ..experiments import prefix as ex
+    from . import model as ex
 
     setup = ex.Setup(G=6 if opts.quick else 8, max_new_tokens=6 if opts.quick else 8, seed=opts.seed,
                      device=opts.device)
@@ -161,8 +161,8 @@ def _cases(v, opts: Options) -> Confirmation:
 
 
 def _library_W(v, r, L, s: np.ndarray, sig_kind: str) -> float:
-    """W_t from :func:`grpo_proofs.prefix.prefix_coefficient` (issue 3's implementation)."""
-    from ..prefix import prefix_coefficient
+    """W_t from :func:`grpo_proofs.props.prefix.api.prefix_coefficient` (issue 3's implementation)."""
+    from .api import prefix_coefficient
 
     if v.sequence_level:
         return prefix_coefficient(v, r, L, sequence_ratios=s.tolist(), sigma=sig_kind)

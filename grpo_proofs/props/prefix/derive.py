@@ -20,10 +20,10 @@ from typing import Sequence
 
 import sympy as sp
 
-from .. import notation as n
-from ..gradient import generic_gradient, group_gradient
-from ..objective import exact, surrogate
-from ..variants import Ratio, Variant
+from ... import notation as n
+from ...gradient import generic_gradient, group_gradient
+from ...objective import exact, surrogate
+from ...variants import Ratio, Variant
 
 __all__ = ["expand_sums", "is_zero", "alpha_of", "table1_omega", "clipped", "derived_W", "generic_coefficient",
            "group_point", "DEFAULT_MASKS"]

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..evaluate import torch_surrogate
-from ..policy import prefix_logprobs, sample_group, token_logprobs
-from ..prefix import prefix_coefficient
-from ..variants import get_variant
-from .prefix import build, one_thread
+from ...errors import InputError
+from ...evaluate import torch_surrogate
+from ...runtime.policy import prefix_logprobs, sample_group, token_logprobs
+from .api import prefix_coefficient
+from ...variants import get_variant
+from .model import build, one_thread
 
 __all__ = ["DriftSetup", "DriftRun", "DriftResult", "drift", "plot_drift"]
 
@@ -41,7 +41,7 @@ class DriftSetup:
     prompt: tuple[int, ...] = (2, 3)
     prefix: tuple[int, ...] = (5, 7, 9, 11)
     max_new_tokens: int = 8
-    #: r_i = 1 iff EOS is among the first 3 free tokens (grpo_proofs.sampling.short_is_correct)
+    #: r_i = 1 iff EOS is among the first 3 free tokens (grpo_proofs.runtime.sampling.short_is_correct)
     reward: str = "short_is_correct"
     variants: tuple[str, ...] = ("grpo", "dr_grpo")
     seed: int = 0

@@ -2,13 +2,13 @@
 
 A group is sampled from a causal LM with a forced prefix y_{1:k} for the
 completions in S and free sampling after it (lengths differ), scored by a documented reward rule
-(:mod:`grpo_proofs.sampling`). For each variant, the variant's own surrogate J
+(:mod:`grpo_proofs.runtime.sampling`). For each variant, the variant's own surrogate J
 (:func:`grpo_proofs.evaluate.torch_surrogate`) is differentiated by autograd with respect to the model
 parameters, keeping the gradient of the prefix positions only: the log-probs of every other token
 enter J with their values but detached (``torch.where(prefix, logp, logp.detach())``), so the ratios,
 clip branches and sequence ratios are exactly those of the full loss. Proposition 1 predicts this
 gradient to be sum_t W_t grad log pi(y_t | x, y_<t) computed from ONE copy of the prefix
-(:func:`grpo_proofs.policy.prefix_logprobs`), with W_t from :func:`grpo_proofs.prefix.prefix_coefficient`
+(:func:`grpo_proofs.runtime.policy.prefix_logprobs`), with W_t from :func:`grpo_proofs.props.prefix.api.prefix_coefficient`
 at the same ratios. Sequence ratios (GSPO, GCPO): the coefficient of a prefix token depends on its
 whole completion through s_i; detaching the other tokens keeps s_i (a value) and removes only their
 own gradient paths, so the prediction takes s_i measured on the same log-ratios.
@@ -20,11 +20,11 @@ sequence ratio inside, above or below the band (sequence kinds). Where the weigh
 ``CLOSED_FORM`` sum_{i in S} |A_i omega_{i,t}|), the bound is |g|_inf <= tol |g_U|_inf with g_U the
 gradient the prefix would get without cancellation, sum_t (sum_{i in S} |A_i omega_{i,t}|) grad log pi(y_t).
 
-The drift of the prefix in training is :mod:`grpo_proofs.experiments.prefix_drift`.
+The drift of the prefix in training is :mod:`grpo_proofs.props.prefix.drift`.
 
 Models: GPT-2 presets in float64 on CPU (every op in float64): relative error against the
 prediction <= ``MODEL_FLOAT64``. In float32 or bf16 autocast (``Setup.precision``; the CUDA default is the
-Qwen2-0.5B shape, :mod:`grpo_proofs.precision`): rounding scales with the terms that cancel in W, not with
+Qwen2-0.5B shape, :mod:`grpo_proofs.runtime.precision`): rounding scales with the terms that cancel in W, not with
 W, so the error is measured against |g_U|_inf and bounded by ``tolerances.PREFIX_FLOAT32`` /
 ``tolerances.PREFIX_BF16`` (``for_precision("prefix", ...)``).
 """
@@ -38,13 +38,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..evaluate import torch_surrogate
-from ..policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
-from ..prefix import prefix_terms
-from ..numerics import rel_err
-from ..tolerances import CLOSED_FORM, MODEL_FLOAT64, for_precision
-from ..variants import REGISTRY, Ratio, Variant, get_variant
+from ...errors import InputError
+from ...evaluate import torch_surrogate
+from ...runtime.policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
+from .api import prefix_terms
+from ...runtime.numerics import rel_err
+from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64, for_precision
+from ...variants import REGISTRY, Ratio, Variant, get_variant
 
 __all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "PRESETS", "build", "one_thread"]
 
@@ -61,13 +61,13 @@ class Setup:
     prompt: tuple[int, ...] = (2, 3)
     prefix: tuple[int, ...] = (5, 7, 9)
     max_new_tokens: int = 8
-    #: r_i = 1 if the last non-EOS free token of o_i is even (grpo_proofs.sampling.last_token_even)
+    #: r_i = 1 if the last non-EOS free token of o_i is even (grpo_proofs.runtime.sampling.last_token_even)
     reward: str = "last_token_even"
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float64"
     #: None: the model runs in ``dtype``; "float64", "float32" or "bf16" (bf16 autocast with float32
-    #: master weights, :func:`grpo_proofs.precision.build`) overrides ``dtype``
+    #: master weights, :func:`grpo_proofs.runtime.precision.build`) overrides ``dtype``
     precision: str | None = None
 
     @property
@@ -141,11 +141,11 @@ def one_thread(device: str):
 
 
 def build(model: str, dtype: str = "float64", device: str = "cpu", seed: int = 0, precision: str | None = None):
-    """The policy of a setup; ``precision`` (if given) overrides ``dtype`` (see :mod:`grpo_proofs.precision`)."""
+    """The policy of a setup; ``precision`` (if given) overrides ``dtype`` (see :mod:`grpo_proofs.runtime.precision`)."""
     if model not in PRESETS:
         raise InputError(f"unknown model preset {model!r}; choose one of {', '.join(PRESETS)}")
     if precision is not None:
-        from ..precision import build as build_in, policy_config
+        from ...runtime.precision import build as build_in, policy_config
         return build_in(policy_config(model, precision, device, default=model, seed=seed), precision)
     return build_policy(PRESETS[model](dtype=dtype, device=device, seed=seed))
 

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 
 # the claim machinery and the tolerance table, imported here only
-from ...claims import Context, Outcome, claim
-from ...tolerances import CLOSED_FORM, MODEL_FLOAT64
+from ...checking import Context, Outcome, claim
+from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 
 from ... import notation as n
 from ...compile import to_torch
 from ...evaluate import token_gradient
-from ...experiments.prefix import one_thread
-from ...numerics import rel_err
-from ...prefix import prefix_coefficient
+from ..prefix.model import one_thread
+from ...runtime.numerics import rel_err
+from ..prefix.api import prefix_coefficient
 from ...variants import REGISTRY, get_variant
 from . import api, derive
 from .model import FIXES, Case, fix_rows

@@ -1,6 +1,6 @@
 """The cancellation fixes of Ding et al. 2026 (arXiv 2604.13088) on a real transformer (Torch only).
 
-A group is sampled from the float64 GPT-2 ``tiny`` preset (:mod:`grpo_proofs.policy`) with a forced prefix
+A group is sampled from the float64 GPT-2 ``tiny`` preset (:mod:`grpo_proofs.runtime.policy`) with a forced prefix
 shared by the whole group or by a subset S; every prefix position carries one log-ratio, common to the
 completions of S. Three gradients of the model's parameters are taken, keeping only the prefix positions
 of S (the other log-probs enter with their values, detached):
@@ -26,9 +26,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ...experiments.prefix import one_thread
-from ...policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
-from ...prefix import prefix_terms
+from ..prefix.model import one_thread
+from ...runtime.policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
+from ..prefix.api import prefix_terms
 from ...reference import REFERENCE
 from ...variants import Ratio, get_variant
 from .api import fixed_surrogate, min_fix, projection_fix, sequence_ratios

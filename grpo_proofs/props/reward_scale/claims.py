@@ -14,7 +14,7 @@
 
 Every symbolic identity is a zero difference after targeted simplification (``cancel``,
 ``expand``); the claims add a second, numeric path: ``torch.optim`` state and steps on the real
-transformer policy (:mod:`grpo_proofs.experiments.reward_scale`).
+transformer policy (:mod:`grpo_proofs.props.reward_scale.model`).
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
 
-from .. import notation as n
-from .. import tolerances
-from ..adam import adam_step_ratio, noninvariant_threshold
-from ..variants import REGISTRY, Variant, get_variant
-from . import Context, Outcome, claim
+from ... import notation as n
+from ...checking import tolerances
+from ...runtime.adam import adam_step_ratio, noninvariant_threshold
+from ...variants import REGISTRY, Variant, get_variant
+from ...checking import Context, Outcome, claim
 
 __all__ = [
     "PAGE", "centering_residuals", "advantage_scaling", "moment_induction", "step_ratio_derivation",
     "adam_step", "symbolic_error",
 ]
 
-PAGE = "prop5-6-2"
+PAGE = "reward_scale"
 _ABS_PHI = sp.Abs(n.phi)
 
 
@@ -203,7 +203,7 @@ def symbolic_error(residuals) -> float:
                  "with k = phi (centered) or k = phi (sigma_r + c)/(|phi| sigma_r + c) (1/sigma in alpha, "
                  "sigma = std + c); CPPO's pruning condition shifts by gamma c (|phi| - 1).")
 def _prop5(ctx: Context) -> Outcome:
-    from ..objective import group_numbers
+    from ...objective import group_numbers
 
     residuals = list(centering_residuals().values())
     ks = {}
@@ -276,7 +276,7 @@ def _prop6(ctx: Context) -> Outcome:
                  "eps/(phi sqrt(v_hat)) -> 0; checked with torch.optim.Adam and AdamW (weight decay on) on a "
                  "real transformer policy, phi in {1e-3, 1e-1, 10, 1e3}.")
 def _prop2(ctx: Context) -> Outcome:
-    from ..experiments.reward_scale_checks import step_ratio_experiment
+    from .experiments import step_ratio_experiment
 
     d = step_ratio_derivation()
     tau = sp.Symbol("tau", positive=True)

@@ -1,9 +1,9 @@
 """Consequences of Props 5, 6, 2 (arXiv 2601.05002, Sec. 5, App. C), one claim each.
 
 Each claim pairs a SymPy statement of the exact condition with a measurement on the real policy
-and real ``torch.optim`` optimizers (:mod:`grpo_proofs.experiments.reward_scale_consequences`,
-:mod:`grpo_proofs.experiments.reward_scale_checks`) or with the 50-digit recurrence
-(:mod:`grpo_proofs.experiments.reward_scale_mp`). Labels (page ``prop5-6-2``):
+and real ``torch.optim`` optimizers (:mod:`grpo_proofs.props.reward_scale.consequences`,
+:mod:`grpo_proofs.props.reward_scale.experiments`) or with the 50-digit recurrence
+(:mod:`grpo_proofs.props.reward_scale.mp`). Labels (page ``reward_scale``):
 ``prop2-trajectory-limit``, ``prop2-adam-invariance-50-digits``, ``prop2-std-normalised-invariance``,
 ``prop2-sigma-eps-leak``, ``prop2-shift-invariance``, ``prop2-per-prompt-scaling``,
 ``prop2-negative-phi-flip``, ``prop2-kl-inverse-coefficient``, ``prop2-grad-clip-breaks``,
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .. import notation as n
-from .. import tolerances
-from ..variants import REGISTRY
-from . import Context, Outcome, claim
-from .reward_scale import PAGE, advantage_scaling, centering_residuals, step_ratio_derivation, symbolic_error
+from ... import notation as n
+from ...checking import tolerances
+from ...variants import REGISTRY
+from ...checking import Context, Outcome, claim
+from .claims import PAGE, advantage_scaling, centering_residuals, step_ratio_derivation, symbolic_error
 
 __all__: list[str] = []
 
@@ -27,7 +27,7 @@ _ABS = sp.Abs(n.phi)
 
 def _X():
     """The experiments module (imported on use: it loads torch and transformers)."""
-    from ..experiments import reward_scale_consequences
+    from . import consequences as reward_scale_consequences
 
     return reward_scale_consequences
 
@@ -48,7 +48,7 @@ def _outcome(sym: float, measured: float, tol: float, what: str, data: dict) -> 
                  "phi in {1e-3, 1e-1, 10, 1e3}, eps -> 0 (1e-300): parameters agree after T steps on every "
                  "coordinate whose gradient is resolved; at eps = 1e-8 they do not (shown in the detail as an illustration; not part of this claim's verdict).")
 def _trajectory(ctx: Context) -> Outcome:
-    from ..experiments.reward_scale_checks import trajectory_experiment
+    from .experiments import trajectory_experiment
 
     sym = symbolic_error([step_ratio_derivation()["limit"] - 1])
     r = trajectory_experiment(ctx)
@@ -62,7 +62,7 @@ def _trajectory(ctx: Context) -> Outcome:
                  "coincide to the working precision; at eps = 1e-8 the scaled step equals "
                  "R(phi, eps, v_hat) x the unscaled step digit for digit.")
 def _mp50(ctx: Context) -> Outcome:
-    from ..experiments.reward_scale_mp import mp_paired_steps, mp_trajectories
+    from .mp import mp_paired_steps, mp_trajectories
 
     phis = ("0.001", "1000") if ctx.quick else ("0.001", "0.1", "10", "1000")
     steps = 4 if ctx.quick else 10
@@ -131,7 +131,7 @@ def _per_prompt(ctx: Context) -> Outcome:
                  "clipping (Dr. GRPO; GRPO, whose gradient is exactly -g); min(s A, clip(s) A) is odd in A only "
                  "inside the clip range.")
 def _negative(ctx: Context) -> Outcome:
-    from ..objective import phi_expr
+    from ...objective import phi_expr
 
     d = step_ratio_derivation()
     A = sp.Symbol("A", positive=True)
@@ -178,7 +178,7 @@ def _clip(ctx: Context) -> Outcome:
                  "(1e-3 phi); measured with torch.optim on the real policy for eps = 1e-8 and 1e-5 and phi in "
                  "{1e-3, 1e-1, 10, 1e3}: measured, predicted and threshold counts agree coordinate by coordinate.")
 def _fraction(ctx: Context) -> Outcome:
-    from ..experiments.reward_scale_checks import noninvariant_fraction
+    from .experiments import noninvariant_fraction
 
     r = noninvariant_fraction(ctx)
     r.pop("abs_grad")

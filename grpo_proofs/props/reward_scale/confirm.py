@@ -1,26 +1,26 @@
 """Props 5, 6, 2 for a user's variant, measured: reward scale and global gradient-norm clipping.
 
 The variant's objective on one sampled group of the real policy is stepped by a real
-``torch.optim.AdamW`` (:func:`grpo_proofs.experiments.reward_scale.paired_run`: every configuration's
+``torch.optim.AdamW`` (:func:`grpo_proofs.props.reward_scale.model.paired_run`: every configuration's
 step read at the same parameters), at rewards r and phi r.
 
 Prediction of the scaled step, per phi. The symbolic degree d of A_i omega_i under r -> phi r
-(:func:`grpo_proofs.verdict.scale_degree`) gives the factor k of the advantage gradient: phi^d, or for a
+(:func:`grpo_proofs.check.verdict.scale_degree`) gives the factor k of the advantage gradient: phi^d, or for a
 std weight with a constant c added to sigma, k = phi (sigma + c)/(phi sigma + c) with the group's own
 sigma. The regulariser (beta R, reward-free) is not scaled, so the scaled objective is k times the
-objective with coefficient beta/k, and the scaled step is :func:`grpo_proofs.adam.adam_step_ratio`
+objective with coefficient beta/k, and the scaled step is :func:`grpo_proofs.runtime.adam.adam_step_ratio`
 (k, eps, v_hat) times the step of the run with beta/k (beta = 0 or k = 1: the unscaled run itself).
 Without such a k (a condition that changes with the scale) the scaled gradient is predicted from the
-derived per-token coefficients (:func:`grpo_proofs.experiments.reward_scale.coefficient_J`). The
+derived per-token coefficients (:func:`grpo_proofs.props.reward_scale.model.coefficient_J`). The
 predicted change of the step, ||predicted - unscaled|| / ||unscaled||, is compared with the measured
 one, and the steps coordinate by coordinate (the error). The regulariser of these runs is the k3 term
-of :mod:`grpo_proofs.experiments.reward_scale` with the variant's beta, whatever regulariser the
+of :mod:`grpo_proofs.props.reward_scale.model` with the variant's beta, whatever regulariser the
 variant names: any reward-free term scales the same way.
 
 Clipping (``torch.nn.utils.clip_grad_norm_``, max norm c): the raw gradients of both runs are
 predicted (the unscaled one measured unclipped, the scaled one k times the beta/k run's), so whether
 the clip is active at each step in each run, g min(1, c/(||g|| + 1e-6)), is predicted, and the
-clipped gradients are fed to the hand-written Adam recurrence (:class:`grpo_proofs.adam.AdamRecurrence`,
+clipped gradients are fed to the hand-written Adam recurrence (:class:`grpo_proofs.runtime.adam.AdamRecurrence`,
 no torch) to predict both runs' steps; the max norm is chosen between the two runs' first gradient
 norms, so the clip is active in one run only (where the runs' gradients coincide, in both).
 """
@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..adam import AdamRecurrence, adam_step_ratio
-from ..tolerances import OPTIMIZER_FLOAT64
-from ..verdict import scale_degree
-from . import Confirmation, Options
+from ...runtime.adam import AdamRecurrence, adam_step_ratio
+from ...checking.tolerances import OPTIMIZER_FLOAT64
+from ...check.verdict import scale_degree
+from ...check.confirm import Confirmation, Options
 
 __all__ = ["confirm_reward_scale", "confirm_grad_clip", "scale_factor", "relative_change", "LR", "WEIGHT_DECAY",
            "TORCH_CLIP_GUARD"]
@@ -79,7 +79,7 @@ def scale_factor(v, d, phi: float, r: np.ndarray, sigma_kind: str) -> float | No
 
 def _plan(v, d, beta: float, phis, r, sigma_kind):
     """configs of the paired run and, per phi, (reference config or None, k)."""
-    from ..experiments.reward_scale import Config
+    from .model import Config
 
     cfgs, plan = {"r": Config(beta=beta)}, {}
     for phi in phis:
@@ -97,8 +97,8 @@ def _plan(v, d, beta: float, phis, r, sigma_kind):
 
 
 def confirm_reward_scale(spec, verdicts, opts: Options) -> list[Confirmation]:
-    from ..experiments.reward_scale import make_batch, paired_run
-    from ..experiments.reward_scale_checks import conditioned, step_errors, step_scales
+    from .model import make_batch, paired_run
+    from .experiments import conditioned, step_errors, step_scales
 
     v = spec.variant
     d = scale_degree(v)[0]
@@ -179,8 +179,8 @@ def _adam_steps(grads, opts: Options) -> tuple[list[np.ndarray], list[np.ndarray
 
 def confirm_grad_clip(batch, v, d, beta: float, phis, r, opts: Options, steps: int) -> Confirmation:
     """Global gradient-norm clipping: when it is active in each run, and both runs' steps, predicted."""
-    from ..experiments.reward_scale import Config, paired_run
-    from ..experiments.reward_scale_checks import conditioned, step_errors, step_scales
+    from .model import Config, paired_run
+    from .experiments import conditioned, step_errors, step_scales
 
     ks = {phi: scale_factor(v, d, phi, r, opts.sigma) for phi in phis}
     moving = [p for p in phis if ks[p] is not None and ks[p] != 1]

@@ -1,9 +1,9 @@
 """Consequences of Props 5, 6, 2 on the real policy (arXiv 2601.05002, Sec. 5).
 
 Every function returns a dict with ``error`` (to compare with the claim's tolerance) and the
-figures behind it. Steps are read as in :func:`grpo_proofs.experiments.reward_scale.paired_run`;
-errors are per coordinate relative to :func:`~grpo_proofs.experiments.reward_scale_checks.step_scales`
-on the coordinates :func:`~grpo_proofs.experiments.reward_scale_checks.conditioned` keeps, plus the
+figures behind it. Steps are read as in :func:`grpo_proofs.props.reward_scale.model.paired_run`;
+errors are per coordinate relative to :func:`~grpo_proofs.props.reward_scale.experiments.step_scales`
+on the coordinates :func:`~grpo_proofs.props.reward_scale.experiments.conditioned` keeps, plus the
 normwise error of the gradient premise (which catches any asymmetry, e.g. PPO clipping under phi < 0).
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .. import notation as n
-from ..adam import adam_step_ratio
-from ..claims import Context
-from ..variants import REGISTRY
-from .reward_scale import Config, make_batch, paired_run
-from .reward_scale_checks import (LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps,
-                                  step_errors, step_scales)
+from ... import notation as n
+from ...runtime.adam import adam_step_ratio
+from ...checking import Context
+from ...variants import REGISTRY
+from .model import Config, make_batch, paired_run
+from .experiments import (LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps, step_errors,
+                          step_scales)
 
 __all__ = ["premise_error", "compare", "std_invariance", "shift_invariance", "per_prompt_scaling",
            "negative_phi", "kl_inverse", "clip_coefficient", "grad_clip", "TORCH_CLIP_DELTA", "sigma_leak"]
@@ -231,7 +231,7 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
 def sigma_leak(ctx: Context, c_values=(1e-4, 0.1), phis=None, eps: float = 1e-8) -> dict:
     """GRPO with sigma = std(r) + c: the gradient scales by k = phi (sigma_r + c)/(phi sigma_r + c), so the
     step is R(k, eps, v_hat) x the unscaled step (one group, beta = 0); k from the SymPy derivation."""
-    from ..claims.reward_scale import advantage_scaling
+    from .claims import advantage_scaling
 
     phis = phis or ((1e-3, 10.0) if ctx.quick else PHIS)
     k_expr = advantage_scaling("grpo")["k"]

@@ -1,10 +1,10 @@
 """The real-model experiments behind the reward-scale claims (arXiv 2601.05002, Props 5, 6, 2).
 
-Each function runs :func:`grpo_proofs.experiments.reward_scale.paired_run` (every configuration's
+Each function runs :func:`grpo_proofs.props.reward_scale.model.paired_run` (every configuration's
 real ``torch.optim`` step read at the same parameters) or ordinary trainings, and compares the
 measured steps with an independent prediction: the exact factor
-:func:`grpo_proofs.adam.adam_step_ratio` applied to another run's step, or the hand-written
-recurrence :class:`grpo_proofs.adam.AdamRecurrence` fed with separately computed gradients.
+:func:`grpo_proofs.runtime.adam.adam_step_ratio` applied to another run's step, or the hand-written
+recurrence :class:`grpo_proofs.runtime.adam.AdamRecurrence` fed with separately computed gradients.
 
 How steps are compared. (1) Errors are relative to :func:`step_scales`, the size a coordinate's step
 would have without sign cancellation in the momentum (equal to |step| when its gradients keep one
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..adam import AdamRecurrence, adam_step_ratio
-from ..claims import Context
-from .reward_scale import Config, make_batch, paired_run, trajectory_run
+from ...runtime.adam import AdamRecurrence, adam_step_ratio
+from ...checking import Context
+from .model import Config, make_batch, paired_run, trajectory_run
 
 __all__ = ["PHIS", "RESOLVED", "step_errors", "step_ratio_experiment", "trajectory_experiment",
            "recurrence_steps", "step_scales", "conditioned", "LR", "PREMISE",
@@ -40,7 +40,7 @@ PREMISE = 1e-12
 LR = 1e-3
 #: a gradient entry at most this fraction of the largest one is rounding level (see the docstring)
 RESOLVED = 1e-12
-#: PREMISE and RESOLVED by the arithmetic the model ran in (:data:`grpo_proofs.precision.PRECISIONS`).
+#: PREMISE and RESOLVED by the arithmetic the model ran in (:data:`grpo_proofs.runtime.precision.PRECISIONS`).
 #: They select which coordinates are compared; they are not tolerances. float64: ~1e4 unit roundoffs.
 #: float32 (unit roundoff 6e-8): 1e-4 and 1e-6. bf16 autocast (bf16 operands, float32 accumulation):
 #: 1e-2 and 1e-3. Measured on qwen2_small (78464 parameters, CPU, quick step-ratio experiment): the
@@ -59,7 +59,7 @@ def effect_threshold(base: float, precision: str = "float64") -> float:
     >>> effect_threshold(1e-6), effect_threshold(1e-6, "float32") > 1e-6
     (1e-06, True)
     """
-    from ..tolerances import for_precision
+    from ...checking.tolerances import for_precision
 
     return max(base, for_precision("optimizer", precision))
 
@@ -229,14 +229,14 @@ def noninvariant_fraction(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps
     Three computations per (eps, phi), at the last of ``steps`` steps: measured, |step_phi/step_1 - 1| > tol
     from the two torch optimizers (on the coordinates :func:`conditioned` keeps); predicted,
     |R(phi, eps, v_hat) - 1| > tol; and, at step 1 (sqrt(v_hat) = |g|), |g| below the SymPy-derived
-    threshold :func:`grpo_proofs.adam.noninvariant_threshold`. ``error``: coordinates where they disagree
+    threshold :func:`grpo_proofs.runtime.adam.noninvariant_threshold`. ``error``: coordinates where they disagree
     (away from the threshold by more than 1e-6 relative) over all compared. Fractions are over the
     resolved coordinates (``n_resolved``: gradient nonzero and above 1e-12 x its largest entry; unused
     position embeddings have none, GPT-2's key bias only rounding noise, whose steps do change:
     ``fraction_with_rounding_level`` counts them too). ``tol`` None: :data:`TOL_BY` of the precision
     (1e-3 in float64 and float32).
     """
-    from ..adam import noninvariant_threshold
+    from ...runtime.adam import noninvariant_threshold
 
     batch = batch or make_batch(variant, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
                                 **model_options(ctx))

@@ -1,6 +1,6 @@
 """Reward scale and Adam on a real transformer policy (arXiv 2601.05002, Props 5, 6, 2; App. C).
 
-The policy is :func:`grpo_proofs.policy.build_policy` (GPT-2 blocks, float64 end to end: the tiny
+The policy is :func:`grpo_proofs.runtime.policy.build_policy` (GPT-2 blocks, float64 end to end: the tiny
 preset in quick mode, the small one otherwise); groups are sampled from it with a deterministic
 reward rule. The objective of one batch is the sum over its prompts of the variant's surrogate J
 (Eq. 1) minus beta times a k3 KL term against a second, independently initialised model:
@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..policy import (PolicyConfig, build_policy, clone_model, count_parameters, flat_grad, param_vector,
-                      sample_group, set_param_vector, token_logprobs)
-from ..variants import Variant, get_variant
+from ...errors import InputError
+from ...runtime.policy import (PolicyConfig, build_policy, clone_model, count_parameters, flat_grad, param_vector,
+                               sample_group, set_param_vector, token_logprobs)
+from ...variants import Variant, get_variant
 
 __all__ = ["Prompt", "Batch", "Config", "Record", "make_batch", "surrogate_J", "coefficient_J", "k3_penalty",
            "objective", "paired_run", "trajectory_run", "OPTIMIZERS"]
@@ -60,7 +60,7 @@ class Batch:
     variant: Variant
     prompts: list[Prompt]
     sigma: str = "pop"
-    #: the arithmetic the model runs in (:data:`grpo_proofs.precision.PRECISIONS`)
+    #: the arithmetic the model runs in (:data:`grpo_proofs.runtime.precision.PRECISIONS`)
     precision: str = "float64"
     #: recorded coordinates of the flat parameter vector (None: all; a fixed subset on large models)
     coords: torch.Tensor | None = None
@@ -114,11 +114,11 @@ def make_batch(variant: "str | Variant" = "dr_grpo", *, quick: bool = True, seed
 
     The policy and groups depend only on (quick, seed, device, n_prompts, G, max_new_tokens, model,
     precision), not on the variant, so they are built once and shared (every run clones the model
-    before changing it). ``model``/``precision`` (:mod:`grpo_proofs.precision`): another preset or
+    before changing it). ``model``/``precision`` (:mod:`grpo_proofs.runtime.precision`): another preset or
     arithmetic (both None: the float64 GPT-2 above; the Qwen2-0.5B shape runs at G = 16, up to 1024
     tokens, and records a fixed subset of coordinates).
     """
-    from ..precision import resolve_precision
+    from ...runtime.precision import resolve_precision
 
     v = get_variant(variant)
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -127,7 +127,7 @@ def make_batch(variant: "str | Variant" = "dr_grpo", *, quick: bool = True, seed
         precision = resolve_precision(precision, device)
     key = (quick, seed, device, n_prompts, G, max_new_tokens, model, precision)
     if key not in _BATCHES:
-        from ..precision import REALISTIC_MODEL, resolve_model
+        from ...runtime.precision import REALISTIC_MODEL, resolve_model
         large = model is not None and resolve_model(model, device, "tiny") == REALISTIC_MODEL
         while len(_BATCHES) >= (1 if large else 8):           # a 0.5B policy + reference is ~4 GiB
             _BATCHES.pop(next(iter(_BATCHES)))
@@ -137,7 +137,7 @@ def make_batch(variant: "str | Variant" = "dr_grpo", *, quick: bool = True, seed
 
 
 def _build(quick, seed, device, n_prompts, G, max_new_tokens, model=None, precision=None) -> Batch:
-    from ..precision import build, group_shape, policy_config, recorded_coordinates
+    from ...runtime.precision import build, group_shape, policy_config, recorded_coordinates
 
     if model is None and precision is None:
         preset = PolicyConfig.tiny if quick else PolicyConfig.small
@@ -169,7 +169,7 @@ def _build(quick, seed, device, n_prompts, G, max_new_tokens, model=None, precis
 def surrogate_J(variant: Variant, logp, old_logp, rewards, mask, sigma: str = "pop") -> torch.Tensor:
     """J of Eq. 1 (advantage part, to maximise) for one group: the project's compiled surrogate
     (:func:`grpo_proofs.evaluate.torch_surrogate`, sigma = std + the variant's ``sigma_eps``)."""
-    from ..evaluate import torch_surrogate
+    from ...evaluate import torch_surrogate
 
     return torch_surrogate(variant, logp, old_logp, np.asarray(rewards, dtype=np.float64), mask, sigma=sigma)
 
@@ -178,7 +178,7 @@ def coefficient_J(variant: Variant, logp, old_logp, rewards, mask, sigma: str = 
     """sum_(i,t) c_(i,t) log pi_(i,t) with c = dJ/dlog pi from :func:`grpo_proofs.evaluate.token_gradient`
     (the compiled symbolic gradient, flat, no autograd of the surrogate) at the current log-ratios:
     its gradient in theta is the surrogate's, by the chain rule, through an independent path."""
-    from ..evaluate import token_gradient
+    from ...evaluate import token_gradient
 
     real = mask > 0
     lengths = real.sum(1).cpu().numpy()

@@ -8,12 +8,12 @@ with centered advantages (Eq. 1, Dr. GRPO weights 1/G, beta = 0):
     dJ/dtheta_k = (1/G) sum_i A_i s_i (1[a_i = k] - pi_theta(k))
 
 so the gradient depends on theta (a real trajectory, not a fixed gradient list). Two checks, both
-with the hand-written Adam recurrence (:class:`grpo_proofs.adam.AdamRecurrence`) in mpmath:
+with the hand-written Adam recurrence (:class:`grpo_proofs.runtime.adam.AdamRecurrence`) in mpmath:
 
 * eps = 0: trainings at rewards r and phi r, each on its own trajectory, coincide; their difference
   is at the working precision (predicted: exactly 0).
 * eps > 0: from the same parameters, the step on phi r equals R(phi, eps, v_hat) times the step on r,
-  R evaluated from the SymPy expression of :func:`grpo_proofs.claims.reward_scale.step_ratio_derivation`
+  R evaluated from the SymPy expression of :func:`grpo_proofs.props.reward_scale.claims.step_ratio_derivation`
   (lambdified with mpmath): the predicted deviation, digit for digit.
 """
 
@@ -23,8 +23,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .. import notation as n
-from ..adam import AdamRecurrence, mp_sqrt
+from ... import notation as n
+from ...runtime.adam import AdamRecurrence, mp_sqrt
 
 __all__ = ["SoftmaxGroup", "make_group", "mp_trajectories", "mp_paired_steps"]
 
@@ -94,7 +94,7 @@ def mp_trajectories(phi: str, steps: int = 8, dps: int = 50, seed: int = 0) -> d
 
 def mp_paired_steps(phi: str, eps: str, steps: int = 8, dps: int = 50, seed: int = 0) -> dict:
     """eps > 0: per step, the scaled recurrence's step vs R(phi, eps, v_hat) x the unscaled step."""
-    from ..claims.reward_scale import step_ratio_derivation
+    from .claims import step_ratio_derivation
 
     R = sp.lambdify((n.phi, n.eps_adam, n.v_hat), step_ratio_derivation()["R"], "mpmath")
     with mpmath.workdps(dps):

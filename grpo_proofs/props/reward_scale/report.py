@@ -7,7 +7,7 @@ the measured scaled steps (real ``torch.optim``, gradients by autograd of the sc
     g_phi = sum_p k_p g_{A,p} + g_R           (Prop 5: k_p = phi, or phi (sigma_p + c)/(|phi| sigma_p + c);
                                                 the KL gradient g_R does not scale)
     g_phi <- g_phi min(1, c_clip/(||g_phi|| + 1e-6))   (global clipping, as torch does it)
-    step_phi = Adam recurrence on g_phi       (:class:`grpo_proofs.adam.AdamRecurrence`, no torch)
+    step_phi = Adam recurrence on g_phi       (:class:`grpo_proofs.runtime.adam.AdamRecurrence`, no torch)
 
 where g_{A,p} is the advantage-part gradient of prompt p alone at rewards r and g_R the KL-part gradient,
 each computed separately at the same parameters. With beta = 0, no clipping and one k this is
@@ -24,13 +24,13 @@ import math
 
 import numpy as np
 
-from .. import notation as n
-from ..adam import AdamRecurrence, adam_step_ratio, noninvariant_threshold
-from ..errors import InputError
-from ..variants import get_variant
-from .reward_scale import OPTIMIZERS, Config, make_batch, paired_run
-from .reward_scale_checks import LR, conditioned, step_errors, step_scales
-from .reward_scale_consequences import TORCH_CLIP_DELTA, premise_error
+from ... import notation as n
+from ...runtime.adam import AdamRecurrence, adam_step_ratio, noninvariant_threshold
+from ...errors import InputError
+from ...variants import get_variant
+from .model import OPTIMIZERS, Config, make_batch, paired_run
+from .experiments import LR, conditioned, step_errors, step_scales
+from .consequences import TORCH_CLIP_DELTA, premise_error
 
 __all__ = ["scale_report", "check_scale_inputs"]
 
@@ -68,7 +68,7 @@ def scale_report(variant, phi: float, *, eps: float = 1e-8, beta: float = 0.0, m
                  steps: int = 3, device: str = "cpu", optimizer: str = "adamw", quick: bool = True, seed: int = 0,
                  n_prompts: int = 2, tol: float = 1e-3, progress: bool = False) -> dict:
     """Predicted vs measured steps at rewards phi r against r (see the module docstring)."""
-    from ..claims.reward_scale import advantage_scaling
+    from .claims import advantage_scaling
 
     check_scale_inputs(phi, eps, beta, max_grad_norm, steps, optimizer)
     v = get_variant(variant)

@@ -13,9 +13,9 @@ import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
 
-from . import notation as n
-from .equivalence import MASKS as _MASKS
-from .variants import Variant, get_variant
+from ... import notation as n
+from ...check.equivalence import MASKS as _MASKS
+from ...variants import Variant, get_variant
 
 __all__ = ["scale_degree", "reward_scale_verdict", "CARD_PHIS"]
 

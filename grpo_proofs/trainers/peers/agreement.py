@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...numerics import rel_err
-from ...tolerances import CLOSED_FORM, RELEASE_FLOAT32
+from ...runtime.numerics import rel_err
+from ...checking.tolerances import CLOSED_FORM, RELEASE_FLOAT32
 
 __all__ = ["COMMON", "compare", "table"]
 
