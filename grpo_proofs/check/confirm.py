@@ -78,9 +78,9 @@ class Confirmation:
 
 def run_all(spec, verdicts, opts: Options, progress=None) -> list[Confirmation]:
     """Every confirmation for ``spec`` (a :class:`grpo_proofs.check.spec.Spec`); ``progress`` is a tqdm bar."""
-    from ..props.overshoot.api import confirm_adam_ratio, confirm_overshoot
-    from ..props.prefix.api import confirm_prefix
-    from ..scale import confirm_reward_scale
+    from ..props.overshoot.confirm import confirm_adam_ratio, confirm_overshoot
+    from ..props.prefix.confirm import confirm_prefix
+    from ..props.reward_scale.confirm import confirm_reward_scale
 
     out = []
     for fn in (confirm_prefix, confirm_reward_scale, confirm_overshoot, confirm_adam_ratio):
