@@ -1,4 +1,7 @@
-"""The one bridge from SymPy to Torch: ``sympy.lambdify(..., modules=[FIX, "torch"])``.
+"""The one bridge from SymPy to numbers: :func:`to_torch`, :func:`to_numpy` and :func:`to_mpmath`.
+
+Every SymPy expression that becomes a number goes through this module, the only caller of
+``sympy.lambdify`` and the only module that imports both SymPy and Torch.
 
 SymPy 1.14's torch printer writes ``Min``/``Max`` as ``min``/``max`` and ``Heaviside`` as
 ``heaviside``, which fail on a mix of tensors and Python scalars. ``FIX`` overrides those three
@@ -27,7 +30,7 @@ from typing import Callable, Sequence
 import sympy as sp
 import torch
 
-__all__ = ["FIX", "to_torch", "gradient_fn", "term_fn", "clip_fn"]
+__all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "term_fn", "clip_fn"]
 
 
 def _tensors(args: Sequence) -> list[torch.Tensor]:
@@ -67,6 +70,29 @@ def to_torch(args: Sequence[sp.Symbol], expr: sp.Expr) -> Callable[..., torch.Te
 
     call.__doc__ = f"Compiled from SymPy: {expr}"
     return call
+
+
+def to_numpy(args: Sequence[sp.Symbol], expr) -> Callable:
+    """Compile ``expr`` to a NumPy function of ``args`` (arrays broadcast).
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> to_numpy([x, y], x * y + 1)(2.0, 3.0)
+    7.0
+    """
+    return sp.lambdify(list(args), expr, modules="numpy")
+
+
+def to_mpmath(args: Sequence[sp.Symbol], expr) -> Callable:
+    """Compile ``expr`` to an mpmath function of ``args`` (arbitrary precision at ``mpmath.mp.dps``).
+
+    >>> import mpmath, sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> with mpmath.workdps(30):
+    ...     print(to_mpmath([x], sp.sqrt(x))(2))
+    1.41421356237309504880168872421
+    """
+    return sp.lambdify(list(args), expr, modules="mpmath")
 
 
 # -- the compiled forms of a variant's surrogate (cached per variant) --------------------------

@@ -84,7 +84,9 @@ class GroupNumbers:
 def _alpha_fn(alpha_srepr: str):
     alpha = sp.sympify(sp.parse_expr(alpha_srepr, local_dict={str(v): v for v in n.WEIGHT_SYMBOLS.values()}))
     args = [n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.M, n.lam, n.delta]
-    return sp.lambdify(args, alpha, modules="numpy")
+    from .compile import to_numpy  # deferred: the bridge loads Torch
+
+    return to_numpy(args, alpha)
 
 
 def group_numbers(

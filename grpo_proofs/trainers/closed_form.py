@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .. import notation as n
+from ..compile import to_numpy
 from . import trainer_module
 from ._common import prepare
 from .mapping import TrainerMapping, to_variant
@@ -55,7 +56,7 @@ def symbol_values(mp: TrainerMapping, mask: np.ndarray, micro_batches, max_compl
 
 
 def _evaluate(expr: sp.Expr, vals: dict, shape) -> np.ndarray:
-    fn = sp.lambdify(_ARGS, expr, modules="numpy")
+    fn = to_numpy(_ARGS, expr)
     return np.broadcast_to(np.asarray(fn(*(vals[s] for s in _ARGS)), dtype=np.float64), shape).copy()
 
 

@@ -27,6 +27,7 @@ import sympy as sp
 import torch
 
 from ... import notation as n
+from ...compile import to_mpmath, to_numpy
 from .api import overshoot_ratio, run_clip_toy
 from ...checking.tolerances import CLOSED_FORM, EXACT, ONE_STEP, OPTIMIZER_FLOAT64, for_precision
 from ...checking import Context, Outcome, claim
@@ -153,7 +154,7 @@ def momentum_ratio() -> sp.Expr:
 @lru_cache(maxsize=None)
 def _derived_fn():
     expr = explicit(derived_ratio(with_eps=True))
-    return sp.lambdify((T, k, b1, b2, eps, v), expr, "mpmath")
+    return to_mpmath((T, k, b1, b2, eps, v), expr)
 
 
 def derived_value(T_: int, k_: int, beta1: float, beta2: float, eps_: float = 0.0, vhat_prev: float = 1.0) -> float:
@@ -326,7 +327,7 @@ def _check_sgd(ctx: Context) -> Outcome:
                  "vanishes at step T: z_{T+k} - z_{T+k-1} = mu^(k+1) (z_{T-1} - z_{T-2}); total drift mu/(1-mu) "
                  "last pre-clip steps.")
 def _check_momentum(ctx: Context) -> Outcome:
-    worst, ratio = 0.0, sp.lambdify((mu, k), momentum_ratio(), "mpmath")
+    worst, ratio = 0.0, to_mpmath((mu, k), momentum_ratio())
     for mom, lr in ((0.9, 0.1), (0.5, 0.3)):
         run = run_clip_toy("sgd", lr=lr, momentum=mom, steps=24)
         zero = [i for i, g in enumerate(run.grad) if g == 0.0]
@@ -361,7 +362,7 @@ def _where(ctx: Context) -> str:
 
 @lru_cache(maxsize=None)
 def _derived_np():
-    return sp.lambdify((T, k, b1, b2, eps, v), explicit(derived_ratio(with_eps=True)), "numpy")
+    return to_numpy((T, k, b1, b2, eps, v), explicit(derived_ratio(with_eps=True)))
 
 
 def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:

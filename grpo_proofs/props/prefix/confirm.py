@@ -28,6 +28,7 @@ import sympy as sp
 import torch
 
 from ... import notation as n
+from ...compile import to_numpy
 from ...evaluate import torch_surrogate
 from ...objective import group_sigma
 from ...runtime.policy import PolicyConfig, build_policy, flat_grad, prefix_logprobs, sample_group, token_logprobs
@@ -43,7 +44,7 @@ _ARGS = (n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.s)
 
 
 def _numeric(expr: sp.Expr):
-    return sp.lambdify(_ARGS, expr.subs({n.M: 1, n.lam: 1, n.delta: 1, n.A_nonzero: n.A_i}), modules="numpy")
+    return to_numpy(_ARGS, expr.subs({n.M: 1, n.lam: 1, n.delta: 1, n.A_nonzero: n.A_i}))
 
 
 def _active(v, s: np.ndarray, A: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import sympy as sp
 
 from ... import notation as n
+from ...compile import to_numpy
 from ...runtime.adam import adam_step_ratio
 from ...checking import Context
 from ...variants import REGISTRY
@@ -197,7 +198,7 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
     invariance holds iff rho_t is the same at every step.
     """
     rho_expr, _ = clip_coefficient()
-    rho_fn = sp.lambdify((n.phi, n.grad_norm, n.max_norm), rho_expr.subs(n.clip_delta, TORCH_CLIP_DELTA), "numpy")
+    rho_fn = to_numpy((n.phi, n.grad_norm, n.max_norm), rho_expr.subs(n.clip_delta, TORCH_CLIP_DELTA))
     batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
                        **model_options(ctx))
     cfgs = {"r": Config(max_grad_norm=max_norm)} | {str(p): Config(scales=p, max_grad_norm=max_norm) for p in phis}

@@ -24,6 +24,7 @@ import numpy as np
 import sympy as sp
 
 from ... import notation as n
+from ...compile import to_mpmath
 from ...runtime.adam import AdamRecurrence, mp_sqrt
 
 __all__ = ["SoftmaxGroup", "make_group", "mp_trajectories", "mp_paired_steps"]
@@ -96,7 +97,7 @@ def mp_paired_steps(phi: str, eps: str, steps: int = 8, dps: int = 50, seed: int
     """eps > 0: per step, the scaled recurrence's step vs R(phi, eps, v_hat) x the unscaled step."""
     from .claims import step_ratio_derivation
 
-    R = sp.lambdify((n.phi, n.eps_adam, n.v_hat), step_ratio_derivation()["R"], "mpmath")
+    R = to_mpmath((n.phi, n.eps_adam, n.v_hat), step_ratio_derivation()["R"])
     with mpmath.workdps(dps):
         grp, ph, e = make_group(seed), mpmath.mpf(phi), mpmath.mpf(eps)
         un, sc, th = _opt(e), _opt(e), grp.theta0.copy()
