@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from grpo_proofs.props.gradient.claims import padded, random_group
+from grpo_proofs.props.gradient.api import padded, random_group
 from grpo_proofs.evaluate import token_gradient
 from grpo_proofs.gradient import group_gradient
 from grpo_proofs.objective import surrogate

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from grpo_proofs import token_gradient
 from grpo_proofs.checking import run_claim
-from grpo_proofs.props.gradient.claims import check_variant, random_group, reference_gradient
+from grpo_proofs.props.gradient.api import random_group, reference_gradient
+from grpo_proofs.props.gradient.claims import check_variant
 from grpo_proofs.errors import InputError
 from grpo_proofs.gradient import group_gradient
 from grpo_proofs.objective import group_numbers, surrogate

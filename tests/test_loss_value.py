@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grpo_proofs.checking import Context, all_claims, run_claim
-from grpo_proofs.props.gradient.claims import padded
-from grpo_proofs.props.loss_value.claims import regime
+from grpo_proofs.props.gradient.api import padded
+from grpo_proofs.props.loss_value.derive import regime
 from grpo_proofs.evaluate import torch_surrogate
 from grpo_proofs.reference import REFERENCE
 from grpo_proofs.variants import REGISTRY

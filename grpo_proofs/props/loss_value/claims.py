@@ -24,113 +24,22 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-import torch
 
 from ... import notation as n
-from ...evaluate import torch_surrogate
-from ...runtime.numerics import rel_err
-from ...objective import group_numbers, surrogate, token_term
-from ...checking.tolerances import CLOSED_FORM
-from ...variants import REGISTRY, Ratio, Variant
 from ...checking import Context, Outcome, claim
-from ..gradient.claims import padded, random_group
+from ...checking.tolerances import CLOSED_FORM
+from ...objective import token_term
+from ...variants import REGISTRY, Ratio
+from ..gradient.api import random_group
 from ..prefix.derive import DEFAULT_MASKS, is_zero
+from .api import numeric_value, value_error
+from .derive import regime, stated_value, value_at_one
+from .model import real_model_error
 
-__all__ = ["PAGE", "regime", "value_at_one", "stated_value", "numeric_value", "value_error"]
+__all__ = ["PAGE", "check_loss_value"]
 
 PAGE = "loss_value"
 LENGTH_SETS = ((3, 2, 4, 2), (1, 5, 2))
-
-
-def regime(v: Variant) -> str:
-    """Table 1 reading: ``"log-prob"`` (GPG, CISPO), ``"length-normalised"`` (Omega_i free of |o_i|, A_i),
-    ``"constant"`` (alpha free of |o_i|, A_i) or ``"general"``."""
-    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
-        return "log-prob"
-    alpha = v.alpha_with_params().subs(DEFAULT_MASKS)
-    if not (sp.cancel(n.L_i * alpha).free_symbols & {n.L_i, n.A_i}):      # Omega_i = |o_i| alpha_i
-        return "length-normalised"
-    if not (alpha.free_symbols & {n.L_i, n.A_i}):
-        return "constant"
-    return "general"
-
-
-def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
-    """J of a concrete group at s = 1, derived from the surrogate: (J, A, old log-prob symbols by completion)."""
-    grp = surrogate(v, lengths)
-    r = [n.r_idx[j] for j in range(1, len(lengths) + 1)]
-    A = [ri - sp.Add(*r) / len(r) for ri in r]
-    point = {x: 0 for xi in grp.x for x in xi}
-    point.update(dict(zip(grp.A, A)))
-    point.update(DEFAULT_MASKS)
-    return sp.Add(*[t.xreplace(point) for t in grp.terms]).doit(), A, grp.old
-
-
-def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
-    """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha, for the same group."""
-    G, Ls = len(lengths), sp.Add(*lengths)
-    alpha = [v.alpha_with_params().subs({n.G: G, n.L_i: L, n.L_sum: Ls, n.L_max: max(lengths), n.A_i: A[i]})
-             .subs(DEFAULT_MASKS) for i, L in enumerate(lengths)]
-    kind = regime(v)
-    if kind == "length-normalised":
-        return sp.Integer(0)
-    if kind == "constant":
-        return alpha[0] * sp.Add(*[A[i] * L for i, L in enumerate(lengths)])       # C sum_i A_i |o_i|
-    if kind == "log-prob":
-        Om = [alpha[i] * sp.Add(*old[i]) for i in range(G)]                         # Lambda_i
-    else:
-        Om = [alpha[i] * L for i, L in enumerate(lengths)]                          # Omega_i
-    mean = sp.Add(*Om) / G
-    return G * sp.Add(*[A[i] * (Om[i] - mean) for i in range(G)]) / G               # G Cov_pop(A, Omega)
-
-
-def numeric_value(name: str, rewards, lengths, sigma: str = "pop") -> tuple[float, float, float]:
-    """(J by the hand-written reference loss at s = 1, the regime's value from Table 1 numbers, scale)."""
-    from ...reference import REFERENCE
-
-    rng = np.random.default_rng(len(lengths))
-    lp = [rng.normal(-2.0, 0.7, size=int(L)) for L in lengths]
-    logp, mask = padded(lengths, lp, junk=5.0)
-    J_ref = -float(REFERENCE[name](logp, logp.clone(), torch.as_tensor(np.asarray(rewards, float)), mask, sigma=sigma))
-    num = group_numbers(name, rewards, lengths, sigma=sigma)
-    v = REGISTRY[name]
-    if regime(v) == "log-prob":
-        Om = np.array([(a * l).sum() for a, l in zip(num.alpha, lp)])
-    else:
-        Om = num.Omega
-    stated = {"length-normalised": 0.0, "constant": float(num.alpha[0][0] * np.dot(num.A, num.lengths))}.get(
-        regime(v), float(len(num.A) * np.mean(num.A * (Om - Om.mean()))))
-    return J_ref, stated, float(np.abs(num.A * Om).sum())
-
-
-def value_error(J: float, stated: float, scale: float) -> float:
-    """Relative error of a value; where the stated value cancels (|stated| <= CLOSED_FORM sum_i |A_i Omega_i|)
-    the error is measured against that uncancelled scale."""
-    if abs(stated) <= CLOSED_FORM * scale:
-        return abs(J - stated) / scale if scale > 0 else abs(J - stated)
-    return rel_err(J, stated)
-
-
-def _real_model_errors(ctx: Context) -> float:
-    """J of the compiled surrogate on a real sampled group (tiny float64 GPT-2) against G Cov_pop(A, Omega)."""
-    from ..prefix.model import one_thread
-    from ...runtime.policy import PolicyConfig, build_policy, sample_group, token_logprobs
-
-    with one_thread("cpu"), torch.no_grad():
-        model = build_policy(PolicyConfig.tiny(seed=ctx.seed))
-        g = sample_group(model, G=8, prompt=(2, 3), max_new_tokens=8, seed=ctx.seed, reward="last_token_even",
-                         require_mixed_rewards=True)
-        logp, mask = token_logprobs(model, g)
-    worst = 0.0
-    for name, v in REGISTRY.items():
-        J = float(torch_surrogate(v, logp, logp, np.asarray(g.rewards), mask))
-        num = group_numbers(v, g.rewards, g.lengths)
-        lam = [a * logp[i, :len(a)].numpy() for i, a in enumerate(num.alpha)]
-        Om = np.array([x.sum() for x in lam]) if regime(v) == "log-prob" else num.Omega
-        cov = float(len(Om) * np.mean(num.A * (Om - Om.mean())))
-        scale = float(np.abs(num.A * Om).sum())
-        worst = max(worst, value_error(J, 0.0 if regime(v) == "length-normalised" else cov, scale))
-    return worst
 
 
 @claim(
@@ -177,7 +86,7 @@ def check_loss_value(ctx: Context) -> Outcome:
             rewards, lengths, _ = random_group(rng, v, max_len=40)
             J_ref, stated, scale = numeric_value(name, rewards, lengths, "sample" if k % 2 else "pop")
             worst = max(worst, value_error(J_ref, stated, scale))
-    worst = max(worst, _real_model_errors(ctx))
+    worst = max(worst, real_model_error(ctx.seed))
     groups = ", ".join(f"{k}: {', '.join(x for x in regimes if regimes[x] == k)}"
                        for k in ("length-normalised", "constant", "general", "log-prob"))
     return Outcome(worst, CLOSED_FORM, groups, {"regimes": regimes})

@@ -23,7 +23,7 @@ from .api import prefix_coefficient
 from ...checking.tolerances import CLOSED_FORM, EXACT
 from ...variants import REGISTRY, Ratio, Variant
 from ...checking import Context, Outcome, claim
-from ..gradient.claims import padded, random_group
+from ..gradient.api import padded, random_group
 from .derive import DEFAULT_MASKS, derived_W, generic_coefficient, is_zero, table1_omega
 
 __all__ = ["PAGE", "LENGTHS", "SUBSETS", "EX_REWARDS", "EX_LENGTHS", "symbolic_rewards", "centered", "reference_W",

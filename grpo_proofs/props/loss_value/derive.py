@@ -1,0 +1,55 @@
+"""Proposition 4 in SymPy: the regime of a variant's weights and the loss value at s = 1, derived from the
+surrogate and stated from Table 1 (the formulas of ``derivations/loss_value.md``)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ... import notation as n
+from ...objective import surrogate
+from ...variants import Ratio, Variant
+from ..prefix.derive import DEFAULT_MASKS
+
+__all__ = ["regime", "value_at_one", "stated_value"]
+
+
+def regime(v: Variant) -> str:
+    """Table 1 reading: ``"log-prob"`` (GPG, CISPO), ``"length-normalised"`` (Omega_i free of |o_i|, A_i),
+    ``"constant"`` (alpha free of |o_i|, A_i) or ``"general"``."""
+    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+        return "log-prob"
+    alpha = v.alpha_with_params().subs(DEFAULT_MASKS)
+    if not (sp.cancel(n.L_i * alpha).free_symbols & {n.L_i, n.A_i}):      # Omega_i = |o_i| alpha_i
+        return "length-normalised"
+    if not (alpha.free_symbols & {n.L_i, n.A_i}):
+        return "constant"
+    return "general"
+
+
+def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
+    """J of a concrete group at s = 1, derived from the surrogate: (J, A, old log-prob symbols by completion)."""
+    grp = surrogate(v, lengths)
+    r = [n.r_idx[j] for j in range(1, len(lengths) + 1)]
+    A = [ri - sp.Add(*r) / len(r) for ri in r]
+    point = {x: 0 for xi in grp.x for x in xi}
+    point.update(dict(zip(grp.A, A)))
+    point.update(DEFAULT_MASKS)
+    return sp.Add(*[t.xreplace(point) for t in grp.terms]).doit(), A, grp.old
+
+
+def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
+    """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha, for the same group."""
+    G, Ls = len(lengths), sp.Add(*lengths)
+    alpha = [v.alpha_with_params().subs({n.G: G, n.L_i: L, n.L_sum: Ls, n.L_max: max(lengths), n.A_i: A[i]})
+             .subs(DEFAULT_MASKS) for i, L in enumerate(lengths)]
+    kind = regime(v)
+    if kind == "length-normalised":
+        return sp.Integer(0)
+    if kind == "constant":
+        return alpha[0] * sp.Add(*[A[i] * L for i, L in enumerate(lengths)])       # C sum_i A_i |o_i|
+    if kind == "log-prob":
+        Om = [alpha[i] * sp.Add(*old[i]) for i in range(G)]                         # Lambda_i
+    else:
+        Om = [alpha[i] * L for i, L in enumerate(lengths)]                          # Omega_i
+    mean = sp.Add(*Om) / G
+    return G * sp.Add(*[A[i] * (Om[i] - mean) for i in range(G)]) / G               # G Cov_pop(A, Omega)
