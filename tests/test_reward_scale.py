@@ -25,7 +25,7 @@ from grpo_proofs.variants import REGISTRY as VARIANTS
 for _m in ("grpo_proofs.props.reward_scale.claims", "grpo_proofs.props.reward_scale.claims_consequences"):
     importlib.import_module(_m)
 
-from grpo_proofs.props.reward_scale.claims import (advantage_scaling, centering_residuals, moment_induction,
+from grpo_proofs.props.reward_scale.derive import (advantage_scaling, centering_residuals, moment_induction,
                                                    step_ratio_derivation)
 
 LABELS = sorted(label for label, c in REGISTRY.items() if c.page == "reward_scale")

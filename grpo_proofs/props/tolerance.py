@@ -140,7 +140,7 @@ def premise_step(*, model: str = "qwen2_small", precision: str = "float64", devi
                  seed: int = 0, mu: int = 9) -> list[float]:
     """Props 3/7 premise errors (eps kept), one per step k after the gradient vanished: the claim
     ``prop3-premise-exact``."""
-    from .overshoot.claims import premise_errors
+    from .overshoot.optim import premise_errors
     from .overshoot.model import premise_case
 
     case = premise_case(False, mu=mu, device=device, seed=seed, model=model, precision=precision)

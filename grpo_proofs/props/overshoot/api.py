@@ -10,7 +10,7 @@ k steps after clipping is C_{T,k} times the last pre-clip step (eps neglected)::
 
 For large T, C_{T,k} ~ rho^(k+1) with rho = beta1 / sqrt(beta2), and the total drift after
 clipping, in units of the last pre-clip step, is sum_k rho^(k+1) = rho / (1 - rho).
-The SymPy derivation of these formulas is :mod:`grpo_proofs.props.overshoot.claims`; this module
+The SymPy derivation of these formulas is :mod:`grpo_proofs.props.overshoot.derive`; this module
 holds their float evaluation and the canonical one-logit example :func:`clip_toy`.
 
 >>> round(overshoot_ratio(5, 4, 0.9, 0.95), 6)      # C_{5,4}; the large-T value rho^5 is 0.67128
@@ -97,7 +97,7 @@ def overshoot_ratio_eps(T: int, k: int, beta1: float, beta2: float, eps: float, 
     sqrt(v_hat_{T+k}) = r / q, where q = sqrt((1-beta2^(T+k))/(beta2^(k+1)(1-beta2^(T-1)))) is the
     second-moment factor of C_{T,k}, the exact ratio is
     C_{T,k} (1 + eps/sqrt(v_hat_{T-1})) / (1 + eps/sqrt(v_hat_{T+k})) = C_{T,k} (r + eps)/(r + q eps)
-    (derived in :mod:`grpo_proofs.props.overshoot.claims`). Note: the factor
+    (derived in :mod:`grpo_proofs.props.overshoot.derive`). Note: the factor
     (sqrt(v_hat_{T-1}) + eps)/(sqrt(v_hat_{T+k}) + eps) multiplies the first-moment factor of
     C_{T,k}, not C_{T,k} itself (that would give C_{T,k} q at eps = 0). ``sqrt_vhat`` may be an
     array (one value per coordinate); eps = 0 gives :func:`overshoot_ratio`.

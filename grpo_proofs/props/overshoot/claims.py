@@ -1,168 +1,26 @@
-"""Props 3 and 7 (arXiv 2601.05002, Sec. 5, App. D): momentum overshoot past the clip boundary.
+"""Props 3 and 7 (arXiv 2601.05002, Sec. 5, App. D) as registered claims: the derivation of :mod:`.derive`
+against its own residues, the paper's stated value, real torch.optim runs (:mod:`.optim`), the one-logit toy
+(:mod:`.api`) and a real transformer (:mod:`.model`, :mod:`.premise`).
 
-The derivation, in SymPy, from the canonical Adam recurrences (torch.optim.Adam semantics)
-
-    m_t = beta1 m_{t-1} + (1 - beta1) g_t,   v_t = beta2 v_{t-1} + (1 - beta2) g_t^2,
-    step_t = (m_t / (1 - beta1^t)) / (sqrt(v_t / (1 - beta2^t)) + eps)
-
-with g_t = 0 for t >= T (every contribution clipped, beta = 0, no weight decay):
-
-* m_{T+k} = beta1^(k+1) m_{T-1}, v_{T+k} = beta2^(k+1) v_{T-1} (induction on k);
-* step_{T+k} / step_{T-1} = C_{T,k} (eps = 0), compared as a zero difference with the paper's form;
-* C_{T,k} -> rho^(k+1), rho = beta1/sqrt(beta2), as T -> oo; the eps factor; sum_k rho^(k+1) = rho/(1-rho);
-* heavy-ball SGD (torch.optim.SGD, dampening 0): buf_{T+k} = mu^(k+1) buf_{T-1}.
-
-The bias corrections 1 - beta^t are carried as positive functions c_1(t), c_2(t) (positive for
-0 < beta < 1, t >= 1), so SymPy may split square roots; they are replaced by 1 - beta^t at the end.
-Numeric claims evaluate the derived expression (mpmath, 40 digits), never :mod:`grpo_proofs.props.overshoot.api`.
+Numeric claims evaluate the derived expression (mpmath, 40 digits), never the closed forms of :mod:`.api`.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import mpmath
 import numpy as np
 import sympy as sp
-import torch
 
-from ... import notation as n
-from ...compile import to_mpmath, to_numpy
 from .api import overshoot_ratio, run_clip_toy
 from ...checking.tolerances import CLOSED_FORM, EXACT, ONE_STEP, OPTIMIZER_FLOAT64, for_precision
 from ...checking import Context, Outcome, claim
+from ...compile import to_mpmath
+from .derive import T, b1, b2, c2, eps, explicit, k, limit_ratio, momentum_ratio, mu, ratio_residues, theory_ratio, v
+from .optim import adam_zero_gradient_error, derived_value, premise_errors, relative_error, vhat_at
 
-__all__ = [
-    "c1", "c2", "adam_m", "adam_v", "adam_step", "theory_ratio", "derived_ratio", "ratio_residues",
-    "limit_ratio", "total_drift", "momentum_ratio", "derived_value", "PAGE",
-]
+__all__ = ["PAGE"]
 
 PAGE = "overshoot"
-b1, b2, T, k, m, v, eps, rho, mu = (n.beta1, n.beta2, n.T_clip, n.k_after, n.m_prev, n.v_prev,
-                                     n.eps_adam, n.rho, n.momentum)
-#: bias corrections c_1(t) = 1 - beta1^t, c_2(t) = 1 - beta2^t (positive for t >= 1)
-c1 = sp.Function("c_1", positive=True)
-c2 = sp.Function("c_2", positive=True)
-_t = sp.Symbol("t", integer=True, positive=True)
-
-
-def adam_m(m_prev: sp.Expr, g: sp.Expr) -> sp.Expr:
-    """m_t = beta1 m_{t-1} + (1 - beta1) g_t."""
-    return b1 * m_prev + (1 - b1) * g
-
-
-def adam_v(v_prev: sp.Expr, g: sp.Expr) -> sp.Expr:
-    """v_t = beta2 v_{t-1} + (1 - beta2) g_t^2."""
-    return b2 * v_prev + (1 - b2) * g**2
-
-
-def adam_step(t: sp.Expr, m_t: sp.Expr, v_t: sp.Expr, e: sp.Expr = 0) -> sp.Expr:
-    """Preconditioned step m_hat_t / (sqrt(v_hat_t) + eps) (the update is -lr times it)."""
-    return (m_t / c1(t)) / (sp.sqrt(v_t / c2(t)) + e)
-
-
-def explicit(expr: sp.Expr) -> sp.Expr:
-    """Replace c_1(t), c_2(t) by 1 - beta1^t, 1 - beta2^t."""
-    return expr.replace(c1, sp.Lambda(_t, 1 - b1**_t)).replace(c2, sp.Lambda(_t, 1 - b2**_t))
-
-
-def theory_ratio(one_minus=None) -> sp.Expr:
-    """paper App. D, typed by hand: C_{T,k} with one_minus(beta, t) = 1 - beta^t."""
-    om = one_minus or (lambda beta, tt: (c1 if beta is b1 else c2)(tt))
-    return (b1 ** (k + 1) * om(b1, T - 1) / om(b1, T + k)
-            * sp.sqrt(om(b2, T + k) / (b2 ** (k + 1) * om(b2, T - 1))))
-
-
-def moments_after_clip() -> tuple[sp.Expr, sp.Expr, list[sp.Expr]]:
-    """(m_{T+k}, v_{T+k}) and the residues proving them by induction on k (all must be 0)."""
-    m_k, v_k = b1 ** (k + 1) * m, b2 ** (k + 1) * v
-    res = [
-        adam_m(m, 0) - m_k.subs(k, 0),                              # base case k = 0: g_T = 0
-        adam_v(v, 0) - v_k.subs(k, 0),
-        sp.powsimp(adam_m(m_k, 0) - m_k.subs(k, k + 1)),            # k -> k + 1: g_{T+k+1} = 0
-        sp.powsimp(adam_v(v_k, 0) - v_k.subs(k, k + 1)),
-    ]
-    mm, vv = m, v                                                   # literal unrolling, k = 0..5
-    for kk in range(6):
-        mm, vv = adam_m(mm, 0), adam_v(vv, 0)
-        res += [sp.expand(mm - m_k.subs(k, kk)), sp.expand(vv - v_k.subs(k, kk))]
-    return m_k, v_k, res
-
-
-def derived_ratio(with_eps: bool = False) -> sp.Expr:
-    """step_{T+k} / step_{T-1} from the recurrences (in c_1, c_2; see :func:`explicit`)."""
-    m_k, v_k, _ = moments_after_clip()
-    e = eps if with_eps else 0
-    return adam_step(T + k, m_k, v_k, e) / adam_step(T - 1, m, v, e)
-
-
-@lru_cache(maxsize=None)
-def ratio_residues() -> dict[str, sp.Expr]:
-    """Every identity of the derivation as a simplified difference (all zero when it holds)."""
-    _, _, ind = moments_after_clip()
-    out = {f"induction[{i}]": r for i, r in enumerate(ind)}
-    C = theory_ratio()
-    out["C_{T,k} derived - paper"] = sp.cancel(sp.powsimp(derived_ratio() - C))
-    # eps kept: C_{T,k} (1 + eps/sqrt(vhat_{T-1})) / (1 + eps/sqrt(vhat_{T+k})), and the per-coordinate
-    # form C (r + eps)/(r + q eps); b2 = w^2 (w > 0) makes every power of b2 an integer power of w
-    w = sp.Symbol("w", positive=True)
-    vh_prev, vh_k = v / c2(T - 1), b2 ** (k + 1) * v / c2(T + k)
-    factor = (1 + eps / sp.sqrt(vh_prev)) / (1 + eps / sp.sqrt(vh_k))
-    r, q = sp.sqrt(vh_prev), sp.sqrt(c2(T + k) / (b2 ** (k + 1) * c2(T - 1)))
-    for name, diff in (("eps ratio - C * factor", derived_ratio(True) - C * factor),
-                       ("eps factor - (r+eps)/(r+q eps)", factor - (r + eps) / (r + q * eps))):
-        out[name] = sp.cancel(sp.powsimp(sp.together(diff.subs(b2, w**2))))
-    out["eps -> 0"] = sp.cancel(derived_ratio(True).subs(eps, 0) - C)
-    # T -> oo: beta^T -> 0 for 0 < beta < 1 and C is continuous there (denominators -> 1)
-    lim = limit_ratio()
-    out["lim C_{T,k} - rho^(k+1)"] = sp.powsimp(sp.expand_power_base(lim - (b1 / sp.sqrt(b2)) ** (k + 1)))
-    out["lim C_T - beta1/sqrt(beta2)"] = sp.powsimp(lim.subs(k, 0) - b1 / sp.sqrt(b2))
-    num = {b1: sp.Rational(9, 10), b2: sp.Rational(19, 20), k: 4}
-    out["sympy limit at (0.9, 0.95), k=4"] = sp.nsimplify(
-        sp.limit(explicit(C).subs(num), T, sp.oo) - lim.subs(num))
-    drift, cond = total_drift()
-    out["sum rho^(k+1) - rho/(1-rho)"] = sp.cancel(drift - rho / (1 - rho))
-    out["convergence condition rho < 1"] = sp.S.Zero if cond == (rho < 1) else sp.S.One
-    # heavy-ball SGD: buf_t = mu buf_{t-1} + g_t, g = 0 from T on
-    buf = sp.Symbol("b_{T-1}", real=True)
-    out["momentum induction"] = sp.powsimp(mu * (mu ** (k + 1) * buf) + 0 - mu ** (k + 2) * buf)
-    return out
-
-
-def limit_ratio() -> sp.Expr:
-    """lim_{T->oo} C_{T,k}: substitute beta^T = x and let x -> 0 (continuous at x = 0)."""
-    x1, x2 = sp.symbols("x_1 x_2", nonnegative=True)
-    expr = sp.expand_power_exp(explicit(theory_ratio()))
-    expr = expr.subs({b1**T: x1, b2**T: x2})
-    if expr.has(T):
-        raise RuntimeError("beta^T was not isolated")
-    return sp.powsimp(expr.subs({x1: 0, x2: 0}))
-
-
-def total_drift() -> tuple[sp.Expr, sp.Basic]:
-    """sum_{k>=0} rho^(k+1) by SymPy, and the condition under which it converges."""
-    pw = sp.piecewise_fold(sp.summation(rho ** (k + 1), (k, 0, sp.oo)))
-    expr, cond = pw.args[0]
-    return expr, cond
-
-
-def momentum_ratio() -> sp.Expr:
-    """Heavy-ball SGD: step_{T+k} / step_{T-1} = mu^(k+1) (torch.optim.SGD, dampening 0)."""
-    return mu ** (k + 1)
-
-
-@lru_cache(maxsize=None)
-def _derived_fn():
-    expr = explicit(derived_ratio(with_eps=True))
-    return to_mpmath((T, k, b1, b2, eps, v), expr)
-
-
-def derived_value(T_: int, k_: int, beta1: float, beta2: float, eps_: float = 0.0, vhat_prev: float = 1.0) -> float:
-    """The derived step_{T+k}/step_{T-1} at numbers (mpmath, 40 digits), with v_{T-1} given
-    through v_hat_{T-1} = v_{T-1} / (1 - beta2^(T-1)); eps = 0 makes it C_{T,k}."""
-    with mpmath.workdps(40):
-        v_prev_ = mpmath.mpf(vhat_prev) * (1 - mpmath.mpf(beta2) ** (T_ - 1))
-        return float(_derived_fn()(T_, k_, mpmath.mpf(beta1), mpmath.mpf(beta2), mpmath.mpf(eps_), v_prev_))
 
 
 STATEMENT_RATIO = (
@@ -223,17 +81,6 @@ def _check_paper(ctx: Context) -> Outcome:
 
 # ---------------------------------------------------------------- real optimizers against the derivation
 
-def _vhat_prev(grads, beta2: float, upto: int) -> float:
-    """v_hat_{upto} from the recorded gradients by the canonical recurrence (mpmath, 40 digits)."""
-    with mpmath.workdps(40):
-        vv = mpmath.mpf(0)
-        for g in grads[:upto]:
-            vv = beta2 * vv + (1 - mpmath.mpf(beta2)) * mpmath.mpf(g) ** 2
-        return float(vv / (1 - mpmath.mpf(beta2) ** upto))
-
-
-def _rel(measured: float, predicted: float) -> float:
-    return abs(measured - predicted) / abs(predicted)
 
 
 @claim("prop7-adam-zero-gradient", title="torch.optim.Adam after the gradient vanishes follows C_{T,k}",
@@ -242,28 +89,9 @@ def _rel(measured: float, predicted: float) -> float:
                  "every coordinate by C_{T,k} times its step at T-1 (eps = 0), and by the eps-corrected ratio "
                  "C_{T,k}(1 + eps/sqrt(vhat_{T-1}))/(1 + eps/sqrt(vhat_{T+k})) with eps > 0.")
 def _check_adam(ctx: Context) -> Outcome:
-    gen = torch.Generator().manual_seed(ctx.seed)
     cases = [(2, 0.9, 0.999), (5, 0.9, 0.95), (20, 0.8, 0.99)] + ([] if ctx.quick else [(50, 0.95, 0.9995), (3, 0.5, 0.6)])
-    worst, K = 0.0, 8
-    for (T_, b1_, b2_) in cases:
-        for e in (0.0, 1e-8):
-            # coordinates with gradient scales 1e-9 .. 1: eps matters for the small ones
-            scale = torch.logspace(-9, 0, 10, dtype=torch.float64)
-            x = torch.zeros(10, dtype=torch.float64, requires_grad=True)
-            opt = torch.optim.Adam([x], lr=1e-2, betas=(b1_, b2_), eps=e)
-            grads, traj = [], [x.detach().clone()]
-            for t in range(1, T_ + K + 1):
-                g = (torch.randn(10, generator=gen, dtype=torch.float64) + 2.0) * scale if t < T_ else torch.zeros(10, dtype=torch.float64)
-                grads.append(g)
-                x.grad = g.clone()
-                opt.step()
-                traj.append(x.detach().clone())
-            steps = [traj[t] - traj[t - 1] for t in range(1, len(traj))]   # steps[t-1] = step t
-            for j in range(10):
-                vh = _vhat_prev([float(g[j]) for g in grads], b2_, T_ - 1)
-                for kk in range(K):
-                    pred = derived_value(T_, kk, b1_, b2_, e, vh) * float(steps[T_ - 2][j])
-                    worst = max(worst, _rel(float(steps[T_ - 1 + kk][j]), pred))
+    K = 8
+    worst = adam_zero_gradient_error(cases, K, ctx.seed)
     return Outcome(error=worst, tolerance=OPTIMIZER_FLOAT64,
                    detail=f"max relative step error {worst:.2e} over {len(cases)} (T, betas), eps in (0, 1e-8), k < {K}")
 
@@ -287,10 +115,10 @@ def _check_toy(ctx: Context) -> Outcome:
             raise RuntimeError(f"toy {cfg}: the gradient did not vanish for good after a pre-clip step")
         z = [run.z0] + run.z
         dz = [z[t] - z[t - 1] for t in range(1, len(z))]            # dz[t-1] = step t
-        vh = _vhat_prev(run.grad, b2_, T_ - 1)
+        vh = vhat_at(run.grad, b2_, T_ - 1)
         for kk in range(len(dz) - T_ + 1):
             pred = derived_value(T_, kk, b1_, b2_, e, vh) * dz[T_ - 2]
-            worst = max(worst, _rel(dz[T_ - 1 + kk], pred))
+            worst = max(worst, relative_error(dz[T_ - 1 + kk], pred))
         data[str(cfg) or "default"] = {"T": T_, "s_last": run.s[-1], "s_at_T-1": run.s[T_ - 2]}
     return Outcome(error=worst, tolerance=CLOSED_FORM,
                    detail=f"max relative error of the post-clip steps in z: {worst:.2e} ({len(configs)} settings)",
@@ -339,7 +167,7 @@ def _check_momentum(ctx: Context) -> Outcome:
         # steps below 1e-3 of the last pre-clip one are measured by a difference of z's that loses
         # more than 1e-13 to rounding: compare while mu^(k+1) >= 1e-3
         for kk in range(min(len(dz) - T_ + 1, int(np.log(1e-3) / np.log(mom)))):
-            worst = max(worst, _rel(dz[T_ - 1 + kk], float(ratio(mpmath.mpf(mom), kk)) * dz[T_ - 2]))
+            worst = max(worst, relative_error(dz[T_ - 1 + kk], float(ratio(mpmath.mpf(mom), kk)) * dz[T_ - 2]))
     return Outcome(error=worst, tolerance=CLOSED_FORM, detail=f"max relative step error {worst:.2e}")
 
 
@@ -358,32 +186,6 @@ def _where(ctx: Context) -> str:
         return ""
     from ...runtime.precision import resolve_model
     return f"[{resolve_model(ctx.model, ctx.device, 'tiny')}, {ctx.effective_precision}] "
-
-
-@lru_cache(maxsize=None)
-def _derived_np():
-    return to_numpy((T, k, b1, b2, eps, v), explicit(derived_ratio(with_eps=True)))
-
-
-def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
-    """Per k: max-norm relative error of the measured step T+k against the derived per-coordinate
-    prediction ratio_k * step_{T-1} (eps kept; v_{T-1} from the recorded gradients by the canonical
-    recurrence), and the same with eps neglected (C_{T,k} alone)."""
-    b1_, b2_ = case["betas"]
-    th = case["thetas"]
-    steps = [th[t] - th[t - 1] for t in range(1, len(th))]
-    vv = np.zeros_like(steps[0])
-    for g in case["grads"][:T_ - 1]:
-        vv = b2_ * vv + (1 - b2_) * g**2
-    last, with_eps, without = steps[T_ - 2], [], []
-    for kk in range(len(steps) - T_ + 1):
-        ratio = _derived_np()(T_, kk, b1_, b2_, case["eps"], vv)
-        ratio = np.where(vv > 0, ratio, 0.0)          # coordinates never reached: m = v = 0, no step
-        pred, pred0 = ratio * last, _derived_np()(T_, kk, b1_, b2_, 0.0, 1.0) * last
-        meas = steps[T_ - 1 + kk]
-        with_eps.append(float(np.abs(meas - pred).max() / np.abs(pred).max()))
-        without.append(float(np.abs(meas - pred0).max() / np.abs(pred0).max()))
-    return with_eps, without
 
 
 @claim("prop3-premise-exact", title="Real transformer, every contribution clipped: steps follow C_{T,k}", page=PAGE,

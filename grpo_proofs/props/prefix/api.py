@@ -38,8 +38,9 @@ from ...evaluate import batched_gradient, token_gradient
 from ...objective import group_numbers
 from ...validate import rewards_and_lengths, sigma_kind
 from ...variants import Ratio, Variant, get_variant
+from ..gradient.api import padded
 
-__all__ = ["PrefixTerms", "prefix_terms", "prefix_coefficient", "check_shared"]
+__all__ = ["PrefixTerms", "prefix_terms", "prefix_coefficient", "check_shared", "reference_W"]
 
 
 @dataclass(frozen=True)
@@ -230,3 +231,17 @@ def prefix_coefficient(
     -0.3125
     """
     return prefix_terms(variant, rewards, lengths, shared, ratio, sequence_ratios, sigma).W
+
+
+def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") -> tuple[float, float]:
+    """(sum_{i in S} dJ/dx_{i,0}, sum_{i in S} |dJ/dx_{i,0}|) by autograd through the hand-written
+    reference loss (shares nothing with the derived path but the inputs)."""
+    from ...reference import REFERENCE
+
+    old = [np.full(len(x), -1.25) for x in log_ratios]
+    old_t, mask = padded(lengths, old, junk=2.0)
+    logp, _ = padded(lengths, [o + x for o, x in zip(old, log_ratios)], junk=-9.0)
+    logp.requires_grad_(True)
+    loss = REFERENCE[name](logp, old_t, torch.as_tensor(np.asarray(rewards, dtype=np.float64)), mask, sigma=sigma)
+    (g,) = torch.autograd.grad(loss, logp)
+    return float(-g[list(S), 0].sum()), float(g[list(S), 0].abs().sum())

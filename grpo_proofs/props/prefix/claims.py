@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-import torch
 
 from ... import notation as n
 from ...objective import exact
-from .api import prefix_coefficient
+from .api import prefix_coefficient, reference_W
 from ...checking.tolerances import CLOSED_FORM, EXACT
 from ...variants import REGISTRY, Ratio, Variant
 from ...checking import Context, Outcome, claim
-from ..gradient.api import padded, random_group
+from ..gradient.api import random_group
 from .derive import DEFAULT_MASKS, derived_W, generic_coefficient, is_zero, table1_omega
 
-__all__ = ["PAGE", "LENGTHS", "SUBSETS", "EX_REWARDS", "EX_LENGTHS", "symbolic_rewards", "centered", "reference_W",
+__all__ = ["PAGE", "LENGTHS", "SUBSETS", "EX_REWARDS", "EX_LENGTHS", "symbolic_rewards", "centered",
            "band_ratios", "group_constant"]
 
 PAGE = "prefix"
@@ -63,20 +62,6 @@ def _sigma(rewards) -> sp.Expr:
     r = [sp.nsimplify(x, rational=True) for x in rewards]
     m = sp.Add(*r) / len(r)
     return sp.sqrt(sp.Add(*[(x - m) ** 2 for x in r]) / len(r))
-
-
-def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") -> tuple[float, float]:
-    """(sum_{i in S} dJ/dx_{i,0}, sum_{i in S} |dJ/dx_{i,0}|) by autograd through the hand-written
-    reference loss (shares nothing with the derived path but the inputs)."""
-    from ...reference import REFERENCE
-
-    old = [np.full(len(x), -1.25) for x in log_ratios]
-    old_t, mask = padded(lengths, old, junk=2.0)
-    logp, _ = padded(lengths, [o + x for o, x in zip(old, log_ratios)], junk=-9.0)
-    logp.requires_grad_(True)
-    loss = REFERENCE[name](logp, old_t, torch.as_tensor(np.asarray(rewards, dtype=np.float64)), mask, sigma=sigma)
-    (g,) = torch.autograd.grad(loss, logp)
-    return float(-g[list(S), 0].sum()), float(g[list(S), 0].abs().sum())
 
 
 def group_constant(v: Variant) -> bool:

@@ -18,7 +18,8 @@ from ... import notation as n
 from ...checking import tolerances
 from ...variants import REGISTRY
 from ...checking import Context, Outcome, claim
-from .claims import PAGE, advantage_scaling, centering_residuals, step_ratio_derivation, symbolic_error
+from .claims import PAGE
+from .derive import advantage_scaling, centering_residuals, step_ratio_derivation, symbolic_error
 
 __all__: list[str] = []
 

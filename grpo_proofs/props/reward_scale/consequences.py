@@ -232,7 +232,7 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
 def sigma_leak(ctx: Context, c_values=(1e-4, 0.1), phis=None, eps: float = 1e-8) -> dict:
     """GRPO with sigma = std(r) + c: the gradient scales by k = phi (sigma_r + c)/(phi sigma_r + c), so the
     step is R(k, eps, v_hat) x the unscaled step (one group, beta = 0); k from the SymPy derivation."""
-    from .claims import advantage_scaling
+    from .derive import advantage_scaling
 
     phis = phis or ((1e-3, 10.0) if ctx.quick else PHIS)
     k_expr = advantage_scaling("grpo")["k"]

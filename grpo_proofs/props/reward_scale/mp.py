@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import mpmath
 import numpy as np
-import sympy as sp
 
 from ... import notation as n
 from ...compile import to_mpmath
@@ -95,7 +94,7 @@ def mp_trajectories(phi: str, steps: int = 8, dps: int = 50, seed: int = 0) -> d
 
 def mp_paired_steps(phi: str, eps: str, steps: int = 8, dps: int = 50, seed: int = 0) -> dict:
     """eps > 0: per step, the scaled recurrence's step vs R(phi, eps, v_hat) x the unscaled step."""
-    from .claims import step_ratio_derivation
+    from .derive import step_ratio_derivation
 
     R = to_mpmath((n.phi, n.eps_adam, n.v_hat), step_ratio_derivation()["R"])
     with mpmath.workdps(dps):

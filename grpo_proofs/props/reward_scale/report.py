@@ -68,7 +68,7 @@ def scale_report(variant, phi: float, *, eps: float = 1e-8, beta: float = 0.0, m
                  steps: int = 3, device: str = "cpu", optimizer: str = "adamw", quick: bool = True, seed: int = 0,
                  n_prompts: int = 2, tol: float = 1e-3, progress: bool = False) -> dict:
     """Predicted vs measured steps at rewards phi r against r (see the module docstring)."""
-    from .claims import advantage_scaling
+    from .derive import advantage_scaling
 
     check_scale_inputs(phi, eps, beta, max_grad_norm, steps, optimizer)
     v = get_variant(variant)
