@@ -31,7 +31,7 @@ import sympy as sp
 __all__ = [
     "G", "L_i", "L_sum", "L_max", "sigma", "A_i", "M", "lam", "delta", "gamma", "F_norm",
     "alpha_hat", "s", "x", "u", "eps_low", "eps_up", "beta", "a", "Omega",
-    "WEIGHT_SYMBOLS", "PARAMETER_SYMBOLS", "PER_TOKEN_SYMBOLS", "PER_COMPLETION_SYMBOLS",
+    "DEFAULT_MASKS", "WEIGHT_SYMBOLS", "PARAMETER_SYMBOLS", "PER_TOKEN_SYMBOLS", "PER_COMPLETION_SYMBOLS",
     # Adam and the momentum overshoot (Props 3, 7)
     "beta1", "beta2", "eps_adam", "T_clip", "k_after", "m_prev", "v_prev", "rho", "momentum",
 ]
@@ -45,6 +45,8 @@ A_i = sp.Symbol("A_i", real=True)
 M = sp.Symbol("M", nonnegative=True)
 lam = sp.Symbol("lambda", nonnegative=True)
 delta = sp.Symbol("delta", nonnegative=True)
+#: every mask at its default 1 (no token dropped, no completion pruned): the values ``group_numbers`` uses
+DEFAULT_MASKS = {M: 1, lam: 1, delta: 1}
 gamma = sp.Symbol("gamma", nonnegative=True)
 F_norm = sp.Symbol("F_norm", positive=True)
 alpha_hat = sp.Symbol("alphahat", positive=True)

@@ -99,7 +99,7 @@ def test_every_confirmation_is_a_comparison(trl_kl):
 
 
 def test_a_confirmation_without_a_comparison_fails():
-    from grpo_proofs.check.confirm import Confirmation
+    from grpo_proofs.checking.confirmation import Confirmation
 
     assert Confirmation("x", "t", "p").passed is False
     assert Confirmation("x", "t", "p", float("inf"), 1.0).passed is False

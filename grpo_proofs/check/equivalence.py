@@ -15,17 +15,16 @@ import sympy as sp
 from .. import notation as n
 from ..variants import REGISTRY, Variant, get_variant
 
-__all__ = ["equivalents", "weight_at_defaults", "MASKS", "CONST_FACTOR"]
+__all__ = ["equivalents", "weight_at_defaults", "CONST_FACTOR"]
 
 #: masks at their default value
-MASKS = {n.M: 1, n.lam: 1, n.delta: 1}
 #: symbols a factor may contain and still be constant within a group
 CONST_FACTOR = {n.G, n.L_max}
 
 
 def weight_at_defaults(v: Variant) -> sp.Expr:
     """alpha with parameters and masks (M = lam = delta = 1) substituted, A_i taken nonzero."""
-    return v.alpha_with_params().subs(MASKS).subs(n.A_i, n.A_nonzero)
+    return v.alpha_with_params().subs(n.DEFAULT_MASKS).subs(n.A_i, n.A_nonzero)
 
 
 def equivalents(variant, alpha: sp.Expr | None = None) -> dict:

@@ -36,7 +36,8 @@ import sympy as sp
 
 from .. import notation as n
 from ..props.gradient.derive import gradient_branches, plain, ratio_legend
-from .equivalence import MASKS as _MASKS, equivalents, weight_at_defaults as _alpha
+from ..props.prefix.derive import effective_coefficient
+from .equivalence import equivalents, weight_at_defaults as _alpha
 from ..errors import InputError
 from ..gradient import generic_gradient
 from ..objective import exact
@@ -44,7 +45,7 @@ from ..props.overshoot.verdict import overshoot_verdict, reachable
 from ..props.reward_scale.verdict import CARD_PHIS, reward_scale_verdict, scale_degree
 from ..variants import Ratio, Variant, get_variant
 
-__all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "reachable", "WORKED", "worked_values",
+__all__ = ["Verdicts", "derive", "scale_degree", "reachable", "WORKED", "worked_values",
            "CARD_PHIS"]
 
 #: the worked example group of the derivation pages (G = 4, first inner step, whole group shares the prefix)
@@ -69,30 +70,12 @@ class Verdicts:
         return asdict(self)
 
 
-def effective_coefficient(variant) -> sp.Expr:
-    """omega_{i,t}(s): the unclipped-branch gradient dJ/dlog pi divided by A_i, as a function of the ratio s.
-
-    Derived from :func:`grpo_proofs.gradient.generic_gradient` of the variant without its clip
-    (token and sequence ratios) or as is (GPG, CISPO, which never zero the gradient); the
-    log-ratio is written log s and the summed weight Omega_i = L_i alpha (masks 1).
-
-    >>> effective_coefficient("grpo"), effective_coefficient("gcpo"), effective_coefficient("cispo")
-    (s/(G*L_i*sigma), L_i*s/(G*sigma), Min(5, s)/(L_sum*sigma))
-    """
-    v = get_variant(variant)
-    u = v.replace(eps_low=None, eps_up=None) if v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) else v
-    d, args = generic_gradient(u)
-    alpha = v.alpha_with_params().subs(_MASKS)
-    sub = {n.a: alpha, n.Omega: n.L_i * alpha, n.x: sp.log(n.s), n.u: sp.log(n.s)}
-    return sp.cancel(sp.powsimp(d.subs(sub) / n.A_i))
-
-
 def _per_completion(expr: sp.Expr) -> set:
     return expr.free_symbols & _PER_COMPLETION
 
 
 def _has_masks(v: Variant) -> bool:
-    return bool(v.alpha.free_symbols & set(_MASKS))
+    return bool(v.alpha.free_symbols & set(n.DEFAULT_MASKS))
 
 
 def worked_values(v: Variant, sigma: str = "pop") -> dict:
@@ -185,7 +168,7 @@ def derive(variant, sigma: str = "pop", *, T: int | None = None, k: int | None =
     v = get_variant(variant)
     if sigma not in ("pop", "sample"):
         raise InputError(f"sigma must be 'pop' or 'sample', got {sigma!r}")
-    if sp.cancel(v.alpha_with_params().subs(_MASKS)) == 0:
+    if sp.cancel(v.alpha_with_params().subs(n.DEFAULT_MASKS)) == 0:
         raise InputError(f"variant {v.name!r}: the weight is identically zero; there is nothing to check")
     expr, args = generic_gradient(v)
     omega = effective_coefficient(v)

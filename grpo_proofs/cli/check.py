@@ -33,7 +33,7 @@ def resolve_options(args, spec):
     T and k of the overshoot numbers must be steps the optimizer takes: 2 <= T, T + k <= mu (the
     inner steps per batch); their defaults are T = 2, k = mu - 2 (every reachable step).
     """
-    from ..check.confirm import Options
+    from ..checking.confirmation import Options
     from ..check.verdict import reachable
 
     b1 = number(args.beta1, "--beta1", lo=0, hi=1, open_lo=True, open_hi=True) if args.beta1 is not None \

@@ -306,7 +306,7 @@ def _variant(trainer: str, d: dict) -> tuple[Variant, str, sp.Expr]:
 def _matches(v: Variant, clean: sp.Expr, kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if kind == "critic":
         return (), ()
-    unit = {n.M: 1, n.lam: 1, n.delta: 1}
+    unit = n.DEFAULT_MASKS
     found, near = [], []
     for name, ref in REGISTRY.items():
         if ref.ratio is not v.ratio:

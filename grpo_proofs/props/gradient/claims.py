@@ -38,7 +38,7 @@ def symbolic_group_gradient(v: Variant, rewards, lengths, log_ratios, sigma: str
     grp = surrogate(v, lengths)
     num = group_numbers(v, rewards, lengths, sigma=sigma)
     subs = {sym: sp.Float(a, 30) for sym, a in zip(grp.A, num.A)}
-    subs.update({n.M: 1, n.lam: 1, n.delta: 1})  # default masks, as in group_numbers
+    subs.update(n.DEFAULT_MASKS)  # as in group_numbers
     if num.sigma is not None:
         subs[n.sigma] = sp.Float(num.sigma, 30)
     out = []

@@ -31,7 +31,7 @@ from ...checking.tolerances import CLOSED_FORM
 from ...objective import token_term
 from ...variants import REGISTRY, Ratio
 from ..gradient.api import random_group
-from ..prefix.derive import DEFAULT_MASKS, is_zero
+from ..prefix.derive import is_zero
 from .api import numeric_value, value_error
 from .derive import regime, stated_value, value_at_one
 from .model import real_model_error
@@ -71,7 +71,7 @@ def check_loss_value(ctx: Context) -> Outcome:
         if v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
             term, extra = token_term(v)                   # one token (sequence) at s = 1, symbolic length
             at_one = term.subs({n.x: 0, **{s: 0 for s in extra.values() if isinstance(s, sp.Symbol)}})
-            alpha = v.alpha_with_params().subs(DEFAULT_MASKS).subs({n.L_i: L[j], n.A_i: A_j, n.L_sum: Sg(L[j])})
+            alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS).subs({n.L_i: L[j], n.A_i: A_j, n.L_sum: Sg(L[j])})
             per_c = (at_one.subs({n.Omega: L[j] * alpha}) if v.sequence_level else L[j] * at_one.subs(n.a, alpha))
             J_G = Sg(per_c.subs(n.A_i, A_j))
             stated = {"length-normalised": 0, "constant": alpha * Sg(A_j * L[j])}.get(regimes[name])

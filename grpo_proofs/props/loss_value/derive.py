@@ -8,7 +8,6 @@ import sympy as sp
 from ... import notation as n
 from ...objective import surrogate
 from ...variants import Ratio, Variant
-from ..prefix.derive import DEFAULT_MASKS
 
 __all__ = ["regime", "value_at_one", "stated_value"]
 
@@ -18,7 +17,7 @@ def regime(v: Variant) -> str:
     ``"constant"`` (alpha free of |o_i|, A_i) or ``"general"``."""
     if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
         return "log-prob"
-    alpha = v.alpha_with_params().subs(DEFAULT_MASKS)
+    alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS)
     if not (sp.cancel(n.L_i * alpha).free_symbols & {n.L_i, n.A_i}):      # Omega_i = |o_i| alpha_i
         return "length-normalised"
     if not (alpha.free_symbols & {n.L_i, n.A_i}):
@@ -33,7 +32,7 @@ def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
     A = [ri - sp.Add(*r) / len(r) for ri in r]
     point = {x: 0 for xi in grp.x for x in xi}
     point.update(dict(zip(grp.A, A)))
-    point.update(DEFAULT_MASKS)
+    point.update(n.DEFAULT_MASKS)
     return sp.Add(*[t.xreplace(point) for t in grp.terms]).doit(), A, grp.old
 
 
@@ -41,7 +40,7 @@ def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
     """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha, for the same group."""
     G, Ls = len(lengths), sp.Add(*lengths)
     alpha = [v.alpha_with_params().subs({n.G: G, n.L_i: L, n.L_sum: Ls, n.L_max: max(lengths), n.A_i: A[i]})
-             .subs(DEFAULT_MASKS) for i, L in enumerate(lengths)]
+             .subs(n.DEFAULT_MASKS) for i, L in enumerate(lengths)]
     kind = regime(v)
     if kind == "length-normalised":
         return sp.Integer(0)

@@ -24,7 +24,7 @@ import torch
 
 from .api import overshoot_ratio
 from ...checking.tolerances import CLOSED_FORM, EXACT, MODEL_FLOAT64, OPTIMIZER_FLOAT64
-from ...check.confirm import Confirmation, Options
+from ...checking.confirmation import Confirmation, Options
 
 __all__ = ["confirm_overshoot", "confirm_adam_ratio", "illustration"]
 

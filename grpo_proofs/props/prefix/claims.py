@@ -23,7 +23,7 @@ from ...checking.tolerances import CLOSED_FORM, EXACT
 from ...variants import REGISTRY, Ratio, Variant
 from ...checking import Context, Outcome, claim
 from ..gradient.api import random_group
-from .derive import DEFAULT_MASKS, derived_W, generic_coefficient, is_zero, table1_omega
+from .derive import derived_W, generic_coefficient, is_zero, table1_omega
 
 __all__ = ["PAGE", "LENGTHS", "SUBSETS", "EX_REWARDS", "EX_LENGTHS", "symbolic_rewards", "centered",
            "band_ratios", "group_constant"]
@@ -67,7 +67,7 @@ def _sigma(rewards) -> sp.Expr:
 def group_constant(v: Variant) -> bool:
     """Table 1 reading: omega is the same for every completion at a common ratio when the ratio is
     per token (or absent) and alpha contains no per-completion quantity (|o_i|, A_i, masks)."""
-    alpha = v.alpha_with_params().subs(DEFAULT_MASKS)           # masks at their default 1
+    alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS)           # masks at their default 1
     return not v.sequence_level and not (alpha.free_symbols & {n.L_i, n.A_i})
 
 

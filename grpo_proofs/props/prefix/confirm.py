@@ -9,7 +9,7 @@ step (s = 1) and after each of a few Adam steps on the variant's own loss:
   forward of every completion (J = :func:`grpo_proofs.evaluate.torch_surrogate`), and the parameter
   gradient the prefix positions receive, grad_theta sum_(i,t<=k) (dJ/dlog pi_(i,t)) log pi_(i,t);
 * predicted: W_t = sum_i A_i omega_i(s_i) 1[not clipped], with omega the closed form derived by
-  :func:`grpo_proofs.check.verdict.effective_coefficient` evaluated on the group, and the prefix gradient
+  :func:`grpo_proofs.props.prefix.derive.effective_coefficient` evaluated on the group, and the prefix gradient
   sum_t W_t grad log pi(y_t) from ONE copy of the prefix (:func:`grpo_proofs.runtime.policy.prefix_logprobs`);
   also W_t from :func:`grpo_proofs.props.prefix.api.prefix_coefficient` (Prop. 1's own implementation);
 * Prop. 1's own identity check (:func:`grpo_proofs.props.prefix.model.confirm`) for this variant at
@@ -24,7 +24,6 @@ log-likelihood (GPG, CISPO).
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 import torch
 
 from ... import notation as n
@@ -34,8 +33,8 @@ from ...objective import group_sigma
 from ...runtime.policy import PolicyConfig, build_policy, flat_grad, prefix_logprobs, sample_group, token_logprobs
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 from ...variants import Ratio
-from ...check.verdict import effective_coefficient
-from ...check.confirm import Confirmation, Options
+from .derive import effective_coefficient
+from ...checking.confirmation import Confirmation, Options
 
 __all__ = ["confirm_prefix", "PROMPT", "PREFIX"]
 
@@ -43,8 +42,9 @@ PROMPT, PREFIX = (2, 3, 7), (4, 5, 6)
 _ARGS = (n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.s)
 
 
-def _numeric(expr: sp.Expr):
-    return to_numpy(_ARGS, expr.subs({n.M: 1, n.lam: 1, n.delta: 1, n.A_nonzero: n.A_i}))
+def _numeric(expr):
+    """A derived weight as a NumPy function of (G, L_i, L_sum, L_max, sigma, A_i, s), masks at 1."""
+    return to_numpy(_ARGS, expr.subs({**n.DEFAULT_MASKS, n.A_nonzero: n.A_i}))
 
 
 def _active(v, s: np.ndarray, A: np.ndarray) -> np.ndarray:

@@ -23,13 +23,12 @@ import sympy as sp
 from ... import notation as n
 from ...gradient import generic_gradient, group_gradient
 from ...objective import exact, surrogate
-from ...variants import Ratio, Variant
+from ...variants import Ratio, Variant, get_variant
 
-__all__ = ["expand_sums", "is_zero", "alpha_of", "table1_omega", "clipped", "derived_W", "generic_coefficient",
-           "group_point", "DEFAULT_MASKS"]
+__all__ = ["effective_coefficient", "expand_sums", "is_zero", "alpha_of", "table1_omega", "clipped", "derived_W", "generic_coefficient",
+           "group_point"]
 
 #: masks at their defaults (the derivation pages: M, lambda, delta are 1 unless given)
-DEFAULT_MASKS = {n.M: 1, n.lam: 1, n.delta: 1}
 
 
 def _split(s: sp.Sum) -> sp.Expr:
@@ -70,7 +69,7 @@ def alpha_of(v: Variant, lengths: Sequence, i: int, A_i: sp.Expr) -> sp.Expr:
     """alpha_{i,t} of Table 1 for completion i of a group with the given lengths (masks at 1)."""
     L = list(lengths)
     subs = {n.G: len(L), n.L_i: L[i], n.L_sum: sp.Add(*L), n.L_max: sp.Max(*L), n.A_i: A_i}
-    return v.alpha_with_params().subs(subs).subs(DEFAULT_MASKS)
+    return v.alpha_with_params().subs(subs).subs(n.DEFAULT_MASKS)
 
 
 def clipped(v: Variant, s, A) -> bool:
@@ -149,7 +148,7 @@ def derived_W(v: Variant, lengths: Sequence[int], S: Sequence[int], A: Sequence[
     grp, grad = _group(v, tuple(lengths))
     point = group_point(v, lengths, S, s, t)
     point.update(dict(zip(grp.A, A)))
-    point.update(DEFAULT_MASKS)
+    point.update(n.DEFAULT_MASKS)
     for i, old in enumerate(grp.old):                   # log pi_old of GPG/CISPO: any constant
         point.update({sym: sp.Rational(-3, 2) for sym in old})
     return sp.Add(*(grad[i][t].xreplace(point) for i in S)).doit()
@@ -162,10 +161,28 @@ def generic_coefficient(v: Variant, A_i: sp.Expr, L_i: sp.Expr, G=None, L_sum=No
     at u = 0 with Omega_i = |o_i| alpha_i (alpha constant in t).
     """
     expr, args = generic_gradient(v)
-    a = v.alpha_with_params().subs(DEFAULT_MASKS).subs({n.A_i: A_i, n.L_i: L_i})
+    a = v.alpha_with_params().subs(n.DEFAULT_MASKS).subs({n.A_i: A_i, n.L_i: L_i})
     a = a.subs({k: val for k, val in ((n.G, G), (n.L_sum, L_sum)) if val is not None})
     if v.sequence_level:
         vals = {n.Omega: L_i * a, n.A_i: A_i, n.u: 0, n.L_i: L_i}
     else:
         vals = {n.a: a, n.A_i: A_i, n.x: 0}
     return sp.simplify(expr.xreplace(vals)) if expr.has(sp.Heaviside) else expr.xreplace(vals)
+
+
+def effective_coefficient(variant) -> sp.Expr:
+    """omega_{i,t}(s): the unclipped-branch gradient dJ/dlog pi divided by A_i, as a function of the ratio s.
+
+    Derived from :func:`grpo_proofs.gradient.generic_gradient` of the variant without its clip
+    (token and sequence ratios) or as is (GPG, CISPO, which never zero the gradient); the
+    log-ratio is written log s and the summed weight Omega_i = L_i alpha (masks 1).
+
+    >>> effective_coefficient("grpo"), effective_coefficient("gcpo"), effective_coefficient("cispo")
+    (s/(G*L_i*sigma), L_i*s/(G*sigma), Min(5, s)/(L_sum*sigma))
+    """
+    v = get_variant(variant)
+    u = v.replace(eps_low=None, eps_up=None) if v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) else v
+    d, args = generic_gradient(u)
+    alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS)
+    sub = {n.a: alpha, n.Omega: n.L_i * alpha, n.x: sp.log(n.s), n.u: sp.log(n.s)}
+    return sp.cancel(sp.powsimp(d.subs(sub) / n.A_i))

@@ -41,7 +41,6 @@ P = 1 / (1 + t)
 #: correct answers in a group of G, and the completion length |o_i|
 k = sp.Symbol("k", integer=True, positive=True)
 L = n.L_i
-_MASKS = {n.M: 1, n.lam: 1, n.delta: 1}
 
 
 def in_p(expr: sp.Expr) -> sp.Expr:
@@ -69,7 +68,7 @@ def token_coefficient(variant: "str | Variant", correct: bool) -> sp.Expr:
     v = get_variant(variant)
     d, _ = generic_gradient(v)
     sigma = sp.sqrt(sp.factor(binary_variance().subs(k, P * n.G)))
-    alpha = v.alpha_with_params().subs(_MASKS).subs(n.sigma, sigma)
+    alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS).subs(n.sigma, sigma)
     A = (1 - P) if correct else -P                     # r - mean r, with r = 1 or 0
     return sp.simplify(d.xreplace({n.a: alpha, n.A_i: sp.factor(A), n.x: 0}))
 
@@ -177,7 +176,7 @@ def omega(v: Variant, length: sp.Expr, A: sp.Expr, s: sp.Expr) -> sp.Expr:
     """omega = (dJ/dx of one token)/A for a completion of length ``length``, advantage A != 0 and ratio s
     (the token's own for token kinds, the completion's s_i for sequence kinds), derived by SymPy."""
     d, _ = generic_gradient(v)
-    alpha = v.alpha_with_params().subs(_MASKS).subs({n.L_i: length, n.A_i: A})
+    alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS).subs({n.L_i: length, n.A_i: A})
     if v.sequence_level:
         vals = {n.Omega: length * alpha, n.A_i: A, n.u: sp.log(s), n.L_i: length}
     else:

@@ -14,7 +14,6 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from ... import notation as n
-from ...check.equivalence import MASKS as _MASKS
 from ...variants import Variant, get_variant
 
 __all__ = ["scale_degree", "reward_scale_verdict", "CARD_PHIS"]
@@ -31,7 +30,7 @@ def scale_degree(variant) -> tuple[sp.Rational | None, str]:
     """
     v = get_variant(variant)
     p = n.phi_pos
-    f = n.A_i * v.alpha_with_params().subs(_MASKS)
+    f = n.A_i * v.alpha_with_params().subs(n.DEFAULT_MASKS)
     scale = {n.A_i: p * n.A_i, n.sigma: p * n.sigma}
     reps = {}
     for atom in f.atoms(Relational, sp.Heaviside):
