@@ -203,7 +203,7 @@ def write_report(folder: str, payload: dict, summary: str, confirmations) -> lis
     An existing ``folder`` (empty, or allowed by ``--force``) is replaced as a whole, so files of an
     earlier report never mix with this one; a failure leaves ``folder`` as it was.
     """
-    from ..cli.common import replace_dir, to_jsonable
+    from ..output import replace_dir, to_jsonable
 
     tmp = tempfile.mkdtemp(prefix="grpo-proofs-check-")
     try:

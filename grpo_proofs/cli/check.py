@@ -22,7 +22,7 @@ import sys
 from dataclasses import asdict
 
 from ..errors import InputError
-from .common import add_device_flag, add_json_flag, check_report_dir, emit_json, number, replace_dir, write_failed
+from .common import add_device_flag, add_json_flag, check_report_dir, emit_json, number, write_failed
 
 __all__ = ["register", "run", "resolve_options"]
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ...runtime.adam import AdamRecurrence, adam_step_ratio
 from ...checking.tolerances import OPTIMIZER_FLOAT64
-from ...check.verdict import scale_degree
+from .verdict import scale_degree
 from ...checking.confirmation import Confirmation, Options
 
 __all__ = ["confirm_reward_scale", "confirm_grad_clip", "scale_factor", "relative_change", "LR", "WEIGHT_DECAY",
