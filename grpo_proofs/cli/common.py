@@ -20,8 +20,9 @@ from typing import Any
 from ..errors import InputError
 from ..output import replace_dir, to_jsonable
 
-__all__ = ["floats", "ints", "float_lists", "emit_json", "add_json_flag", "add_device_flag", "to_jsonable",
-           "check_out_dir", "check_report_dir", "replace_dir", "write_failed", "whole", "number"]
+__all__ = ["floats", "ints", "float_lists", "emit_json", "add_json_flag", "add_device_flag", "check_out_dir",
+           "check_report_dir", "write_failed", "whole", "number"]
+
 
 def floats(text: str, what: str = "value") -> list[float]:
     """'1,0,0.5' -> [1.0, 0.0, 0.5]; a clear error for anything else (an empty field included).
@@ -41,12 +42,14 @@ def floats(text: str, what: str = "value") -> list[float]:
         bad = next(p.strip() for p in parts if not _is_float(p))
         raise InputError(f"{what} must be comma-separated numbers; {bad!r} in {text!r} is not a number") from None
 
+
 def _is_float(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
+
 
 def number(text, what: str, *, kind=float, lo=None, hi=None, open_lo=False, open_hi=False):
     """One finite number from a flag's text, in [lo, hi] (or open at either end); one line otherwise.
@@ -76,6 +79,7 @@ def number(text, what: str, *, kind=float, lo=None, hi=None, open_lo=False, open
         raise InputError(f"{what} must be {rng}, got {text!r}")
     return val
 
+
 def whole(lo: int, hi: int | None = None):
     """An argparse ``type`` for a whole number in [lo, hi] (a refused value is one line)."""
 
@@ -88,6 +92,7 @@ def whole(lo: int, hi: int | None = None):
     parse.__name__ = "whole number"
     return parse
 
+
 def _nearest_existing(path: str) -> str:
     probe = os.path.abspath(path)
     while not os.path.exists(probe):
@@ -96,6 +101,7 @@ def _nearest_existing(path: str) -> str:
             break
         probe = parent
     return probe
+
 
 def check_out_dir(path: str, flag: str) -> None:
     """Refuse, before any work, an output folder that is a file or cannot be created or written.
@@ -113,6 +119,7 @@ def check_out_dir(path: str, flag: str) -> None:
     except OSError as exc:
         raise InputError(f"{flag} {path!r}: cannot create or write a folder there ({exc.strerror or exc})") from None
     os.rmdir(probe)
+
 
 def check_report_dir(path: str, force: bool, flag: str = "--report") -> None:
     """:func:`check_out_dir`, and refuse a folder that already holds files unless ``force``.
@@ -135,6 +142,7 @@ def check_report_dir(path: str, force: bool, flag: str = "--report") -> None:
         raise InputError(f"{flag} {path!r} holds subfolders ({', '.join(subdirs[:3])}); --force replaces a folder of "
                          "report files only: give an empty or new folder")
 
+
 def write_failed(command: str, what: str, exc: OSError) -> int:
     """One line on stderr for a write that failed after the results were printed; exit code 2."""
     reason = exc.strerror or str(exc) or type(exc).__name__
@@ -143,22 +151,27 @@ def write_failed(command: str, what: str, exc: OSError) -> int:
           "computed but not saved", file=sys.stderr)
     return 2
 
+
 def ints(text: str, what: str = "value") -> list[int]:
     vals = floats(text, what)
     if any(v != int(v) for v in vals):
         raise InputError(f"{what} must be whole numbers, got {text!r}")
     return [int(v) for v in vals]
 
+
 def float_lists(text: str, what: str = "value") -> list[list[float]]:
     """'0.1,0.2;0,0.3' -> [[0.1, 0.2], [0.0, 0.3]] (one list per completion, ';'-separated)."""
     return [floats(part, f"{what} (completion {i + 1})") for i, part in enumerate(text.split(";"))]
+
 
 def emit_json(payload: Any) -> None:
     json.dump(to_jsonable(payload), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
+
 def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+
 
 def add_device_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where real-model checks run (default cpu)")
