@@ -28,7 +28,7 @@ def _number(text: str, flag: str) -> float:
 
 
 def run(args) -> int:
-    from ..props.reward_scale.experiments import plot_gradient_scale
+    from ..props.reward_scale.plot import plot_gradient_scale
     from ..props.reward_scale.report import check_scale_inputs, scale_report
     from ..variants import get_variant
 

@@ -21,9 +21,10 @@ Which architecture for which check
   (same weights, runs in the tensor's dtype), which restores ~1e-15 (the rotary cos/sin tables stay
   float32-rounded constants: that changes the function, not the precision of its gradients).
 
-Layout: this module builds the model; :mod:`grpo_proofs.runtime.sampling` (groups, forced prefixes, reward
-rules), :mod:`grpo_proofs.runtime.logprobs` (per-token log-probs) and :mod:`grpo_proofs.runtime.params` (flat
-parameter/gradient vectors) hold the rest, all re-exported here.
+Layout: this module builds the model; :mod:`grpo_proofs.runtime.sampling` (groups, forced prefixes),
+:mod:`grpo_proofs.runtime.rewards` (reward rules), :mod:`grpo_proofs.runtime.logprobs` (per-token
+log-probs) and :mod:`grpo_proofs.runtime.params` (flat parameter/gradient vectors) hold the rest, all
+re-exported here.
 
 EOS likelihood
 --------------
@@ -48,7 +49,8 @@ from torch import nn
 from ..errors import InputError
 from .logprobs import completion_logprobs, prefix_logprobs, token_logprobs
 from .params import clone_model, copy_state, count_parameters, flat_grad, load_state, param_vector, set_param_vector
-from .sampling import REWARD_RULES, Group, answer_count_odd, last_token_even, sample_group, score, short_is_correct
+from .rewards import REWARD_RULES, answer_count_odd, last_token_even, score, short_is_correct
+from .sampling import Group, sample_group
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")          # nothing is ever downloaded
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

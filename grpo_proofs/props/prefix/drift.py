@@ -41,7 +41,7 @@ class DriftSetup:
     prompt: tuple[int, ...] = (2, 3)
     prefix: tuple[int, ...] = (5, 7, 9, 11)
     max_new_tokens: int = 8
-    #: r_i = 1 iff EOS is among the first 3 free tokens (grpo_proofs.runtime.sampling.short_is_correct)
+    #: r_i = 1 iff EOS is among the first 3 free tokens (grpo_proofs.runtime.rewards.short_is_correct)
     reward: str = "short_is_correct"
     variants: tuple[str, ...] = ("grpo", "dr_grpo")
     seed: int = 0

@@ -61,7 +61,7 @@ class Setup:
     prompt: tuple[int, ...] = (2, 3)
     prefix: tuple[int, ...] = (5, 7, 9)
     max_new_tokens: int = 8
-    #: r_i = 1 if the last non-EOS free token of o_i is even (grpo_proofs.runtime.sampling.last_token_even)
+    #: r_i = 1 if the last non-EOS free token of o_i is even (grpo_proofs.runtime.rewards.last_token_even)
     reward: str = "last_token_even"
     seed: int = 0
     device: str = "cpu"

@@ -11,7 +11,7 @@ sigma. The regulariser (beta R, reward-free) is not scaled, so the scaled object
 objective with coefficient beta/k, and the scaled step is :func:`grpo_proofs.runtime.adam.adam_step_ratio`
 (k, eps, v_hat) times the step of the run with beta/k (beta = 0 or k = 1: the unscaled run itself).
 Without such a k (a condition that changes with the scale) the scaled gradient is predicted from the
-derived per-token coefficients (:func:`grpo_proofs.props.reward_scale.model.coefficient_J`). The
+derived per-token coefficients (:func:`grpo_proofs.props.reward_scale.losses.coefficient_J`). The
 predicted change of the step, ||predicted - unscaled|| / ||unscaled||, is compared with the measured
 one, and the steps coordinate by coordinate (the error). The regulariser of these runs is the k3 term
 of :mod:`grpo_proofs.props.reward_scale.model` with the variant's beta, whatever regulariser the
