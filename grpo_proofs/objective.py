@@ -29,7 +29,7 @@ from .validate import check_memory, rewards_and_lengths, sigma_kind
 from .variants import Ratio, Variant, get_variant
 
 __all__ = [
-    "GroupNumbers", "SymbolicGroup", "group_numbers", "group_sigma", "clip_expr", "phi_expr",
+    "GroupNumbers", "SymbolicGroup", "group_numbers", "group_sigma", "clip_expr", "past_clip", "phi_expr",
     "surrogate", "token_term", "exact",
 ]
 
@@ -47,6 +47,23 @@ def clip_expr(v: Variant, s: sp.Expr) -> sp.Expr:
     if v.eps_up is not None:
         out = sp.Min(out, 1 + exact(v.eps_up))
     return out
+
+
+def past_clip(v: Variant, s, A):
+    """The clipped branch, where the clip zeroes the gradient: s > 1 + eps_up with A > 0, or s < 1 - eps_low with
+    A < 0 (a missing side never clips). ``s`` and ``A`` are NumPy arrays or Torch tensors that broadcast; the
+    answer is a bool array of the same kind. Ratios of GPG and CISPO have no clip region: pass them only
+    where the variant's ratio is clipped (:attr:`Variant.clipped`).
+
+    >>> import numpy as np
+    >>> from grpo_proofs.variants import get_variant
+    >>> past_clip(get_variant("grpo"), np.array([1.5, 1.5, 0.5, 1.0]), np.array([1.0, -1.0, -1.0, 1.0])).tolist()
+    [True, False, True, False]
+    """
+    never = s > float("inf")
+    up = (s > 1 + v.eps_up) if v.eps_up is not None else never
+    low = (s < 1 - v.eps_low) if v.eps_low is not None else never
+    return ((A > 0) & up) | ((A < 0) & low)
 
 
 def phi_expr(v: Variant, s: sp.Expr, A: sp.Expr) -> sp.Expr:

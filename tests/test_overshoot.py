@@ -16,6 +16,8 @@ from grpo_proofs.checking import Context, all_claims, run_claim
 from grpo_proofs.cli import main
 from grpo_proofs.errors import InputError
 from grpo_proofs.props.overshoot import model as ex
+from grpo_proofs.props.overshoot.clip import forbidden
+from grpo_proofs.props.overshoot.premise import post_entry_drift
 from grpo_proofs.props.overshoot.api import (clip_toy, overshoot_ratio, overshoot_ratio_eps, overshoot_total,
                                              run_clip_toy)
 
@@ -161,13 +163,13 @@ def test_forbidden_and_post_entry_by_hand():
     s = torch.tensor([[1.3, 1.1], [0.7, 0.9]], dtype=torch.float64)
     A = torch.tensor([1.0, -1.0], dtype=torch.float64)
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
-    bad, exc = ex.forbidden(v, s, A, mask)
+    bad, exc = forbidden(v, s, A, mask)
     assert bad.tolist() == [[True, False], [True, False]]
     np.testing.assert_allclose(exc.numpy(), [[1.3 - 1.28, 0], [0.8 - 0.7, 0]], rtol=1e-14, atol=1e-15)
     # one A > 0 token entering at step 2 (log 1.2 = 0.182 < 0.2) and moving on; SGD prediction 0
     ratios = np.exp(np.array([[0.0], [0.1], [0.2], [0.25]]))
     rn = ex.Run("sgd", "none", 1.0, ratios=[ratios], sides=[np.array([1.0])], offsets=[0])
-    out = ex.post_entry_drift(rn, "grpo")
+    out = post_entry_drift(rn, "grpo")
     (tok,) = out["tokens"]
     assert tok["entry_step"] == 2 and tok["delta"] == pytest.approx(0.1) and tok["drift"] == pytest.approx(0.05)
     assert tok["drift_pred"] == 0.0 and out["max_drift_over_delta"] == pytest.approx(0.5)

@@ -18,7 +18,7 @@ import tempfile
 from typing import Any
 
 from ..errors import InputError
-from ..output import replace_dir, to_jsonable
+from ..output import to_jsonable
 
 __all__ = ["floats", "ints", "float_lists", "emit_json", "add_json_flag", "add_device_flag", "check_out_dir",
            "check_report_dir", "write_failed", "whole", "number"]

@@ -67,6 +67,7 @@ def simulate(args) -> int:
     from tqdm import tqdm
 
     from ..props.overshoot import model as ex
+    from ..props.overshoot.premise import post_entry_drift
     from ..variants import get_variant
     get_variant(args.variant)
     if args.optimizer not in ex.OPTIMIZERS:
@@ -89,7 +90,7 @@ def simulate(args) -> int:
         runs = ex.compare(setup, rows, progress=bar)
     out = []
     for rn in runs:
-        item = {**rn.summary(), "post_entry": ex.post_entry_drift(rn, setup.variant), "steps": rn.steps}
+        item = {**rn.summary(), "post_entry": post_entry_drift(rn, setup.variant), "steps": rn.steps}
         out.append(item)
     plot_path, write_error = None, None
     if args.plot:

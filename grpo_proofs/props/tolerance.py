@@ -141,7 +141,7 @@ def premise_step(*, model: str = "qwen2_small", precision: str = "float64", devi
     """Props 3/7 premise errors (eps kept), one per step k after the gradient vanished: the claim
     ``prop3-premise-exact``."""
     from .overshoot.optim import premise_errors
-    from .overshoot.model import premise_case
+    from .overshoot.premise import premise_case
 
     case = premise_case(False, mu=mu, device=device, seed=seed, model=model, precision=precision)
     gmax = [float(np.abs(g).max()) for g in case["grads"]]

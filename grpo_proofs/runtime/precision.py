@@ -31,11 +31,12 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .params import count_parameters
 from .policy import PolicyConfig, build_policy
 
 __all__ = ["PRECISIONS", "MODELS", "REALISTIC", "REALISTIC_MODEL", "MAX_RECORDED", "resolve_precision",
            "resolve_model", "master_dtype", "policy_config", "group_shape", "build", "autocast_forward",
-           "recorded_coordinates", "device_type"]
+           "recorded_coordinates", "recorded_index", "take_recorded", "device_type"]
 
 #: the arithmetic a confirmation can run in (``bf16`` = bf16 autocast, float32 master weights)
 PRECISIONS = ("float64", "float32", "bf16")
@@ -157,3 +158,14 @@ def recorded_coordinates(n_params: int, seed: int = 0, limit: int | None = None)
         return None
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(n_params, generator=gen)[:limit].sort().values
+
+
+def recorded_index(model, seed: int):
+    """Coordinates recorded in parameter and gradient vectors (None: all; a subset on large models)."""
+    idx = recorded_coordinates(count_parameters(model), seed)
+    return None if idx is None else idx.to(next(model.parameters()).device)
+
+
+def take_recorded(vec: torch.Tensor, idx) -> torch.Tensor:
+    """``vec`` on the recorded coordinates ``idx`` (all of it when ``idx`` is None)."""
+    return vec if idx is None else vec[idx]

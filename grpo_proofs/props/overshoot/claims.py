@@ -196,7 +196,7 @@ def _where(ctx: Context) -> str:
                  "times its step at T-1. With a token shared by completions of opposite advantage the gradient "
                  "never vanishes and the steps leave the prediction (shown in the detail as an illustration; not part of this claim's verdict).")
 def _check_premise(ctx: Context) -> Outcome:
-    from .model import premise_case
+    from .premise import premise_case
     mu_ = 9 if ctx.quick else 14
     model = _model_kwargs(ctx)
     case = premise_case(False, mu=mu_, device=ctx.device, seed=ctx.seed, **model)
@@ -235,7 +235,8 @@ def _check_premise(ctx: Context) -> Outcome:
                  "D/delta under SGD. Only the token's own gradient stops: over mu = 16 steps the gradients of the "
                  "still-unclipped tokens move some SGD-clipped tokens by ~2 entry steps (an illustration shown by the CLI, not a verdict).")
 def _check_real(ctx: Context) -> Outcome:
-    from .model import Setup, post_entry_drift, run
+    from .model import Setup, run
+    from .premise import post_entry_drift
     from ...runtime.precision import group_shape, policy_config
     G, new = group_shape(ctx.model, ctx.device, "tiny", 8 if ctx.quick else 16, 5 if ctx.quick else 6)
     extra = {} if not _model_kwargs(ctx) else {

@@ -32,11 +32,12 @@ __all__ = ["confirm_overshoot", "confirm_adam_ratio", "illustration"]
 def illustration(v, opts: Options) -> tuple[dict, list[dict]]:
     """The sampled-group runs over mu inner steps: (plot data, summaries). Not a verdict."""
     from . import model as ex
+    from .premise import post_entry_drift
 
     setup = ex.Setup(variant=v, G=8, mu=opts.mu, n_batches=1, first_step=0.08, max_new_tokens=5,
                      betas=(opts.beta1, opts.beta2), eps=opts.eps, seed=opts.seed, device=opts.device)
     runs = [ex.run(setup, "adam")] + ([] if opts.quick else [ex.run(setup, "sgd")])
-    summ = [dict(rn.summary(), post_entry={kk: vv for kk, vv in ex.post_entry_drift(rn, v).items() if kk != "tokens"})
+    summ = [dict(rn.summary(), post_entry={kk: vv for kk, vv in post_entry_drift(rn, v).items() if kk != "tokens"})
             for rn in runs]
     plot = {"runs": [(rn.optimizer, rn.lr, rn.ratios[0], rn.sides[0]) for rn in runs], "bounds": ex.clip_bounds(v)}
     return plot, summ
@@ -49,11 +50,11 @@ def _illustration_text(summ: list[dict]) -> str:
 
 
 def _no_zero_region(v, opts: Options, one_sided: bool = False) -> Confirmation:
-    from . import model as ex
+    from .premise import premise_case
 
     mu_p = max(opts.mu, 6)
-    case = ex.premise_case(False, mu=mu_p, betas=(opts.beta1, opts.beta2), eps=opts.eps, variant=v,
-                           device=opts.device, seed=opts.seed)
+    case = premise_case(False, mu=mu_p, betas=(opts.beta1, opts.beta2), eps=opts.eps, variant=v,
+                        device=opts.device, seed=opts.seed)
     gmax = [float(np.abs(g).max()) for g in case["grads"]]
     zeros = sum(1 for g in gmax if g == 0.0)
     title, what = (("Props. 3, 7: one-sided clip, no batch-wide zero gradient",
@@ -67,7 +68,7 @@ def _no_zero_region(v, opts: Options, one_sided: bool = False) -> Confirmation:
 
 def _ratio_one(v, opts: Options) -> Confirmation:
     """mu = 1: the loss evaluation of the only inner step has s = 1 exactly."""
-    from .model import clip_ratio
+    from .clip import clip_ratio
     from .premise import DESIGNS, PROMPT
     from ...runtime.policy import PolicyConfig, build_policy, completion_logprobs
 

@@ -20,21 +20,21 @@ and plain SGD as the inner-loop optimizer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from ...errors import InputError
-from ...runtime.policy import (PolicyConfig, build_policy, completion_logprobs, count_parameters, flat_grad,
+from ...runtime.policy import (PolicyConfig, build_policy, completion_logprobs, flat_grad,
                                param_vector, sample_group, set_param_vector)
-from ...runtime.precision import PRECISIONS, build, policy_config, recorded_coordinates
-from ...variants import Ratio, Variant, get_variant
+from ...runtime.precision import PRECISIONS, build, recorded_index, take_recorded
+from ...variants import get_variant
+from .clip import clip_ratio, forbidden, negated_surrogate
 from .plot import MITIGATION_NOTE, clip_bounds, plot
 
 __all__ = ["Setup", "Run", "OPTIMIZERS", "MITIGATIONS", "ROWS", "run", "compare", "calibrate_lr",
-           "premise_case", "post_entry_drift", "plot", "clip_ratio", "forbidden", "MITIGATION_NOTE", "clip_bounds"]
+           "plot", "MITIGATION_NOTE", "clip_bounds"]
 
 
 OPTIMIZERS = ("adam", "sgd", "sgd-momentum")
@@ -107,41 +107,6 @@ class Run:
                 "premise_T": self.premise.get("T"), "premise_deviation": self.premise.get("deviation")}
 
 
-def _loss_fn(v: Variant):
-    """-J of a group: the project's surrogate (:func:`grpo_proofs.evaluate.torch_surrogate`, SymPy
-    compiled to Torch)."""
-    from ...evaluate import torch_surrogate
-
-    return lambda lp, old, r, mask: -torch_surrogate(v, lp, old, r, mask)
-
-
-def clip_ratio(v: Variant, logp: torch.Tensor, old: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The ratio the clip acts on, per token (G, T): token ratio, or the sequence ratio broadcast."""
-    x = (logp - old) * mask
-    if v.ratio == Ratio.SEQ_GEOMEAN:
-        x = (x.sum(1, keepdim=True) / mask.sum(1, keepdim=True)).expand_as(x)
-    elif v.ratio == Ratio.SEQ_PRODUCT:
-        x = x.sum(1, keepdim=True).expand_as(x)
-    return torch.exp(x)
-
-
-def forbidden(v: Variant, s: torch.Tensor, A: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(bool (G, T): token on the side clipping should forbid, excursion past that bound (>= 0)).
-
-    >>> v = get_variant("grpo")                      # clip 0.2 on both sides
-    >>> s = torch.tensor([[1.5, 1.0], [0.5, 1.5]]); A = torch.tensor([1.0, -1.0]); mask = torch.ones(2, 2)
-    >>> bad, exc = forbidden(v, s, A, mask)
-    >>> bad.tolist(), [round(x, 6) for x in exc.flatten().tolist()]
-    ([[True, False], [True, False]], [0.3, 0.0, 0.3, 0.0])
-    """
-    A = A[:, None].expand_as(s)
-    up = s - (1 + v.eps_up) if v.eps_up is not None else torch.full_like(s, -math.inf)
-    low = (1 - v.eps_low) - s if v.eps_low is not None else torch.full_like(s, -math.inf)
-    exc = torch.where(A > 0, up, torch.where(A < 0, low, torch.full_like(s, -math.inf)))
-    on = mask > 0
-    return (exc > 0) & on, torch.where(on, exc.clamp(min=0), torch.zeros_like(s))
-
-
 def _optimizer(name: str, params, lr: float, setup: Setup):
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=setup.betas, eps=setup.eps, weight_decay=0.0)
@@ -186,7 +151,7 @@ def calibrate_lr(setup: Setup, optimizer: str) -> float:
         opt = _optimizer(optimizer, params, lr, setup)
         opt.zero_grad()
         lp, _ = completion_logprobs(model, g.prompt, g.completions)
-        _loss_fn(v)(lp, old, r, mask).backward()
+        negated_surrogate(v)(lp, old, r, mask).backward()
         opt.step()
         with torch.no_grad():
             lp, _ = completion_logprobs(model, g.prompt, g.completions)
@@ -206,16 +171,6 @@ def _model(setup: Setup):
     return build(replace(setup.config, device=setup.device), setup.precision)
 
 
-def _recorded(model, seed: int):
-    """Coordinates recorded in parameter and gradient vectors (None: all; a subset on large models)."""
-    idx = recorded_coordinates(count_parameters(model), seed)
-    return None if idx is None else idx.to(next(model.parameters()).device)
-
-
-def _take(vec: torch.Tensor, idx) -> torch.Tensor:
-    return vec if idx is None else vec[idx]
-
-
 def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None = None) -> Run:
     """Run ``n_batches`` batches of ``mu`` inner steps (``mu1``: one step) and measure every step."""
     if mitigation not in MITIGATIONS:
@@ -225,9 +180,9 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
     v = get_variant(setup.variant)
     lr = calibrate_lr(setup, optimizer) if lr is None else lr
     model = _model(setup)
-    idx = _recorded(model, setup.seed)
+    idx = recorded_index(model, setup.seed)
     params = list(model.parameters())
-    opt, loss_fn = _optimizer(optimizer, params, lr, setup), _loss_fn(v)
+    opt, loss_fn = _optimizer(optimizer, params, lr, setup), negated_surrogate(v)
     out = Run(optimizer, mitigation, lr, tuple(setup.betas), setup.momentum)
     mu, counter = (1 if mitigation == "mu1" else setup.mu), 0
     for b in range(setup.n_batches):
@@ -242,7 +197,7 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
         out.offsets.append(counter)
         counter += mu
         vals, _ = _measure(model, v, g, old, mask, r)
-        rows, grads, thetas = [vals], [], [_take(param_vector(model), idx)]
+        rows, grads, thetas = [vals], [], [take_recorded(param_vector(model), idx)]
         for t in range(1, mu + 1):
             opt.zero_grad()
             lp, _ = completion_logprobs(model, g.prompt, g.completions)
@@ -251,10 +206,10 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
             loss_fn(lp, old, r, mask).backward()
             full = flat_grad(model)
             gnorm = float(full.norm())
-            grads.append(_take(full, idx).detach().clone())
+            grads.append(take_recorded(full, idx).detach().clone())
             del full
             opt.step()
-            thetas.append(_take(param_vector(model), idx))
+            thetas.append(take_recorded(param_vector(model), idx))
             vals, stats = _measure(model, v, g, old, mask, r)
             rows.append(vals)
             out.steps.append({"batch": b, "step": t, "clipped_at_eval": float(clipped.sum() / (mask > 0).sum()),
@@ -312,95 +267,3 @@ def compare(setup: Setup, rows=ROWS, progress=None) -> list[Run]:
             progress.update(1)
     return out
 
-
-def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=(0.9, 0.999), eps: float = 1e-8,
-                 variant: str = "grpo", device: str = "cpu", seed: int = 0, model: str | None = None,
-                 precision: str | None = None) -> dict:
-    """A batch where the premise holds exactly (``shared=False``) or fails through a shared token.
-
-    Prompt [2, 3], four completions, rewards [1, 0, 0, 1] (A = +-1/2). Without ``shared`` no two
-    completions with opposite advantages share a (context, token) pair, so once every token is past
-    its bound the advantage gradient is exactly zero. ``shared=True`` makes completion 2 (A = -1/2,
-    two tokens) start with the first token of completion 1 (A = +1/2, three tokens): the two copies
-    have different weights 1/(G |o_i| sigma) (Prop. 1), so the token moves, and once one copy is
-    clipped the other keeps a restoring gradient. Adam without weight decay runs
-    ``mu`` steps. ``model`` / ``precision`` (:mod:`grpo_proofs.runtime.precision`): another preset or arithmetic
-    than the float64 tiny GPT-2 (both None: that model); on a model larger than
-    :data:`~grpo_proofs.runtime.precision.MAX_RECORDED` parameters, gradients and parameters are recorded on a
-    fixed random subset of coordinates (``coords``).
-
-    Returns: per step the flat gradient, the parameters (``thetas[0]`` initial), the bool clipped
-    mask (G, T) at the loss evaluation, ``shared_mask`` (tokens in a shared context), betas, eps, lr.
-    """
-    comps = [[5, 3, 8], [7, 2, 1], [9, 4, 4], [11, 6, 13]]
-    if shared:
-        comps[1] = [comps[0][0], 2]
-    v = get_variant(variant)
-    if model is None and precision is None:
-        net = build_policy(PolicyConfig.tiny(seed=seed), device=device)
-    else:
-        net = build(policy_config(model, precision, device, default="tiny", seed=seed), precision)
-    model, idx = net, _recorded(net, seed)
-    prompt = [2, 3]
-    with torch.no_grad():
-        old, mask = completion_logprobs(model, prompt, comps)
-    r = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=old.dtype, device=old.device)
-    shared_mask = np.zeros(tuple(mask.shape), dtype=bool)
-    if shared:
-        shared_mask[0, 0] = shared_mask[1, 0] = True
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=0.0)
-    loss_fn, grads, thetas, clipped = _loss_fn(v), [], [_take(param_vector(model), idx).cpu().numpy()], []
-    for _ in range(mu):
-        opt.zero_grad()
-        lp, _ = completion_logprobs(model, prompt, comps)
-        with torch.no_grad():
-            bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
-        clipped.append(bad.cpu().numpy())
-        loss_fn(lp, old, r, mask).backward()
-        grads.append(_take(flat_grad(model), idx).detach().cpu().numpy().copy())
-        opt.step()
-        thetas.append(_take(param_vector(model), idx).cpu().numpy())
-    return {"grads": grads, "thetas": thetas, "clipped": clipped, "mask": mask.cpu().numpy() > 0,
-            "shared_mask": shared_mask, "betas": tuple(betas), "eps": eps, "lr": lr,
-            "coords": None if idx is None else idx.cpu().numpy()}
-
-
-def post_entry_drift(rn: Run, variant: str = "grpo", batches=None) -> dict:
-    """Per token: what happens after it first passes its bound within a batch (log-ratio units).
-
-    For a token entering the forbidden side at inner step t0 < mu: the entry step
-    delta = |log s_t0 - log s_{t0-1}|, the further drift D = dist(mu) - dist(t0) into the forbidden
-    side (dist = log s - log(1+eps_up) for A > 0, log(1-eps_low) - log s for A < 0), and the
-    premise prediction D_pred = delta * sum_{k < mu-t0} ratio_k, whose own gradient vanished at
-    t0 + 1: ratio_k = C_{T,k} (Adam, eps neglected, T = the optimizer's step counter at t0 + 1),
-    mu_m^(k+1) (SGD with momentum), 0 (SGD). ``batches``: indices (default all).
-    """
-    from .api import overshoot_ratio
-    v = get_variant(variant)
-    up = np.log(1 + v.eps_up) if v.eps_up is not None else np.inf
-    low = np.log(1 - v.eps_low) if v.eps_low is not None else -np.inf
-    rows = []
-    for b in (range(len(rn.ratios)) if batches is None else batches):
-        R, side = np.log(rn.ratios[b]), rn.sides[b]
-        dist = np.where(side > 0, R - up, np.where(side < 0, low - R, -np.inf))
-        mu_b = R.shape[0] - 1
-        for j in range(R.shape[1]):
-            ent = np.nonzero(dist[:, j] > 0)[0]
-            if len(ent) == 0 or ent[0] >= mu_b or ent[0] == 0:
-                continue
-            t0 = int(ent[0])
-            delta, D, n = abs(R[t0, j] - R[t0 - 1, j]), dist[-1, j] - dist[t0, j], mu_b - t0
-            if rn.optimizer == "adam":
-                T = rn.offsets[b] + t0 + 1
-                pred = delta * sum(overshoot_ratio(T, k, *rn.betas) for k in range(n))
-            elif rn.optimizer == "sgd-momentum":
-                pred = delta * sum(rn.momentum ** (k + 1) for k in range(n))
-            else:
-                pred = 0.0
-            rows.append({"batch": b, "token": j, "entry_step": t0, "delta": float(delta), "drift": float(D),
-                         "drift_pred": float(pred)})
-    over = [r_["drift"] / r_["delta"] for r_ in rows]
-    return {"tokens": rows, "max_drift_over_delta": max(over, default=None),
-            "min_drift_over_delta": min(over, default=None),
-            "median_drift_over_pred": (float(np.median([r_["drift"] / r_["drift_pred"] for r_ in rows]))
-                                       if rows and rn.optimizer != "sgd" else None)}

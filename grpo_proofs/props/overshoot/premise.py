@@ -27,9 +27,11 @@ import torch
 from .api import overshoot_ratio_eps
 from ...runtime.policy import PolicyConfig, build_policy, completion_logprobs, flat_grad, param_vector, set_param_vector
 from ...variants import Variant, get_variant
-from .model import _loss_fn, clip_ratio, forbidden
+from ...runtime.precision import build, policy_config, recorded_index, take_recorded
+from .clip import clip_ratio, forbidden, negated_surrogate
+from .model import Run
 
-__all__ = ["DESIGNS", "PremiseRun", "premise_run", "first_zero_step", "LR_GRID"]
+__all__ = ["DESIGNS", "PremiseRun", "premise_run", "first_zero_step", "LR_GRID", "premise_case", "post_entry_drift"]
 
 PROMPT = [2, 3]
 #: batches tried in order: one token per completion, then three (no shared (context, token) pair)
@@ -92,7 +94,7 @@ def first_zero_step(variant: str | Variant, comps, lr: float, limit: int, betas,
             return t
         opt.zero_grad()
         lp, _ = completion_logprobs(model, PROMPT, comps)
-        _loss_fn(v)(lp, old, r, mask).backward()
+        negated_surrogate(v)(lp, old, r, mask).backward()
         opt.step()
     return None
 
@@ -124,7 +126,7 @@ def premise_run(variant: str | Variant, T: int, mu: int, betas=(0.9, 0.999), eps
         out.all_clipped.append(every)
         opt.zero_grad()
         lp, _ = completion_logprobs(model, PROMPT, comps)
-        _loss_fn(v)(lp, old, r, mask).backward()
+        negated_surrogate(v)(lp, old, r, mask).backward()
         g = flat_grad(model).detach().clone()
         grads.append(g)
         out.grad_max.append(float(g.abs().max()))
@@ -162,3 +164,96 @@ def _predict(out: PremiseRun, v, model, comps, old, mask, r, thetas, grads) -> N
                 break
     finally:
         set_param_vector(model, saved)
+
+
+def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=(0.9, 0.999), eps: float = 1e-8,
+                 variant: str = "grpo", device: str = "cpu", seed: int = 0, model: str | None = None,
+                 precision: str | None = None) -> dict:
+    """A batch where the premise holds exactly (``shared=False``) or fails through a shared token.
+
+    Prompt [2, 3], four completions, rewards [1, 0, 0, 1] (A = +-1/2). Without ``shared`` no two
+    completions with opposite advantages share a (context, token) pair, so once every token is past
+    its bound the advantage gradient is exactly zero. ``shared=True`` makes completion 2 (A = -1/2,
+    two tokens) start with the first token of completion 1 (A = +1/2, three tokens): the two copies
+    have different weights 1/(G |o_i| sigma) (Prop. 1), so the token moves, and once one copy is
+    clipped the other keeps a restoring gradient. Adam without weight decay runs
+    ``mu`` steps. ``model`` / ``precision`` (:mod:`grpo_proofs.runtime.precision`): another preset or arithmetic
+    than the float64 tiny GPT-2 (both None: that model); on a model larger than
+    :data:`~grpo_proofs.runtime.precision.MAX_RECORDED` parameters, gradients and parameters are recorded on a
+    fixed random subset of coordinates (``coords``).
+
+    Returns: per step the flat gradient, the parameters (``thetas[0]`` initial), the bool clipped
+    mask (G, T) at the loss evaluation, ``shared_mask`` (tokens in a shared context), betas, eps, lr.
+    """
+    comps = [[5, 3, 8], [7, 2, 1], [9, 4, 4], [11, 6, 13]]
+    if shared:
+        comps[1] = [comps[0][0], 2]
+    v = get_variant(variant)
+    if model is None and precision is None:
+        net = build_policy(PolicyConfig.tiny(seed=seed), device=device)
+    else:
+        net = build(policy_config(model, precision, device, default="tiny", seed=seed), precision)
+    model, idx = net, recorded_index(net, seed)
+    prompt = [2, 3]
+    with torch.no_grad():
+        old, mask = completion_logprobs(model, prompt, comps)
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=old.dtype, device=old.device)
+    shared_mask = np.zeros(tuple(mask.shape), dtype=bool)
+    if shared:
+        shared_mask[0, 0] = shared_mask[1, 0] = True
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=0.0)
+    loss_fn, grads, thetas, clipped = negated_surrogate(v), [], [take_recorded(param_vector(model), idx).cpu().numpy()], []
+    for _ in range(mu):
+        opt.zero_grad()
+        lp, _ = completion_logprobs(model, prompt, comps)
+        with torch.no_grad():
+            bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
+        clipped.append(bad.cpu().numpy())
+        loss_fn(lp, old, r, mask).backward()
+        grads.append(take_recorded(flat_grad(model), idx).detach().cpu().numpy().copy())
+        opt.step()
+        thetas.append(take_recorded(param_vector(model), idx).cpu().numpy())
+    return {"grads": grads, "thetas": thetas, "clipped": clipped, "mask": mask.cpu().numpy() > 0,
+            "shared_mask": shared_mask, "betas": tuple(betas), "eps": eps, "lr": lr,
+            "coords": None if idx is None else idx.cpu().numpy()}
+
+
+def post_entry_drift(rn: Run, variant: str = "grpo", batches=None) -> dict:
+    """Per token: what happens after it first passes its bound within a batch (log-ratio units).
+
+    For a token entering the forbidden side at inner step t0 < mu: the entry step
+    delta = |log s_t0 - log s_{t0-1}|, the further drift D = dist(mu) - dist(t0) into the forbidden
+    side (dist = log s - log(1+eps_up) for A > 0, log(1-eps_low) - log s for A < 0), and the
+    premise prediction D_pred = delta * sum_{k < mu-t0} ratio_k, whose own gradient vanished at
+    t0 + 1: ratio_k = C_{T,k} (Adam, eps neglected, T = the optimizer's step counter at t0 + 1),
+    mu_m^(k+1) (SGD with momentum), 0 (SGD). ``batches``: indices (default all).
+    """
+    from .api import overshoot_ratio
+    v = get_variant(variant)
+    up = np.log(1 + v.eps_up) if v.eps_up is not None else np.inf
+    low = np.log(1 - v.eps_low) if v.eps_low is not None else -np.inf
+    rows = []
+    for b in (range(len(rn.ratios)) if batches is None else batches):
+        R, side = np.log(rn.ratios[b]), rn.sides[b]
+        dist = np.where(side > 0, R - up, np.where(side < 0, low - R, -np.inf))
+        mu_b = R.shape[0] - 1
+        for j in range(R.shape[1]):
+            ent = np.nonzero(dist[:, j] > 0)[0]
+            if len(ent) == 0 or ent[0] >= mu_b or ent[0] == 0:
+                continue
+            t0 = int(ent[0])
+            delta, D, n = abs(R[t0, j] - R[t0 - 1, j]), dist[-1, j] - dist[t0, j], mu_b - t0
+            if rn.optimizer == "adam":
+                T = rn.offsets[b] + t0 + 1
+                pred = delta * sum(overshoot_ratio(T, k, *rn.betas) for k in range(n))
+            elif rn.optimizer == "sgd-momentum":
+                pred = delta * sum(rn.momentum ** (k + 1) for k in range(n))
+            else:
+                pred = 0.0
+            rows.append({"batch": b, "token": j, "entry_step": t0, "delta": float(delta), "drift": float(D),
+                         "drift_pred": float(pred)})
+    over = [r_["drift"] / r_["delta"] for r_ in rows]
+    return {"tokens": rows, "max_drift_over_delta": max(over, default=None),
+            "min_drift_over_delta": min(over, default=None),
+            "median_drift_over_pred": (float(np.median([r_["drift"] / r_["drift_pred"] for r_ in rows]))
+                                       if rows and rn.optimizer != "sgd" else None)}

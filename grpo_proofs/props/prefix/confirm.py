@@ -29,7 +29,7 @@ import torch
 from ... import notation as n
 from ...compile import to_numpy
 from ...evaluate import torch_surrogate
-from ...objective import group_sigma
+from ...objective import group_sigma, past_clip
 from ...runtime.policy import PolicyConfig, build_policy, flat_grad, prefix_logprobs, sample_group, token_logprobs
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 from ...variants import Ratio
@@ -51,9 +51,7 @@ def _active(v, s: np.ndarray, A: np.ndarray) -> np.ndarray:
     """1 where completion i is on the unclipped branch (token / sequence ratios with a clip), else 0."""
     if v.ratio not in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
         return np.ones_like(s)
-    up = (A > 0) & (s > 1 + v.eps_up) if v.eps_up is not None else np.zeros(s.shape, bool)
-    low = (A < 0) & (s < 1 - v.eps_low) if v.eps_low is not None else np.zeros(s.shape, bool)
-    return (~(up | low)).astype(np.float64)
+    return (~past_clip(v, s, A)).astype(np.float64)
 
 
 def _ratios(v, x: np.ndarray, mask: np.ndarray, t: int) -> np.ndarray:
