@@ -14,7 +14,8 @@ import sympy as sp
 
 from grpo_proofs import notation as n
 from grpo_proofs.errors import InputError
-from grpo_proofs.check.formula import FUNCTIONS, MAX_EXPONENT, POLICY_NAMES, parse_weight, to_formula
+from grpo_proofs.check.formula import FUNCTIONS, MAX_EXPONENT, POLICY_NAMES, parse_weight
+from grpo_proofs.check.formula_text import to_formula
 from grpo_proofs.variants import REGISTRY
 
 

@@ -37,7 +37,7 @@ def _tol(c) -> str:
 
 def _formula(expr) -> str:
     from ..errors import InputError
-    from .formula import to_formula
+    from .formula_text import to_formula
 
     try:
         return to_formula(expr)

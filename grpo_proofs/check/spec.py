@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 
 from .. import notation as n
 from ..errors import InputError, kind_of, shown
-from .formula import parse_weight, to_formula
+from .formula import parse_weight
+from .formula_text import to_formula
 from ..variants import REGISTRY, Ratio, Regularizer, Variant
 
 __all__ = ["Spec", "load_spec", "spec_from_mapping", "dump_spec", "REQUIRED", "OPTIONAL", "ADVANTAGES", "TRAINER_KEYS"]
