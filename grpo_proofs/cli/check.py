@@ -84,7 +84,8 @@ def run(args) -> int:
     import torch
 
     from ..check.report import card, markdown, write_report
-    from ..check.spec import dump_spec, load_spec
+    from ..check.spec import dump_spec
+    from ..check.spec_files import load_spec
     from ..check.verdict import derive
 
     if args.device == "cuda" and not torch.cuda.is_available():
