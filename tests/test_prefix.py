@@ -263,7 +263,8 @@ def test_labels_registered_in_paper_order():
 
     labels = list(all_claims())
     assert all(l in labels for l in LABELS + ["prop4-loss-value"])
-    order = [_MODULES.index(f"grpo_proofs.checking.{m}") for m in ("gradient", "prefix", "prefix_model", "loss_value")]
+    order = [_MODULES.index(f"grpo_proofs.props.{m}") for m in
+             ("gradient.claims", "prefix.claims", "prefix.claims_model", "loss_value.claims")]
     assert order == sorted(order)
     assert all(CLAIMS[l].page == "prefix" for l in LABELS) and CLAIMS["prop4-loss-value"].page == "loss_value"
 
