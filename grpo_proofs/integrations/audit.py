@@ -5,7 +5,8 @@ distributions so that completions of one prompt share first tokens), with its wo
 tokenizer, an in-memory prompt set and the deterministic reward :func:`~.offline.reward_count`;
 ``model`` names a local checkpoint folder instead (its own tokenizer; float32 as saved). The
 config is GRPOConfig fields; what it leaves out takes :data:`AUDIT_DEFAULTS` (small batches and a
-learning rate the tiny model moves with), then TRL's own defaults.
+learning rate the tiny model moves with; for the tiny model also :data:`TINY_DEFAULTS`, no bf16
+autocast), then TRL's own defaults.
 
 The result has the shape ``{"trl_version", "config", "steps": [{"step": n, "proofs/...": v}],
 "summary"}`` (the summary also names the model, the release and the Table 1 match).
@@ -21,11 +22,13 @@ import time
 
 from ..errors import InputError
 
-__all__ = ["run_audit", "AUDIT_DEFAULTS", "TINY_POSITIONS", "memory_estimate"]
+__all__ = ["run_audit", "AUDIT_DEFAULTS", "TINY_DEFAULTS", "TINY_POSITIONS", "memory_estimate"]
 
 #: GRPOConfig fields the audit run sets unless the config gives them
 AUDIT_DEFAULTS = {"num_generations": 4, "per_device_train_batch_size": 16, "max_completion_length": 16,
                   "learning_rate": 0.05}
+#: the tiny model is float64: TRL's default bf16 autocast (on unless fp16 is set) would run it in bfloat16
+TINY_DEFAULTS = {"bf16": False}
 #: positions the tiny model holds (prompts have at most 3 tokens)
 TINY_POSITIONS = 64
 #: keys the run sets itself
@@ -67,7 +70,7 @@ def _prepare(config: dict | None, steps: int, model: str | None) -> tuple[dict, 
     if clash:
         raise InputError(f"the audit sets {', '.join(clash)} itself (use --steps for max_steps); remove "
                          f"{'it' if len(clash) == 1 else 'them'} from the config")
-    run_cfg = {**AUDIT_DEFAULTS, **cfg}
+    run_cfg = {**AUDIT_DEFAULTS, **(TINY_DEFAULTS if model is None else {}), **cfg}
     mapping = to_variant("trl", dict(run_cfg, version=have))  # an unmodellable config: one line, before any work
     if model is None:
         if int(run_cfg["max_completion_length"]) > TINY_POSITIONS - 4:
