@@ -11,7 +11,7 @@ the callbacks' own hooks). Printed, after dropping each run's first step (warm-u
   bare step: on a shared CPU this is steadier than the difference of two noisy medians.
 
     python benchmarks/audit_overhead.py                           # tiny model (hidden 16), 4 steps x 3 repeats
-    python benchmarks/audit_overhead.py --hidden 256 --layers 4   # a larger random Qwen2 (saved to a temp folder)
+    python benchmarks/audit_overhead.py --hidden 256 --layers 4   # a larger random Qwen2, built in code
     python benchmarks/audit_overhead.py --trl loss_type=grpo,num_iterations=2 --steps 6
 
 Nothing is downloaded: the models are random Qwen2s built in code with the word-level tokenizer
@@ -31,29 +31,24 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _model_folder(hidden: int, layers: int, float32: bool) -> str:
-    """A random Qwen2 of the given size with the offline tokenizer, saved to a temporary folder."""
+def _model(hidden: int, layers: int, float32: bool):
+    """(model, tokenizer): a random Qwen2 of the given size, with the offline tokenizer (built anew per run)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from grpo_proofs.integrations.offline import SHARP, VOCAB, float64, quiet, tokenizer
 
-    path = tempfile.mkdtemp(prefix="grpo-proofs-bench-model-")
     heads = max(2, hidden // 32)
     cfg = Qwen2Config(vocab_size=len(VOCAB), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                       num_attention_heads=heads, num_key_value_heads=1, max_position_embeddings=64, eos_token_id=0,
                       pad_token_id=0, bos_token_id=0, tie_word_embeddings=True, initializer_range=SHARP / hidden ** 0.5)
-    with quiet(), float64():
+    with quiet(), float64(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = Qwen2ForCausalLM(cfg)
-        if float32:
-            model = model.float()
-        model.save_pretrained(path)
-        tokenizer().save_pretrained(path)
-    return path
+    return (model.float() if float32 else model), tokenizer()
 
 
-def run_once(config: dict, steps: int, audited: bool, model: str | None, float32: bool) -> tuple[list[float], list[float]]:
+def run_once(config: dict, steps: int, audited: bool, size: tuple | None, float32: bool) -> tuple[list[float], list[float]]:
     """(step times, callback times per step) of one run, in seconds."""
     import contextlib
 
@@ -100,7 +95,7 @@ def run_once(config: dict, steps: int, audited: bool, model: str | None, float32
         dtype = contextlib.nullcontext() if float32 else float64()
         with quiet(), dtype:
             tr = build_trainer(config, output_dir=out, callbacks=callbacks, initializer_range=SHARP, max_steps=steps,
-                               model_path=model)
+                               model=None if size is None else _model(*size, float32))
             tr.remove_callback(PrinterCallback)
             tr.train()
     finally:
@@ -131,18 +126,14 @@ def main(argv=None) -> int:
     for item in filter(None, a.trl.split(",")):
         key, _, value = item.partition("=")
         config[key.strip()] = _value(value.strip())
-    model = _model_folder(a.hidden, a.layers, a.float32) if a.hidden else None
+    size = (a.hidden, a.layers) if a.hidden else None
     bare, audited, own = [], [], []
-    try:
-        for _ in range(a.repeats):
-            t, _ = run_once(config, a.steps, False, model, a.float32)
-            bare += t[1:]
-            t, o = run_once(config, a.steps, True, model, a.float32)
-            audited += t[1:]
-            own += o[1:]
-    finally:
-        if model:
-            shutil.rmtree(model, ignore_errors=True)
+    for _ in range(a.repeats):
+        t, _ = run_once(config, a.steps, False, size, a.float32)
+        bare += t[1:]
+        t, o = run_once(config, a.steps, True, size, a.float32)
+        audited += t[1:]
+        own += o[1:]
     import trl
 
     mb, ma, mo = statistics.median(bare), statistics.median(audited), statistics.median(own)

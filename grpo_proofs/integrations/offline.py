@@ -153,12 +153,14 @@ def model_and_tokenizer(path: str | None, initializer_range: float = 0.02):
 
 
 def build_trainer(config: dict, *, output_dir: str, reward_funcs=(reward_count,), prompts: int = 8, seed: int = 0,
-                  model_path: str | None = None, initializer_range: float = 0.02, callbacks=(), **harness):
+                  model_path: str | None = None, initializer_range: float = 0.02, callbacks=(), model=None,
+                  **harness):
     """A ``trl.GRPOTrainer`` of ``config`` (GRPOConfig fields, passed as they are) on the CPU, offline.
 
     ``harness`` holds further GRPOConfig fields the caller sets (``max_steps``, ...); the run writes
     nothing but what ``output_dir`` receives (``save_strategy="no"``, ``report_to="none"``). The
-    dataset holds at least one generation batch of prompts. Call inside :func:`quiet` (and
+    dataset holds at least one generation batch of prompts. ``model``: a (model, tokenizer) pair built
+    by the caller instead (``model_path`` is then ignored). Call inside :func:`quiet` (and
     :func:`float64` for the tiny model).
     """
     from datasets import Dataset
@@ -177,7 +179,7 @@ def build_trainer(config: dict, *, output_dir: str, reward_funcs=(reward_count,)
         raise InputError(f"not a GRPOConfig field: {str(exc).split('argument')[-1].strip()}") from None
     except ValueError as exc:
         raise InputError(f"TRL refuses the config: {str(exc).strip().splitlines()[0]}") from None
-    model, tok = model_and_tokenizer(model_path, initializer_range)
+    model, tok = model if model is not None else model_and_tokenizer(model_path, initializer_range)
     count = max(prompts, args.generation_batch_size // args.num_generations)
     data = Dataset.from_dict({"prompt": prompt_texts(count, seed)})
     return GRPOTrainer(model=model, reward_funcs=list(reward_funcs), args=args, train_dataset=data,

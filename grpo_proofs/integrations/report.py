@@ -31,6 +31,8 @@ def cell(value) -> str:
     """A table cell: '-' when the metric was not measured at that step."""
     if value is None:
         return "-"
+    if isinstance(value, float) and value == 0:
+        return "0"
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e6 and value != 0):
         return str(int(value))
     if isinstance(value, float):
