@@ -170,7 +170,7 @@ def test_a_log_without_proofs_metrics_is_one_line(tmp_path, capsys):
 
 def test_audit_command_json_shape(capsys):
     code, text, err = cli(capsys, "audit", "--steps", "2", "--json")
-    assert code == 0
+    assert code == 0 and err == ""
     got = json.loads(text)
     assert list(got) == ["trl_version", "config", "steps", "summary"] and got["trl_version"] == "1.16.0"
     assert [r["step"] for r in got["steps"]] == [1, 2]

@@ -41,7 +41,12 @@ def _print(result: dict) -> None:
     print("summary")
     for line in s.get("lines", []):
         print(f"  - {line}")
-    for note in s.get("notes", []):
+    notes = list(s.get("notes", []))
+    if not any("proofs/clip_inner_step" in r for r in result["steps"]):
+        from ..integrations.report import no_clip_note
+
+        notes.append(no_clip_note(result))
+    for note in notes:
         print(f"  note: {note}")
 
 

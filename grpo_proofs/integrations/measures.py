@@ -14,7 +14,7 @@ The loss is minimised, so the objective is J = -L and dJ/dl_{i,t} = A_i omega_{i
 >>> rows = np.array([0, 1, 2, 3])
 >>> keys = [(5,), (5,), (5,), (5,)]
 >>> ids = np.array([[1, 2, 3], [1, 2, 0], [1, 3, 0], [1, 2, 2]]); m = np.array([[1, 1, 1], [1, 1, 0], [1, 1, 0], [1, 1, 1]])
->>> [list(g) for g in prompt_groups(keys, rows)], common_prefix(ids, m, rows)
+>>> [g.tolist() for g in prompt_groups(keys, rows)], common_prefix(ids, m, rows)
 ([[0, 1, 2, 3]], 1)
 """
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .summary import METRIC_DOCS
 
-__all__ = ["write_report", "TABLE_COLUMNS", "cell"]
+__all__ = ["write_report", "TABLE_COLUMNS", "cell", "no_clip_note"]
 
 #: (metric, column title) of the per-step table (text and Markdown)
 TABLE_COLUMNS = [("clip_inner_step", "inner"), ("weight_max_rel", "w rel.diff"), ("prefix_groups", "groups"),
@@ -153,7 +153,8 @@ def plot_scale_loss(steps, path: str) -> None:
     plt.close(fig)
 
 
-def _no_clip(result: dict) -> str:
+def no_clip_note(result: dict) -> str:
+    """Why a run has no clip metrics (its loss type has no clip region, or every step was on-policy)."""
     from .measures import PPO_LOSSES
 
     lt = (result.get("config") or {}).get("loss_type")
@@ -173,7 +174,7 @@ def _markdown(result: dict, pictures: list[str]) -> str:
     cfg = result.get("config") or {}
     if cfg:
         lines += ["* config: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items()) if v is not None)]
-    notes = list(s.get("notes", [])) + ([] if "clip.png" in pictures else [_no_clip(result)])
+    notes = list(s.get("notes", [])) + ([] if "clip.png" in pictures else [no_clip_note(result)])
     lines += ["", "## Findings", ""] + [f"* {t}" for t in s.get("lines", [])] + [f"* note: {t}" for t in notes]
     cols = [(k, t) for k, t in TABLE_COLUMNS if any(f"proofs/{k}" in r for r in result["steps"])]
     lines += ["", "## Per step", "", "| step | " + " | ".join(t for _, t in cols) + " |",

@@ -108,9 +108,12 @@ def _prefix(records, s, lines) -> None:
     share = _weighted(records, "prefix_length_share", "prefix_groups")
     rel = _weighted(records, "prefix_W_rel", "prefix_groups")
     s.update(prefix_length_share=share, prefix_W_rel=rel, prefix_W_mean=_weighted(records, "prefix_W_mean", "prefix_groups"))
-    lines.append(f"shared prefix (Prop. 1): {groups} group-steps with a common completion prefix; in {share:.0%} "
-                 f"of them the prefix is pushed by the completions' lengths; |W| is {rel:.2f} of the gross push "
-                 "on average (0: it cancels)")
+    text = f"shared prefix (Prop. 1): {groups} group-steps with a common completion prefix"
+    if share is not None:
+        text += f"; in {share:.0%} of them the prefix is pushed by the completions' lengths"
+    if rel is not None:
+        text += f"; |W| is {rel:.2f} of the gross push on average (0: it cancels)"
+    lines.append(text)
 
 
 def _clip(records, s, lines) -> None:
