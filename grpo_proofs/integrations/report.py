@@ -159,8 +159,8 @@ def no_clip_note(result: dict) -> str:
 
     lt = (result.get("config") or {}).get("loss_type")
     if lt is not None and lt not in PPO_LOSSES:
-        return f"no clip plot: loss_type {lt} has no zero-gradient clip region, so Props. 3 and 7 have nothing to measure"
-    return ("no clip plot: every step was on-policy (num_iterations = 1 and steps_per_generation = "
+        return f"no clip metrics: loss_type {lt} has no zero-gradient clip region, so Props. 3 and 7 have nothing to measure"
+    return ("no clip metrics: every step was on-policy (num_iterations = 1 and steps_per_generation = "
             "gradient_accumulation_steps), so no token was past a clip bound")
 
 

@@ -165,13 +165,16 @@ class ProofsCallback(TrainerCallback):
         import torch
 
         group = opt.param_groups[0]
-        float64 = torch.get_default_dtype() == torch.float64 and next(trainer.model.parameters()).dtype == torch.float64
+        dtype = next(trainer.model.parameters()).dtype
+        float64 = torch.get_default_dtype() == torch.float64 and dtype == torch.float64
+        mixed = str(getattr(trainer.accelerator, "mixed_precision", "no"))
+        precision = str(dtype).replace("torch.", "") + (f" weights, {mixed} autocast" if mixed in ("bf16", "fp16") else "")
         self.run = {"trl_version": config["version"], "release": mapping.release.title, "config": config,
                     "method": list(mapping.matches), "closest": list(mapping.closest), "surrogate": mapping.surrogate,
                     "sequence": mapping.sequence, "weight": mapping.formula(), "phi": self.phi,
                     "betas": [float(b) for b in group["betas"]], "eps": float(group["eps"]),
                     "tolerance": CLOSED_FORM if float64 else RELEASE_FLOAT32,
-                    "precision": "float64" if float64 else str(next(trainer.model.parameters()).dtype).replace("torch.", "")}
+                    "precision": precision}
         self._audit = StepAudit(trainer, config, opt, self.phi)
         self._wrap(trainer)
         self._bound = trainer
