@@ -30,3 +30,15 @@ def test_gpu_step_refuses_cuda_without_cuda():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_step.py"), "--device", "cuda"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no CUDA device" in out.stderr and out.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_audit_overhead_smoke():
+    """The audit benchmark runs a real GRPOTrainer with and without ProofsCallback and prints its figures."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "audit_overhead.py"), "--steps", "2", "--repeats", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    assert "TRL 1.16.0 GRPOTrainer" in out.stdout and "overhead ratio audited/bare (medians):" in out.stdout
+    share = float(out.stdout.split("ms = ")[1].split("%")[0])
+    assert 0 < share < 100  # a figure was measured (its size is the benchmark's to report, not asserted)

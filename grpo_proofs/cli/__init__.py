@@ -29,6 +29,7 @@ COMMANDS = [
     "scale",
     "prefix",
     "check",
+    "audit",
 ]
 
 

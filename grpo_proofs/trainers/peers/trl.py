@@ -26,14 +26,15 @@ itself, so the reward functions return float32-representable values (multiples o
 from __future__ import annotations
 
 import atexit
-import contextlib
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...integrations.offline import build_trainer, reward_count, reward_length
+from ...integrations.offline import float64 as _float64
+from ...integrations.offline import quiet as _quiet
 from .loading import require
 
 __all__ = ["VERSION", "TRLRun", "Generation", "HARNESS_KEYS", "reward_count", "reward_length"]
@@ -42,82 +43,6 @@ VERSION = "1.16.0"
 #: GRPOConfig keys the harness sets itself (everything else comes from the config under test)
 HARNESS_KEYS = ("output_dir", "use_cpu", "report_to", "save_strategy", "disable_tqdm", "seed", "logging_steps",
                 "dataloader_num_workers", "data_seed")
-_VOCAB = ["<eos>"] + [f"w{i}" for i in range(1, 8)]
-_MODEL_DIR: list[str] = []
-
-
-def reward_count(prompts, completions, completion_ids, **kwargs):
-    """Reward 1: the sum of the completion's token ids modulo 4 (0, 1, 2 or 3)."""
-    return [float(sum(int(t) for t in ids) % 4) for ids in completion_ids]
-
-
-def reward_length(prompts, completions, completion_ids, **kwargs):
-    """Reward 2: (length modulo 4) / 4 (multiples of 1/4: exact in float32)."""
-    return [(len(ids) % 4) / 4.0 for ids in completion_ids]
-
-
-@contextlib.contextmanager
-def _float64():
-    import torch
-
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """TRL's and transformers' notices about the harness's own settings stay out of the output."""
-    import logging
-
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    trl_logger = logging.getLogger("trl")
-    trl_level = trl_logger.level
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    trl_logger.setLevel(logging.ERROR)  # e.g. luspo's advice to use sequence-level ratios
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        trl_logger.setLevel(trl_level)
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
-
-
-def _tokenizer():
-    """A word-level tokenizer of the vocabulary, built in code (token 0 is EOS and padding)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(_VOCAB)}, unk_token="w1"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>", unk_token="w1")
-
-
-def _model_dir() -> str:
-    """A tiny random Qwen2 (float64), saved once per process (TRL loads its reference model from the folder)."""
-    if _MODEL_DIR:
-        return _MODEL_DIR[0]
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    path = tempfile.mkdtemp(prefix="grpo-proofs-trl-")
-    atexit.register(shutil.rmtree, path, True)
-    cfg = Qwen2Config(vocab_size=len(_VOCAB), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64, eos_token_id=0,
-                      pad_token_id=0, bos_token_id=0, tie_word_embeddings=True, initializer_range=0.02)
-    with _quiet(), _float64():
-        torch.manual_seed(0)
-        Qwen2ForCausalLM(cfg).save_pretrained(path)
-    _MODEL_DIR.append(path)
-    return path
 
 
 @dataclass
@@ -158,27 +83,10 @@ class TRLRun:
         bad = sorted(set(config) & set(HARNESS_KEYS))
         if bad:
             raise ValueError(f"the harness sets {bad} itself")
-        import torch
-        from datasets import Dataset
-        from transformers import Qwen2ForCausalLM
-        from trl import GRPOConfig, GRPOTrainer
-
-        path = _model_dir()
         self.out = tempfile.mkdtemp(prefix="grpo-proofs-trl-run-")
         atexit.register(shutil.rmtree, self.out, True)
         with _quiet(), _float64():
-            args = GRPOConfig(output_dir=self.out, use_cpu=True, report_to="none", save_strategy="no",
-                              disable_tqdm=True, seed=seed, data_seed=seed, logging_steps=1, dataloader_num_workers=0,
-                              **config)
-            # enough prompts for one generation batch (the sampler drops an incomplete one)
-            prompts = max(prompts, args.generation_batch_size // args.num_generations)
-            rng = np.random.default_rng(seed)
-            texts = [" ".join(f"w{int(t)}" for t in rng.integers(1, len(_VOCAB), size=int(rng.integers(1, 4))))
-                     for _ in range(prompts)]
-            model = Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float64)
-            tokenizer = _tokenizer()
-            self.trainer = GRPOTrainer(model=model, reward_funcs=list(reward_funcs), args=args,
-                                       train_dataset=Dataset.from_dict({"prompt": texts}), processing_class=tokenizer)
+            self.trainer = build_trainer(config, output_dir=self.out, reward_funcs=reward_funcs, prompts=prompts, seed=seed)
         self.args = self.trainer.args
         self.reward_funcs = tuple(reward_funcs)
 
