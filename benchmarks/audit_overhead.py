@@ -15,7 +15,7 @@ the callbacks' own hooks). Printed, after dropping each run's first step (warm-u
     python benchmarks/audit_overhead.py --trl loss_type=grpo,num_iterations=2 --steps 6
 
 Nothing is downloaded: the models are random Qwen2s built in code with the word-level tokenizer
-of :mod:`grpo_proofs.integrations.offline`; runs are float64 on the CPU unless ``--float32``.
+of :mod:`grpo_proofs.runtime.trl_offline`; runs are float64 on the CPU unless ``--float32``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _model(hidden: int, layers: int, float32: bool):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from grpo_proofs.integrations.offline import SHARP, VOCAB, float64, quiet, tokenizer
+    from grpo_proofs.runtime.trl_offline import SHARP, VOCAB, float64, quiet, tokenizer
 
     heads = max(2, hidden // 32)
     cfg = Qwen2Config(vocab_size=len(VOCAB), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
@@ -56,7 +56,7 @@ def run_once(config: dict, steps: int, audited: bool, size: tuple | None, float3
     from transformers.trainer_callback import PrinterCallback
 
     from grpo_proofs.integrations import step as step_module
-    from grpo_proofs.integrations.offline import SHARP, build_trainer, float64, quiet
+    from grpo_proofs.runtime.trl_offline import SHARP, build_trainer, float64, quiet
     from grpo_proofs.integrations.trl import ProofsCallback
 
     times: list[float] = []

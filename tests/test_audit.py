@@ -33,7 +33,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from grpo_proofs.tolerances import CLOSED_FORM, MODEL_FLOAT32, MODEL_FLOAT64, RELEASE_FLOAT32
+from grpo_proofs.checking.tolerances import CLOSED_FORM, MODEL_FLOAT32, MODEL_FLOAT64, RELEASE_FLOAT32
 
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(trl.__version__ != "1.16.0", reason="the audit r
 from transformers import TrainerCallback  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
-from grpo_proofs.integrations.offline import SHARP, build_trainer, float64, quiet  # noqa: E402
+from grpo_proofs.runtime.trl_offline import SHARP, build_trainer, float64, quiet  # noqa: E402
 from grpo_proofs.integrations.trl import ProofsCallback  # noqa: E402
 
 SIZES = dict(num_generations=4, max_completion_length=12, learning_rate=0.05, bf16=False)

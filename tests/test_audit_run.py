@@ -30,7 +30,7 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from grpo_proofs.cli import main  # noqa: E402
 from grpo_proofs.errors import InputError  # noqa: E402
 from grpo_proofs.integrations import trl as audit_trl  # noqa: E402
-from grpo_proofs.integrations.offline import SHARP, build_trainer, float64, quiet, tiny_model_dir  # noqa: E402
+from grpo_proofs.runtime.trl_offline import SHARP, build_trainer, float64, quiet, tiny_model_dir  # noqa: E402
 from grpo_proofs.integrations.trl import ProofsCallback  # noqa: E402
 
 CFG = dict(loss_type="grpo", num_iterations=2, beta=0.04, num_generations=4, max_completion_length=12,

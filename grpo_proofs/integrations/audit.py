@@ -104,7 +104,7 @@ def run_audit(config: dict | None = None, steps: int = 2, model: str | None = No
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from .offline import SHARP, build_trainer, float64, quiet
+    from ..runtime.trl_offline import SHARP, build_trainer, float64, quiet
     from .trl import ProofsCallback
 
     class _Progress(TrainerCallback):

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...integrations.offline import build_trainer, reward_count, reward_length
-from ...integrations.offline import float64 as _float64
-from ...integrations.offline import quiet as _quiet
+from ...runtime.trl_offline import build_trainer, reward_count, reward_length
+from ...runtime.trl_offline import float64 as _float64
+from ...runtime.trl_offline import quiet as _quiet
 from .loading import require
 
 __all__ = ["VERSION", "TRLRun", "Generation", "HARNESS_KEYS", "reward_count", "reward_length"]
