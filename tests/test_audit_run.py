@@ -179,3 +179,37 @@ def test_audit_command_json_shape(capsys):
         assert r["proofs/weight_max_rel"] <= 1e-12 and r["proofs/adam_step"] == r["step"]
     assert got["config"]["loss_type"] == "dapo" and got["config"]["bf16"] is False
     assert got["summary"]["steps"] == 2 and got["summary"]["weight_agrees"] is True
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+    """A local checkpoint as users have one: a random Qwen2 and a byte-level BPE tokenizer trained in code,
+    both written with ``save_pretrained`` (float32, as saved)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator([" ".join(f"w{i}" for i in range(1, 12))] * 50,
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>", pad_token="<eos>")
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    path = tmp_path_factory.mktemp("checkpoint")
+    torch.manual_seed(0)
+    with quiet():
+        Qwen2ForCausalLM(cfg).save_pretrained(path)
+        tok.save_pretrained(path)
+    return str(path)
+
+
+def test_audit_of_a_saved_checkpoint(checkpoint_dir, capsys):
+    code, text, err = cli(capsys, "audit", "--model", checkpoint_dir, "--steps", "1", "--json")
+    assert code == 0 and err == ""
+    got = json.loads(text)
+    assert got["summary"]["model"] == checkpoint_dir and [r["step"] for r in got["steps"]] == [1]
+    # TRL computes in float32 on a float32 checkpoint: the mapped weights still agree to its bound
+    assert got["steps"][0]["proofs/weight_max_rel"] <= 1e-5 and got["summary"]["weight_agrees"] is True
