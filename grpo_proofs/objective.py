@@ -53,7 +53,7 @@ def past_clip(v: Variant, s, A):
     """The clipped branch, where the clip zeroes the gradient: s > 1 + eps_up with A > 0, or s < 1 - eps_low with
     A < 0 (a missing side never clips). ``s`` and ``A`` are NumPy arrays or Torch tensors that broadcast; the
     answer is a bool array of the same kind. Ratios of GPG and CISPO have no clip region: pass them only
-    where the variant's ratio is clipped (:attr:`Variant.clipped`).
+    where the variant's ratio is clipped (:attr:`~grpo_proofs.variants.Variant.clipped`).
 
     >>> import numpy as np
     >>> from grpo_proofs.variants import get_variant
