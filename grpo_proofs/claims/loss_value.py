@@ -27,32 +27,49 @@ import sympy as sp
 import torch
 
 from .. import notation as n
+from ..checking.table1 import TABLE1
 from ..evaluate import torch_surrogate
 from ..numerics import rel_err
-from ..objective import group_numbers, surrogate, token_term
+from ..objective import surrogate, token_term
 from ..tolerances import CLOSED_FORM
-from ..variants import REGISTRY, Ratio, Variant
+from ..variants import REGISTRY, Ratio, Variant, get_variant
 from . import Context, Outcome, claim
 from .gradient import padded, random_group
 from .prefix_algebra import DEFAULT_MASKS, is_zero
 
-__all__ = ["PAGE", "regime", "value_at_one", "stated_value", "numeric_value", "value_error"]
+__all__ = ["PAGE", "regime", "value_at_one", "stated_value", "stated_numbers", "table1_numbers", "numeric_value",
+           "value_error"]
 
 PAGE = "prop4"
 LENGTH_SETS = ((3, 2, 4, 2), (1, 5, 2))
 
 
 def regime(v: Variant) -> str:
-    """Table 1 reading: ``"log-prob"`` (GPG, CISPO), ``"length-normalised"`` (Omega_i free of |o_i|, A_i),
-    ``"constant"`` (alpha free of |o_i|, A_i) or ``"general"``."""
-    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+    """Table 1 reading (the hand-typed row of :data:`grpo_proofs.checking.table1.TABLE1`): ``"log-prob"``
+    (GPG, CISPO), ``"length-normalised"`` (Omega_i = |o_i| alpha_i free of |o_i|, A_i), ``"constant"``
+    (alpha free of |o_i|, A_i) or ``"general"``."""
+    row = TABLE1[v.name]
+    if row.ratio in ("logprob", "sg-weight"):
         return "log-prob"
-    alpha = v.alpha_with_params().subs(DEFAULT_MASKS)
-    if not (sp.cancel(n.L_i * alpha).free_symbols & {n.L_i, n.A_i}):      # Omega_i = |o_i| alpha_i
+    probes = [(L, A) for L in (2, 5) for A in (0.5, -0.25, 0.0)]
+    alpha = [row.alpha(G=4, L_i=L, L_sum=11, sigma=0.5, A_i=A) for L, A in probes]
+    if len({round(L * a, 15) for (L, _), a in zip(probes, alpha)}) == 1:
         return "length-normalised"
-    if not (alpha.free_symbols & {n.L_i, n.A_i}):
+    if len(set(alpha)) == 1:
         return "constant"
     return "general"
+
+
+def table1_numbers(name: str, rewards, lengths, sigma: str = "pop") -> tuple[np.ndarray, np.ndarray]:
+    """(A_i, alpha_i) of a group from the hand-typed Table 1 (masks 1): A_i = r_i - mean r, alpha_i
+    with sigma = std(r) (population or sample), independent of :func:`grpo_proofs.objective.group_numbers`."""
+    r = np.asarray(rewards, float)
+    L = np.asarray(lengths, float)
+    A = r - r.mean()
+    sd = float(r.std(ddof=0 if sigma == "pop" else 1))
+    row = TABLE1[name]
+    alpha = np.array([float(row.alpha(G=len(r), L_i=L[i], L_sum=L.sum(), sigma=sd, A_i=A[i])) for i in range(len(r))])
+    return A, alpha
 
 
 def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
@@ -67,10 +84,12 @@ def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
 
 
 def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
-    """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha, for the same group."""
+    """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha (the hand-typed row of
+    :data:`~grpo_proofs.checking.table1.TABLE1`), for the same group."""
     G, Ls = len(lengths), sp.Add(*lengths)
-    alpha = [v.alpha_with_params().subs({n.G: G, n.L_i: L, n.L_sum: Ls, n.L_max: max(lengths), n.A_i: A[i]})
-             .subs(DEFAULT_MASKS) for i, L in enumerate(lengths)]
+    row = TABLE1[v.name]
+    alpha = [sp.sympify(row.alpha(G=sp.Integer(G), L_i=sp.Integer(L), L_sum=Ls, sigma=n.sigma, A_i=A[i]))
+             for i, L in enumerate(lengths)]
     kind = regime(v)
     if kind == "length-normalised":
         return sp.Integer(0)
@@ -84,6 +103,21 @@ def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
     return G * sp.Add(*[A[i] * (Om[i] - mean) for i in range(G)]) / G               # G Cov_pop(A, Omega)
 
 
+def stated_numbers(name: str, rewards, lengths, logprobs, sigma: str = "pop") -> tuple[float, float]:
+    """(the regime's value from the hand-typed Table 1, the uncancelled scale sum_i |A_i Omega_i|) for a
+    group whose per-token log-probs (list of arrays, one per completion) are ``logprobs`` (used by the
+    log-prob regime only)."""
+    A, alpha = table1_numbers(name, rewards, lengths, sigma)
+    kind = regime(get_variant(name))
+    if kind == "log-prob":
+        Om = np.array([a * np.sum(lp) for a, lp in zip(alpha, logprobs)])          # Lambda_i
+    else:
+        Om = alpha * np.asarray(lengths, float)                                     # Omega_i
+    stated = {"length-normalised": 0.0, "constant": float(alpha[0] * np.dot(A, np.asarray(lengths, float)))}.get(
+        kind, float(len(A) * np.mean(A * (Om - Om.mean()))))
+    return stated, float(np.abs(A * Om).sum())
+
+
 def numeric_value(name: str, rewards, lengths, sigma: str = "pop") -> tuple[float, float, float]:
     """(J by the hand-written reference loss at s = 1, the regime's value from Table 1 numbers, scale)."""
     from ..reference import REFERENCE
@@ -92,15 +126,8 @@ def numeric_value(name: str, rewards, lengths, sigma: str = "pop") -> tuple[floa
     lp = [rng.normal(-2.0, 0.7, size=int(L)) for L in lengths]
     logp, mask = padded(lengths, lp, junk=5.0)
     J_ref = -float(REFERENCE[name](logp, logp.clone(), torch.as_tensor(np.asarray(rewards, float)), mask, sigma=sigma))
-    num = group_numbers(name, rewards, lengths, sigma=sigma)
-    v = REGISTRY[name]
-    if regime(v) == "log-prob":
-        Om = np.array([(a * l).sum() for a, l in zip(num.alpha, lp)])
-    else:
-        Om = num.Omega
-    stated = {"length-normalised": 0.0, "constant": float(num.alpha[0][0] * np.dot(num.A, num.lengths))}.get(
-        regime(v), float(len(num.A) * np.mean(num.A * (Om - Om.mean()))))
-    return J_ref, stated, float(np.abs(num.A * Om).sum())
+    stated, scale = stated_numbers(name, rewards, lengths, lp, sigma)
+    return J_ref, stated, scale
 
 
 def value_error(J: float, stated: float, scale: float) -> float:
@@ -111,26 +138,30 @@ def value_error(J: float, stated: float, scale: float) -> float:
     return rel_err(J, stated)
 
 
-def _real_model_errors(ctx: Context) -> float:
-    """J of the compiled surrogate on a real sampled group (tiny float64 GPT-2) against G Cov_pop(A, Omega)."""
+def _real_model_errors(ctx: Context) -> tuple[float, int]:
+    """On a real sampled group (tiny float64 GPT-2), per Table 1 method: J of the hand-written reference
+    loss on the model's log-probs against the regime's value from the hand-typed Table 1, and the compiled
+    surrogate's J against the reference's. (largest relative error, values compared)."""
     from ..experiments.prefix import one_thread
     from ..policy import PolicyConfig, build_policy, sample_group, token_logprobs
+    from ..reference import REFERENCE
 
     with one_thread("cpu"), torch.no_grad():
         model = build_policy(PolicyConfig.tiny(seed=ctx.seed))
         g = sample_group(model, G=8, prompt=(2, 3), max_new_tokens=8, seed=ctx.seed, reward="last_token_even",
                          require_mixed_rewards=True)
         logp, mask = token_logprobs(model, g)
-    worst = 0.0
+    worst, compared = 0.0, 0
+    rewards = torch.as_tensor(np.asarray(g.rewards, float))
     for name, v in REGISTRY.items():
+        with torch.no_grad():
+            J_ref = -float(REFERENCE[name](logp, logp.clone(), rewards, mask, sigma="pop"))
         J = float(torch_surrogate(v, logp, logp, np.asarray(g.rewards), mask))
-        num = group_numbers(v, g.rewards, g.lengths)
-        lam = [a * logp[i, :len(a)].numpy() for i, a in enumerate(num.alpha)]
-        Om = np.array([x.sum() for x in lam]) if regime(v) == "log-prob" else num.Omega
-        cov = float(len(Om) * np.mean(num.A * (Om - Om.mean())))
-        scale = float(np.abs(num.A * Om).sum())
-        worst = max(worst, value_error(J, 0.0 if regime(v) == "length-normalised" else cov, scale))
-    return worst
+        lp = [logp[i, :int(L)].numpy() for i, L in enumerate(g.lengths)]
+        stated, scale = stated_numbers(name, g.rewards, g.lengths, lp)
+        worst = max(worst, value_error(J_ref, stated, scale), value_error(J, J_ref, scale))
+        compared += 2
+    return worst, compared
 
 
 @claim(
@@ -165,19 +196,29 @@ def check_loss_value(ctx: Context) -> Outcome:
             alpha = v.alpha_with_params().subs(DEFAULT_MASKS).subs({n.L_i: L[j], n.A_i: A_j, n.L_sum: Sg(L[j])})
             per_c = (at_one.subs({n.Omega: L[j] * alpha}) if v.sequence_level else L[j] * at_one.subs(n.a, alpha))
             J_G = Sg(per_c.subs(n.A_i, A_j))
-            stated = {"length-normalised": 0, "constant": alpha * Sg(A_j * L[j])}.get(regimes[name])
+            C = sp.sympify(TABLE1[name].alpha(G=G, L_i=L[j], L_sum=Sg(L[j]), sigma=n.sigma, A_i=A_j))  # typed
+            stated = {"length-normalised": 0, "constant": C * Sg(A_j * L[j])}.get(regimes[name])
             if stated is not None and not is_zero(J_G - stated):
                 bad.append(f"{name} symbolic G and lengths")
     if bad:
         return Outcome(float("inf"), CLOSED_FORM, "nonzero residue: " + "; ".join(bad[:4]))
     rng = np.random.default_rng(ctx.seed)
-    worst = 0.0
+    worst, compared = 0.0, 0
     for name, v in REGISTRY.items():
         for k in range(3 if ctx.quick else 20):
             rewards, lengths, _ = random_group(rng, v, max_len=40)
             J_ref, stated, scale = numeric_value(name, rewards, lengths, "sample" if k % 2 else "pop")
             worst = max(worst, value_error(J_ref, stated, scale))
-    worst = max(worst, _real_model_errors(ctx))
+            compared += 1
+    model_worst, model_compared = _real_model_errors(ctx)
+    worst = max(worst, model_worst)
     groups = ", ".join(f"{k}: {', '.join(x for x in regimes if regimes[x] == k)}"
                        for k in ("length-normalised", "constant", "general", "log-prob"))
-    return Outcome(worst, CLOSED_FORM, groups, {"regimes": regimes})
+    symbolic = len(REGISTRY) * len(LENGTH_SETS)
+    floor = len(REGISTRY) * (3 + 2)
+    total = compared + model_compared
+    if total < floor:
+        return Outcome(float("inf"), CLOSED_FORM, f"FAILS: {total} values compared, below the floor of {floor}")
+    return Outcome(worst, CLOSED_FORM, f"{groups}; {symbolic} exact groups, {compared} random groups (reference loss "
+                   f"vs Table 1), {model_compared} real-model values (reference loss vs Table 1, compiled vs reference)",
+                   {"regimes": regimes, "compared": total + symbolic, "floor": floor})

@@ -18,6 +18,7 @@ import sympy as sp
 import torch
 
 from .. import notation as n
+from ..checking.table1 import TABLE1
 from ..objective import exact
 from ..prefix import prefix_coefficient
 from ..tolerances import CLOSED_FORM, EXACT
@@ -80,10 +81,14 @@ def reference_W(name: str, rewards, lengths, S, log_ratios, sigma: str = "pop") 
 
 
 def group_constant(v: Variant) -> bool:
-    """Table 1 reading: omega is the same for every completion at a common ratio when the ratio is
-    per token (or absent) and alpha contains no per-completion quantity (|o_i|, A_i, masks)."""
-    alpha = v.alpha_with_params().subs(DEFAULT_MASKS)           # masks at their default 1
-    return not v.sequence_level and not (alpha.free_symbols & {n.L_i, n.A_i})
+    """Table 1 reading (the hand-typed row, :data:`grpo_proofs.checking.table1.TABLE1`): omega is the same
+    for every completion at a common ratio when the ratio is per token (or absent) and alpha takes one
+    value whatever the completion's length and advantage (masks at their default 1)."""
+    row = TABLE1[v.name]
+    if row.ratio.startswith("sequence"):
+        return False
+    values = {row.alpha(G=4, L_i=L, L_sum=11, sigma=0.5, A_i=A) for L in (2, 5) for A in (0.5, -0.25, 0.0)}
+    return len(values) == 1
 
 
 def fail(residues: list[str]) -> str:

@@ -1,0 +1,3 @@
+"""The checking machinery: comparisons with coverage floors and the independently typed Table 1."""
+
+__all__ = []
