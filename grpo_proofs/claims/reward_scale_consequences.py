@@ -38,8 +38,12 @@ def _tol(ctx: Context) -> float:
 
 
 def _outcome(sym: float, measured: float, tol: float, what: str, data: dict) -> Outcome:
+    rows = data.get("rows")
+    if "compared" not in data and isinstance(rows, list):
+        data = {**data, "compared": len(rows)}
+    n = f" over {data['compared']} compared cases" if "compared" in data else ""
     return Outcome(error=max(sym, measured), tolerance=tol,
-                   detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; {what} {measured:.1e}", data=data)
+                   detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; {what} {measured:.1e}{n}", data=data)
 
 
 @claim("prop2-trajectory-limit", page=PAGE, kind="model",
