@@ -83,6 +83,23 @@ class Outcome:
     def passed(self) -> bool:
         return bool(math.isfinite(self.error) and self.error <= self.tolerance)
 
+    @property
+    def compared(self) -> int | None:
+        """How many items the check compared (``data["compared"]``; None where the check does not say)."""
+        n = self.data.get("compared")
+        return None if n is None else int(n)
+
+    def result(self, precision: str | None = None) -> str:
+        """``"PASS"``, ``"FAIL"``, or ``"bounded"`` for a pass in float32/bf16 (an error within a measured
+        rounding bound, not an exact agreement).
+
+        >>> Outcome(1e-3, 1e-2).result("bf16"), Outcome(0.0, 0.0).result(), Outcome(1.0, 0.0).result()
+        ('bounded', 'PASS', 'FAIL')
+        """
+        if not self.passed:
+            return "FAIL"
+        return "bounded" if precision in ("float32", "bf16") else "PASS"
+
 
 @dataclass(frozen=True)
 class Claim:
