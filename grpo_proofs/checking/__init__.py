@@ -3,7 +3,10 @@
 A claim is a check that compares two independent computations and returns an
 :class:`Outcome` (the measured error and the tolerance it must meet). Modules register their
 claims with the :func:`claim` decorator; :func:`all_claims` imports every claim module listed
-in ``_MODULES`` and returns the registry in the paper's order.
+in ``_MODULES`` and returns the registry in the paper's order. Beside the registry:
+:mod:`~grpo_proofs.checking.tolerances` (the one tolerance table), :mod:`~grpo_proofs.checking.coverage`
+(comparisons with coverage floors), :mod:`~grpo_proofs.checking.table1` (Table 1 typed by hand, the stated
+side of Props 1 and 4) and :mod:`~grpo_proofs.checking.confirmation` (a user variant's confirmations).
 
 >>> from grpo_proofs.checking import Outcome
 >>> Outcome(error=0.0, tolerance=0.0).passed
