@@ -9,11 +9,14 @@ names with ``torch.minimum``/``torch.maximum``/``torch.heaviside`` on tensors (n
 fold pairwise). Everything else is SymPy's own torch printer, so the result is an ordinary
 batched, autograd-capable Torch function.
 
-Tie convention at a clip bound: SymPy's ``Heaviside(0) = 1/2`` is kept as is (the compiled
-function uses ``torch.heaviside(x, 1/2)``). Torch autograd of ``torch.minimum`` also splits a
-tie in half, but ``torch.clamp`` passes the full gradient at its bounds, so autograd of a
-clamp-based loss and the symbolic gradient differ exactly on the bounds; checks keep random
-points off them (see ``tests/test_gradient.py::test_tie_convention``).
+Tie convention at a clip bound (stated here, for the whole project): SymPy's ``Heaviside(0) = 1/2``
+is kept as is (the compiled function uses ``torch.heaviside(x, 1/2)``). The derived gradient of a
+token-ratio surrogate, min(s A, clip(s) A), has two kinks on the bound s = 1 + eps_up (the Min and the
+clip's Max/Min), each taking 1/2, so there it is 1/2 + 1/4 = 3/4 of the unclipped alpha A s. Torch
+autograd of ``torch.minimum`` also splits a tie in half, but ``torch.clamp`` passes the full gradient at
+its bounds, so autograd of the clamp-based reference losses gives the full alpha A s. The two differ
+exactly on the bounds; checks keep random points off them (both values are asserted in
+``tests/test_gradient.py::test_tie_convention`` and ``tests/test_reference.py``).
 
 >>> import sympy as sp, torch
 >>> x = sp.Symbol("x")

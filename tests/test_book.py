@@ -25,11 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 DERIVATIONS = ROOT / "derivations"
 
-#: Pages (``Claim.page``) whose claims are registered but whose book page is not written yet.
-#: A claim on one of these pages is an expected failure of test_claim_has_its_page; remove the
-#: page from this set when its page lands (the test then must pass).
-PAGES_PENDING: set[str] = set()
-
 #: directive kinds whose label is a claim label (statements, not definitions or remarks)
 STATEMENTS = ("theorem", "proposition", "lemma", "corollary", "conjecture", "criterion", "property", "observation")
 
@@ -92,14 +87,7 @@ def test_every_page_label_is_a_registered_claim():
     assert not repeated, f"labels on more than one theorem box: {repeated}"
 
 
-@pytest.mark.parametrize(
-    "label",
-    [
-        pytest.param(label, marks=pytest.mark.xfail(strict=False, reason=f"page {c.page!r} is pending"))
-        if c.page in PAGES_PENDING else label
-        for label, c in CLAIMS.items()
-    ],
-)
+@pytest.mark.parametrize("label", list(CLAIMS))
 def test_claim_has_its_page(label):
     c = CLAIMS[label]
     page = DERIVATIONS / f"{c.page}.md"

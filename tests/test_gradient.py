@@ -83,8 +83,8 @@ def test_clipped_branch_has_zero_gradient():
 
 def test_tie_convention():
     """On the bound s = 1 + eps_up the symbolic subgradient takes Heaviside(0) = 1/2 at both
-    Min/Max kinks: 1/2 + 1/4 of the unclipped value; torch autograd through the clamp-based
-    reference passes the full gradient there. Documented in grpo_proofs.compile."""
+    Min/Max kinks: 1/2 + 1/4 = 3/4 of the unclipped value; torch autograd through the clamp-based
+    reference passes the full gradient there. The convention is stated in grpo_proofs.compile."""
     rewards, lengths = [1.0, 0.0], [1, 1]
     x = float(torch.log(torch.tensor(1.2, dtype=torch.float64)))
     s = float(np.exp(x))

@@ -5,6 +5,7 @@ formula W = sum_{i in S} A_i omega_i with each method's alpha and clip bounds wr
 this file (not read from ``grpo_proofs.variants``), and the exact SymPy group gradient.
 """
 
+import dataclasses
 import json
 import math
 from fractions import Fraction
@@ -21,6 +22,7 @@ from grpo_proofs import prefix_coefficient
 from grpo_proofs.checking import REGISTRY as CLAIMS
 from grpo_proofs.checking import Context, all_claims, run_claim
 from grpo_proofs.props.prefix.derive import derived_W, table1_omega, is_zero
+from grpo_proofs.checking.table1 import TABLE1
 from grpo_proofs.cli import main
 from grpo_proofs.errors import InputError
 from grpo_proofs.props.prefix import model as ex
@@ -209,7 +211,7 @@ def test_negative_control_typed_formula_without_clipping_is_caught():
     s = [sp.Rational(3, 2)] * 4
     W = derived_W(v, (3, 2, 4, 2), range(4), A, s)
     right = table1_omega(v, (3, 2, 4, 2), A, s)
-    wrong = table1_omega(v.replace(eps_low=None, eps_up=None), (3, 2, 4, 2), A, s)
+    wrong = table1_omega(dataclasses.replace(TABLE1["grpo"], eps_low=None, eps_up=None), (3, 2, 4, 2), A, s)
     assert is_zero(W - sum(a * w for a, w in zip(A, right)))
     assert not is_zero(W - sum(a * w for a, w in zip(A, wrong)))
 

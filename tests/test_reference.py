@@ -223,7 +223,8 @@ def test_tie_convention_at_the_clip_bound(bound):
     """Exactly on a bound the reference gives the full unclipped gradient alpha A s (R_clip is open).
 
     torch.minimum splits the tie between s A and clip(s) A, and torch.clamp passes its gradient
-    at the bound, so both halves carry alpha A s; SymPy's Heaviside(0) = 1/2 would give half of it.
+    at the bound, so both halves carry alpha A s; the derived gradient gives 3/4 of it there (Heaviside(0) = 1/2
+    at each of two kinks, grpo_proofs.compile; asserted in tests/test_gradient.py::test_tie_convention).
     """
     from grpo_proofs.reference import grpo
 

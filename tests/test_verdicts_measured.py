@@ -156,7 +156,6 @@ def test_gradient_branches_match_the_compiled_gradient(name):
     from grpo_proofs import notation as n
     from grpo_proofs.props.gradient.derive import gradient_branches
     from grpo_proofs.evaluate import token_gradient
-    from grpo_proofs.objective import group_numbers
     from grpo_proofs.variants import Ratio
 
     v = REGISTRY[name]
@@ -166,11 +165,16 @@ def test_gradient_branches_match_the_compiled_gradient(name):
     rewards, lengths = [1.0, 0.0, 0.0, 1.0], [3, 2, 4, 2]
     logr = [rng.uniform(-0.6, 1.9, size=L) for L in lengths]
     g = token_gradient(v, rewards, lengths, log_ratios=logr)
-    num = group_numbers(v, rewards, lengths)
+    # A_i = r_i - mean r = +-1/2, sigma_pop = 1/2, G = 4, sum |o| = 11: Table 1's weights typed by hand
+    A_hand = [0.5, -0.5, -0.5, 0.5]
+    alpha_hand = {"grpo": lambda L: 1 / (4 * L * 0.5), "grpo_v32": lambda L: 1 / (4 * L),
+                  "gtpo": lambda L: 1 / (4 * L), "dapo": lambda L: 1 / (0.5 * 11),
+                  "cppo": lambda L: 1 / (4 * L * 0.5), "dr_grpo": lambda L: 1 / 4, "gpg": lambda L: 1 / 11,
+                  "cispo": lambda L: 1 / (0.5 * 11)}[name]
     branches = gradient_branches(v)
     for i in range(4):
         for t in range(lengths[i]):
-            s, A, a = float(np.exp(logr[i][t])), float(num.A[i]), float(num.alpha[i][t])
+            s, A, a = float(np.exp(logr[i][t])), A_hand[i], alpha_hand(lengths[i])
             if any(abs(s - b) < 1e-9 for b in (0.8, 1.2, 1.28, 5.0)):
                 continue
             value = None

@@ -57,4 +57,4 @@ def _check(ctx: Context) -> Outcome:
     bad, texts = round_trip_failures()
     return Outcome(error=float(len(bad)), tolerance=EXACT,
                    detail=f"{len(REGISTRY)} methods round-tripped; problems: {'; '.join(bad) if bad else 'none'}",
-                   data={"problems": bad, "yaml": texts})
+                   data={"problems": bad, "yaml": texts, "compared": len(texts)})

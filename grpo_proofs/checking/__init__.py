@@ -3,7 +3,10 @@
 A claim is a check that compares two independent computations and returns an
 :class:`Outcome` (the measured error and the tolerance it must meet). Modules register their
 claims with the :func:`claim` decorator; :func:`all_claims` imports every claim module listed
-in ``_MODULES`` and returns the registry in the paper's order.
+in ``_MODULES`` and returns the registry in the paper's order. Beside the registry:
+:mod:`~grpo_proofs.checking.tolerances` (the one tolerance table), :mod:`~grpo_proofs.checking.coverage`
+(comparisons with coverage floors), :mod:`~grpo_proofs.checking.table1` (Table 1 typed by hand, the stated
+side of Props 1 and 4) and :mod:`~grpo_proofs.checking.confirmation` (a user variant's confirmations).
 
 >>> from grpo_proofs.checking import Outcome
 >>> Outcome(error=0.0, tolerance=0.0).passed
@@ -82,6 +85,23 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return bool(math.isfinite(self.error) and self.error <= self.tolerance)
+
+    @property
+    def compared(self) -> int | None:
+        """How many items the check compared (``data["compared"]``; None where the check does not say)."""
+        n = self.data.get("compared")
+        return None if n is None else int(n)
+
+    def result(self, precision: str | None = None) -> str:
+        """``"PASS"``, ``"FAIL"``, or ``"bounded"`` for a pass in float32/bf16 (an error within a measured
+        rounding bound, not an exact agreement).
+
+        >>> Outcome(1e-3, 1e-2).result("bf16"), Outcome(0.0, 0.0).result(), Outcome(1.0, 0.0).result()
+        ('bounded', 'PASS', 'FAIL')
+        """
+        if not self.passed:
+            return "FAIL"
+        return "bounded" if precision in ("float32", "bf16") else "PASS"
 
 
 @dataclass(frozen=True)

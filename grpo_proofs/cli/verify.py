@@ -1,9 +1,12 @@
 """``grpo-proofs verify``: run every registered claim and print a pass/fail table.
 
-One line per claim as soon as it finishes (label, PASS/FAIL, error, tolerance, time, title), fitted
+One line per claim as soon as it finishes (label, result, error, tolerance, items compared, time, title), fitted
 to 120 columns; ``--wide`` prints full titles and each claim's details. Ctrl-C stops after the claim
 that is running: the lines already printed stay, and a last line says how many passed and how
 many did not run (exit code 130; with ``--json`` the JSON of the finished claims, ``interrupted``).
+The result is PASS (float64, or an exact/symbolic check), ``bounded`` (a float32 or bf16 row within its
+measured rounding bound: not an exact agreement) or FAIL; ``compared`` is the number of items the
+check compared, as the check reports it.
 
 Real-model claims (kind ``model``) run once per precision of ``--precision`` and are reported as
 ``label [precision]`` rows when more than one precision (or a precision other than float64) runs:
@@ -83,13 +86,15 @@ class _Table:
     def __init__(self, names: list[str], wide: bool):
         self.w = max([len("claim")] + [len(n) for n in names])
         self.wide = wide
-        self.fixed = self.w + 1 + 6 + 1 + 9 + 1 + 9 + 1 + 7 + 2
+        self.fixed = self.w + 1 + 7 + 1 + 9 + 1 + 9 + 1 + 9 + 1 + 7 + 2
 
     def header(self) -> str:
-        return f"{'claim':<{self.w}} {'result':<6} {'error':>9} {'tolerance':>9} {'time':>7}  title"
+        return (f"{'claim':<{self.w}} {'result':<7} {'error':>9} {'tolerance':>9} {'compared':>9} {'time':>7}  "
+                "title")
 
-    def line(self, name: str, title: str, o, seconds: float) -> str:
-        head = (f"{name:<{self.w}} {'PASS' if o.passed else 'FAIL':<6} {o.error:>9.2e} {o.tolerance:>9.1e} "
+    def line(self, name: str, title: str, o, seconds: float, precision: str | None = None) -> str:
+        n = "-" if o.compared is None else str(o.compared)
+        head = (f"{name:<{self.w}} {o.result(precision):<7} {o.error:>9.2e} {o.tolerance:>9.1e} {n:>9} "
                 f"{seconds:>6.1f}s  ")
         if self.wide:
             return head + title + (f"\n{'':<{self.w + 2}}{o.detail}" if o.detail else "")
@@ -137,7 +142,9 @@ def run(args) -> int:
             out = run_claim(label, ctx)
             results.append((name, label, prec, out, time.perf_counter() - t0))
             if not args.json:
-                bar.write(table.line(name, claims[label].title, out, results[-1][4]), file=sys.stdout)
+                bar.write(table.line(name, claims[label].title, out, results[-1][4],
+                                     ctx.effective_precision if claims[label].kind == "model" else None),
+                          file=sys.stdout)
                 sys.stdout.flush()
             bar.update(1)
     except KeyboardInterrupt:
@@ -157,12 +164,14 @@ def run(args) -> int:
             "claims": [
                 {"label": l, "row": n, "precision": p, "title": claims[l].title, "page": claims[l].page,
                  "kind": claims[l].kind, "passed": o.passed, "error": o.error, "tolerance": o.tolerance,
+                 "result": o.result(p), "compared": o.compared,
                  "seconds": round(t, 3), "detail": o.detail}
                 for n, l, p, o, t in results
             ],
         })
     else:
-        print(f"{len(results) - len(failed)} passed, {len(failed)} failed"
+        bounded = sum(o.result(p) == "bounded" for _, _, p, o, _ in results)
+        print(f"{len(results) - len(failed)} passed" + (f" ({bounded} bounded)" if bounded else "") + f", {len(failed)} failed"
               + (f", {len(not_run)} not run (interrupted)" if interrupted else "")
               + ("" if args.wide else "; --wide shows every claim's details"))
     if interrupted:

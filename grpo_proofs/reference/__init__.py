@@ -22,7 +22,9 @@ be read side by side: ``diff grpo.py dapo.py`` shows only the weight and the cli
 Tie convention: with a ratio exactly on a clip bound, autograd of these files gives the full
 unclipped gradient alpha A s (torch.minimum splits the tie between s A and clip(s) A, and
 torch.clamp passes its gradient at the bound), i.e. the clipped region of the derivation pages is
-open; SymPy's Heaviside(0) = 1/2 gives half of it, so comparisons keep points off the bounds.
+open. The derived gradient keeps SymPy's Heaviside(0) = 1/2 at each of its two Min/Max kinks and gives
+1/2 + 1/4 = 3/4 of it there (:mod:`grpo_proofs.compile`, the one place the convention is stated), so
+comparisons keep points off the bounds.
 
 >>> import torch
 >>> from grpo_proofs.reference import REFERENCE

@@ -6,14 +6,41 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...checking.table1 import TABLE1
 from ...checking.tolerances import CLOSED_FORM
-from ...objective import group_numbers
 from ...runtime.numerics import rel_err
-from ...variants import REGISTRY
+from ...variants import get_variant
 from ..gradient.api import padded
 from .derive import regime
 
-__all__ = ["numeric_value", "value_error"]
+__all__ = ["table1_numbers", "stated_numbers", "numeric_value", "value_error"]
+
+
+def table1_numbers(name: str, rewards, lengths, sigma: str = "pop") -> tuple[np.ndarray, np.ndarray]:
+    """(A_i, alpha_i) of a group from the hand-typed Table 1 (masks 1): A_i = r_i - mean r, alpha_i
+    with sigma = std(r) (population or sample), independent of :func:`grpo_proofs.objective.group_numbers`."""
+    r = np.asarray(rewards, float)
+    L = np.asarray(lengths, float)
+    A = r - r.mean()
+    sd = float(r.std(ddof=0 if sigma == "pop" else 1))
+    row = TABLE1[name]
+    alpha = np.array([float(row.alpha(G=len(r), L_i=L[i], L_sum=L.sum(), sigma=sd, A_i=A[i])) for i in range(len(r))])
+    return A, alpha
+
+
+def stated_numbers(name: str, rewards, lengths, logprobs, sigma: str = "pop") -> tuple[float, float]:
+    """(the regime's value from the hand-typed Table 1, the uncancelled scale sum_i |A_i Omega_i|) for a
+    group whose per-token log-probs (list of arrays, one per completion) are ``logprobs`` (used by the
+    log-prob regime only)."""
+    A, alpha = table1_numbers(name, rewards, lengths, sigma)
+    kind = regime(get_variant(name))
+    if kind == "log-prob":
+        Om = np.array([a * np.sum(lp) for a, lp in zip(alpha, logprobs)])          # Lambda_i
+    else:
+        Om = alpha * np.asarray(lengths, float)                                     # Omega_i
+    stated = {"length-normalised": 0.0, "constant": float(alpha[0] * np.dot(A, np.asarray(lengths, float)))}.get(
+        kind, float(len(A) * np.mean(A * (Om - Om.mean()))))
+    return stated, float(np.abs(A * Om).sum())
 
 
 def numeric_value(name: str, rewards, lengths, sigma: str = "pop") -> tuple[float, float, float]:
@@ -24,15 +51,8 @@ def numeric_value(name: str, rewards, lengths, sigma: str = "pop") -> tuple[floa
     lp = [rng.normal(-2.0, 0.7, size=int(L)) for L in lengths]
     logp, mask = padded(lengths, lp, junk=5.0)
     J_ref = -float(REFERENCE[name](logp, logp.clone(), torch.as_tensor(np.asarray(rewards, float)), mask, sigma=sigma))
-    num = group_numbers(name, rewards, lengths, sigma=sigma)
-    v = REGISTRY[name]
-    if regime(v) == "log-prob":
-        Om = np.array([(a * l).sum() for a, l in zip(num.alpha, lp)])
-    else:
-        Om = num.Omega
-    stated = {"length-normalised": 0.0, "constant": float(num.alpha[0][0] * np.dot(num.A, num.lengths))}.get(
-        regime(v), float(len(num.A) * np.mean(num.A * (Om - Om.mean()))))
-    return J_ref, stated, float(np.abs(num.A * Om).sum())
+    stated, scale = stated_numbers(name, rewards, lengths, lp, sigma)
+    return J_ref, stated, scale
 
 
 def value_error(J: float, stated: float, scale: float) -> float:

@@ -6,21 +6,25 @@ from __future__ import annotations
 import sympy as sp
 
 from ... import notation as n
+from ...checking.table1 import TABLE1
 from ...objective import surrogate
-from ...variants import Ratio, Variant
+from ...variants import Variant
 
 __all__ = ["regime", "value_at_one", "stated_value"]
 
 
 def regime(v: Variant) -> str:
-    """Table 1 reading: ``"log-prob"`` (GPG, CISPO), ``"length-normalised"`` (Omega_i free of |o_i|, A_i),
-    ``"constant"`` (alpha free of |o_i|, A_i) or ``"general"``."""
-    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+    """Table 1 reading (the hand-typed row of :data:`grpo_proofs.checking.table1.TABLE1`): ``"log-prob"``
+    (GPG, CISPO), ``"length-normalised"`` (Omega_i = |o_i| alpha_i free of |o_i|, A_i), ``"constant"``
+    (alpha free of |o_i|, A_i) or ``"general"``."""
+    row = TABLE1[v.name]
+    if row.ratio in ("logprob", "sg-weight"):
         return "log-prob"
-    alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS)
-    if not (sp.cancel(n.L_i * alpha).free_symbols & {n.L_i, n.A_i}):      # Omega_i = |o_i| alpha_i
+    probes = [(L, A) for L in (2, 5) for A in (0.5, -0.25, 0.0)]
+    alpha = [row.alpha(G=4, L_i=L, L_sum=11, sigma=0.5, A_i=A) for L, A in probes]
+    if len({round(L * a, 15) for (L, _), a in zip(probes, alpha)}) == 1:
         return "length-normalised"
-    if not (alpha.free_symbols & {n.L_i, n.A_i}):
+    if len(set(alpha)) == 1:
         return "constant"
     return "general"
 
@@ -37,10 +41,12 @@ def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
 
 
 def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
-    """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha, for the same group."""
+    """The regime's formula (Sec. 4 of the loss-value page) with Table 1's alpha (the hand-typed row of
+    :data:`~grpo_proofs.checking.table1.TABLE1`), for the same group."""
     G, Ls = len(lengths), sp.Add(*lengths)
-    alpha = [v.alpha_with_params().subs({n.G: G, n.L_i: L, n.L_sum: Ls, n.L_max: max(lengths), n.A_i: A[i]})
-             .subs(n.DEFAULT_MASKS) for i, L in enumerate(lengths)]
+    row = TABLE1[v.name]
+    alpha = [sp.sympify(row.alpha(G=sp.Integer(G), L_i=sp.Integer(L), L_sum=Ls, sigma=n.sigma, A_i=A[i]))
+             for i, L in enumerate(lengths)]
     kind = regime(v)
     if kind == "length-normalised":
         return sp.Integer(0)

@@ -43,8 +43,8 @@ def _check_ratio(ctx: Context) -> Outcome:
     literal = theory_ratio() * (sp.sqrt(vh_prev) + eps) / (sp.sqrt(vh_k) + eps)
     literal_at_0 = sp.powsimp(sp.cancel(literal.subs(eps, 0) / theory_ratio()))
     return Outcome(error=float(len(bad)), tolerance=EXACT,
-                   detail="all identities reduce to 0" if not bad else "nonzero: " + ", ".join(bad),
-                   data={"C_Tk": sp.sstr(explicit(theory_ratio())), "limit": sp.sstr(limit_ratio()),
+                   detail=f"all {len(res)} identities reduce to 0" if not bad else "nonzero: " + ", ".join(bad),
+                   data={"compared": len(res), "C_Tk": sp.sstr(explicit(theory_ratio())), "limit": sp.sstr(limit_ratio()),
                          "identities": len(res),
                          "theory_eps_wording_over_C_at_eps0": sp.sstr(explicit(literal_at_0))})
 

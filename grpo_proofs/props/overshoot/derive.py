@@ -108,16 +108,22 @@ def ratio_residues() -> dict[str, sp.Expr]:
     # T -> oo: beta^T -> 0 for 0 < beta < 1 and C is continuous there (denominators -> 1)
     lim = limit_ratio()
     out["lim C_{T,k} - rho^(k+1)"] = sp.powsimp(sp.expand_power_base(lim - (b1 / sp.sqrt(b2)) ** (k + 1)))
-    out["lim C_T - beta1/sqrt(beta2)"] = sp.powsimp(lim.subs(k, 0) - b1 / sp.sqrt(b2))
     num = {b1: sp.Rational(9, 10), b2: sp.Rational(19, 20), k: 4}
     out["sympy limit at (0.9, 0.95), k=4"] = sp.nsimplify(
         sp.limit(explicit(C).subs(num), T, sp.oo) - lim.subs(num))
     drift, cond = total_drift()
     out["sum rho^(k+1) - rho/(1-rho)"] = sp.cancel(drift - rho / (1 - rho))
     out["convergence condition rho < 1"] = sp.S.Zero if cond == (rho < 1) else sp.S.One
-    # heavy-ball SGD: buf_t = mu buf_{t-1} + g_t, g = 0 from T on
+    # heavy-ball SGD, buf_t = mu buf_{t-1} + g_t with g = 0 from T on, against momentum_ratio() (the
+    # formula the momentum claim runs): base case k = 0, the step k -> k + 1, and literal unrolling
     buf = sp.Symbol("b_{T-1}", real=True)
-    out["momentum induction"] = sp.powsimp(mu * (mu ** (k + 1) * buf) + 0 - mu ** (k + 2) * buf)
+    ratio = momentum_ratio()
+    out["momentum base case"] = sp.powsimp(mu * buf + 0 - ratio.subs(k, 0) * buf)
+    out["momentum induction"] = sp.powsimp(mu * (ratio * buf) + 0 - ratio.subs(k, k + 1) * buf)
+    bb = buf
+    for kk in range(6):
+        bb = mu * bb + 0
+        out[f"momentum unrolled k={kk}"] = sp.expand(bb - ratio.subs(k, kk) * buf)
     return out
 
 

@@ -65,7 +65,7 @@ def check_restoring(ctx: Context) -> Outcome:
     if not is_zero(past - (1 + exact(v.eps_up)) * at_one):
         bad.append("cispo weight clip")
     detail = f"{rows} exact cases (symbolic distance d > 0 past each bound)"
-    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else detail)
+    return Outcome(float("inf") if bad or not rows else 0.0, EXACT, fail(bad) if bad else detail, {"compared": rows})
 
 
 def uniform_weight(v: Variant) -> Variant:

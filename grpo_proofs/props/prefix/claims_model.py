@@ -22,7 +22,7 @@ from . import drift as dr
 from ...checking.tolerances import MODEL_FLOAT64
 from ...checking import Context, Outcome, claim
 
-__all__ = ["PAGE", "confirmation_setups", "drift_setup"]
+__all__ = ["PAGE", "confirmation_setups", "drift_setup", "drift_outcome", "DRIFT_STEP_FLOOR"]
 
 PAGE = "prefix"
 
@@ -66,11 +66,15 @@ def check_real_model(ctx: Context) -> Outcome:
     cancel = [r for r in rows if r.cancels]
     if not cancel or len(cancel) == len(rows):          # both kinds of check must have happened
         return Outcome(math.inf, tol, "expected both cancelling and non-cancelling cases")
-    detail = (f"{len(rows)} checks; worst {worst.variant} ({worst.case}) {worst.error:.1e}; "
+    by = sorted({r.measured_by for r in rows})
+    floor = len(ex.CASES) * len(ex.REGISTRY)          # every Table 1 method on every case, at least once
+    if len(rows) < floor:
+        return Outcome(math.inf, tol, f"FAILS: {len(rows)} checks, below the floor of {floor}")
+    detail = (f"{len(rows)} checks (measured by the {', '.join(by)}); worst {worst.variant} ({worst.case}) {worst.error:.1e}; "
               f"cancelling: max |g|/|g_U| = {max(r.error for r in cancel):.1e}; "
               f"non-cancelling: max rel err = {max(r.error for r in rows if not r.cancels):.1e}")
-    data = {"rows": [{"variant": r.variant, "case": r.case, "error": r.error, "cancels": r.cancels, "W": list(r.W)}
-                     for r in rows]}
+    data = {"rows": [{"variant": r.variant, "case": r.case, "error": r.error, "cancels": r.cancels, "W": list(r.W),
+                      "measured_by": r.measured_by} for r in rows], "compared": len(rows), "floor": floor}
     return Outcome(worst.error, tol, detail, data)
 
 
@@ -86,14 +90,36 @@ def check_real_model(ctx: Context) -> Outcome:
     kind="optimizer",
 )
 def check_training_drift(ctx: Context) -> Outcome:
-    res = dr.drift(drift_setup(ctx))
+    return drift_outcome(dr.drift(drift_setup(ctx)))
+
+
+#: the least fraction of a run's steps that must have taken an optimizer step (a group with mixed rewards)
+#: for the drift comparison to count; a run whose every step was skipped never moved and proves nothing
+DRIFT_STEP_FLOOR = 0.5
+
+
+def drift_outcome(res: dr.DriftResult) -> Outcome:
+    """The training-drift verdict of a :class:`~grpo_proofs.props.prefix.drift.DriftResult`: GRPO's
+    prefix-attributable drift has the sign of its summed W, Dr. GRPO's is rounding against GRPO's; every
+    run (full and prefix-detached) must have taken at least :data:`DRIFT_STEP_FLOOR` of its steps."""
+    floor = max(1, math.ceil(DRIFT_STEP_FLOOR * res.setup.steps))
+    counted = {key: res.setup.steps - run.skipped for key, run in res.runs.items()}
+    short = [f"{v}{' (prefix detached)' if d else ''}: {n}/{res.setup.steps}" for (v, d), n in counted.items()
+             if n < floor]
     a_grpo, a_dr = res.attributable("grpo"), res.attributable("dr_grpo")
     w_grpo = res.predicted("grpo")
     detail = (f"GRPO: sum W = {w_grpo:+.3g}, drift {res.raw('grpo'):+.3g} nats (prefix part {a_grpo:+.3g}); "
               f"Dr. GRPO: drift {res.raw('dr_grpo'):+.3g} nats (prefix part {a_dr:+.1e})")
     data = {v: {"raw": res.raw(v), "attributable": res.attributable(v), "control": res.runs[(v, True)].drift,
-                "predicted_sum_W": res.predicted(v), "skipped_steps": res.runs[(v, False)].skipped}
+                "predicted_sum_W": res.predicted(v), "skipped_steps": res.runs[(v, False)].skipped,
+                "steps_taken": counted[(v, False)]}
             for v in res.setup.variants}
+    data["compared"] = min(counted.values())
+    data["floor"] = floor
+    detail += f"; optimizer steps taken per run >= {min(counted.values())} of {res.setup.steps} (floor {floor})"
+    if short:
+        return Outcome(math.inf, MODEL_FLOAT64, "FAILS: too few optimizer steps taken (every other step had a "
+                       f"group of equal rewards and was skipped): {'; '.join(short)}, floor {floor}", data)
     if not (w_grpo != 0 and math.copysign(1, a_grpo) == math.copysign(1, w_grpo) and abs(a_grpo) > 0):
         return Outcome(math.inf, MODEL_FLOAT64, "GRPO drift against the sign of W: " + detail, data)
     return Outcome(abs(a_dr) / abs(a_grpo), MODEL_FLOAT64, detail, data)

@@ -6,7 +6,9 @@ are correlated, the case where a length-dependent weight biases the prefix). The
 step (s = 1) and after each of a few Adam steps on the variant's own loss:
 
 * measured: W_t = sum_i dJ/dlog pi(y_(i,t)) by ``torch.autograd`` through the model's batched
-  forward of every completion (J = :func:`grpo_proofs.evaluate.torch_surrogate`), and the parameter
+  forward of every completion (J = the method's hand-written reference loss,
+  :mod:`grpo_proofs.reference`, when the variant is a Table 1 method; else its derived surrogate
+  :func:`grpo_proofs.evaluate.torch_surrogate`, said so in the detail), and the parameter
   gradient the prefix positions receive, grad_theta sum_(i,t<=k) (dJ/dlog pi_(i,t)) log pi_(i,t);
 * predicted: W_t = sum_i A_i omega_i(s_i) 1[not clipped], with omega the closed form derived by
   :func:`grpo_proofs.props.prefix.derive.effective_coefficient` evaluated on the group, and the prefix gradient
@@ -28,12 +30,12 @@ import torch
 
 from ... import notation as n
 from ...compile import to_numpy
-from ...evaluate import torch_surrogate
 from ...objective import group_sigma, past_clip
 from ...runtime.policy import PolicyConfig, build_policy, flat_grad, prefix_logprobs, sample_group, token_logprobs
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 from ...variants import Ratio
 from .derive import effective_coefficient
+from .model import measured_J
 from ...checking.confirmation import Confirmation, Options
 
 __all__ = ["confirm_prefix", "PROMPT", "PREFIX"]
@@ -83,7 +85,7 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
     loss_conf, clipped, s_range = None, 0, (1.0, 1.0)
     for step in range(steps):
         logp, _ = token_logprobs(model, g)
-        J = torch_surrogate(v, logp, old, rt, mask, sigma=sig_kind)
+        J, measured_by = measured_J(v, logp, old, rt, mask, sigma=sig_kind)
         dJ = torch.autograd.grad(J, logp, retain_graph=True)[0]
         x = (logp - old).detach().cpu().numpy()
         m = mask.cpu().numpy()
@@ -130,13 +132,14 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
         "prefix", "Prop. 1: gradient on the shared prefix",
         "W_t = sum_i A_i omega_i(s) on the unclipped branch; prefix gradient = sum_t W_t grad log pi(y_t)",
         err, MODEL_FLOAT64,
-        f"G = {G}, k = {k} shared tokens, {steps} inner steps (s = 1 first): max error W closed form "
+        f"G = {G}, k = {k} shared tokens, {steps} inner steps (s = 1 first), measured by the {measured_by}, "
+        f"{steps * k} W_t and {steps} parameter gradients compared: max error W closed form "
         f"{max(errs_W):.1e}, prefix_coefficient {max(errs_lib):.1e}, parameter gradient {max(errs_grad):.1e} "
         f"(relative to the size without cancellation); prefix ratios s in [{s_range[0]:.3f}, {s_range[1]:.3f}], "
         f"up to {clipped} completion(s) on the clipped branch",
         plot={"points": pts, "W_meas": W_meas_all, "W_pred": W_pred_all, "scale_W": scales_W, "gscale": gscales,
               "tolerance": MODEL_FLOAT64, "cancels": bool(verdicts.prefix["cancels"])},
-        data={"rewards": r.tolist(), "lengths": L.tolist(), "W_measured": W_meas_all, "W_predicted": W_pred_all,
+        data={"measured_by": measured_by, "compared": 2 * steps * k + steps, "rewards": r.tolist(), "lengths": L.tolist(), "W_measured": W_meas_all, "W_predicted": W_pred_all,
               "error_W": errs_W, "error_prefix_coefficient": errs_lib, "error_gradient": errs_grad,
               "ratio_range": list(s_range), "max_clipped_completions": clipped,
               "W_first_step_relative": float(abs(W_meas_all[0][0]) / max(float(np.abs(A).sum()), 1e-300))})
@@ -154,8 +157,9 @@ def _cases(v, opts: Options) -> Confirmation:
     return Confirmation("prefix_cases", "Prop. 1 on every clip branch and on a subset S",
                         "prefix gradient = sum_t W_t grad log pi(y_t), W_t from prefix_coefficient",
                         max(c.error for c in res), max(c.tolerance for c in res),
-                        "; ".join(f"{c.case}: error {c.error:.1e}" + (" (cancels)" if c.cancels else "") for c in res),
-                        data={"cases": [{"case": c.case, "error": c.error, "W": list(c.W), "cancels": c.cancels,
+                        f"measured by the {res[0].measured_by}; {len(res)} cases compared: "
+                        + "; ".join(f"{c.case}: error {c.error:.1e}" + (" (cancels)" if c.cancels else "") for c in res),
+                        data={"measured_by": res[0].measured_by, "compared": len(res), "cases": [{"case": c.case, "error": c.error, "W": list(c.W), "cancels": c.cancels,
                                          "shared": list(c.shared)} for c in res]})
 
 

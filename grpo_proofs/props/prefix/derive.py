@@ -6,7 +6,9 @@ Two independent sides meet in every claim:
   unified surrogate (:func:`grpo_proofs.gradient.group_gradient`, :func:`grpo_proofs.objective.surrogate`)
   or of one generic token (:func:`grpo_proofs.gradient.generic_gradient`, symbolic lengths);
 * the *stated* side: the paper's formula written from Table 1 (:func:`table1_omega`:
-  omega_{i,t} = alpha_{i,t} s_{i,t} on the unclipped branch, 0 on the clipped one).
+  omega_{i,t} = alpha_{i,t} s_{i,t} on the unclipped branch, 0 on the clipped one), with alpha, the
+  ratio kind and the clip bounds read from the hand-typed :data:`grpo_proofs.checking.table1.TABLE1`,
+  never from the variant the derived side uses.
 
 Sums over a group of symbolic size use ``Sum(f(j), (j, 1, G))``; :func:`expand_sums` brings such
 linear expressions to a normal form (constants pulled out of sums), so identities are proved as a
@@ -21,6 +23,7 @@ from typing import Sequence
 import sympy as sp
 
 from ... import notation as n
+from ...checking.table1 import TABLE1, Row
 from ...gradient import generic_gradient, group_gradient
 from ...objective import exact, surrogate
 from ...variants import Ratio, Variant, get_variant
@@ -65,11 +68,16 @@ def is_zero(expr: sp.Expr) -> bool:
     return e == 0 or sp.simplify(e) == 0
 
 
-def alpha_of(v: Variant, lengths: Sequence, i: int, A_i: sp.Expr) -> sp.Expr:
-    """alpha_{i,t} of Table 1 for completion i of a group with the given lengths (masks at 1)."""
-    L = list(lengths)
-    subs = {n.G: len(L), n.L_i: L[i], n.L_sum: sp.Add(*L), n.L_max: sp.Max(*L), n.A_i: A_i}
-    return v.alpha_with_params().subs(subs).subs(n.DEFAULT_MASKS)
+def _row(v: "Variant | Row") -> Row:
+    """The hand-typed Table 1 row of a method (a :class:`Row` is taken as given)."""
+    return v if isinstance(v, Row) else TABLE1[v.name]
+
+
+def alpha_of(v: "Variant | Row", lengths: Sequence, i: int, A_i: sp.Expr) -> sp.Expr:
+    """alpha_{i,t} of Table 1 (the hand-typed row of ``v``'s method) for completion i of a group with the
+    given lengths (masks at 1; sigma the symbol ``sigma``; exact rationals)."""
+    L = [sp.Integer(x) for x in lengths]
+    return sp.sympify(_row(v).alpha(G=sp.Integer(len(L)), L_i=L[i], L_sum=sp.Add(*L), sigma=n.sigma, A_i=A_i))
 
 
 def clipped(v: Variant, s, A) -> bool:
@@ -85,28 +93,41 @@ def clipped(v: Variant, s, A) -> bool:
     return bool((above and A > 0) or (below and A < 0))
 
 
-def table1_omega(v: Variant, lengths: Sequence, A: Sequence[sp.Expr], s: Sequence[sp.Expr]) -> list[sp.Expr]:
+def table1_omega(v: "Variant | Row", lengths: Sequence, A: Sequence[sp.Expr], s: Sequence[sp.Expr]) -> list[sp.Expr]:
     """omega_{i,t} as the paper states it (typed from Table 1, not derived), one per completion.
 
+    ``v``: a Table 1 method (its hand-typed row of :data:`~grpo_proofs.checking.table1.TABLE1` is used,
+    never the variant's own fields) or a :class:`~grpo_proofs.checking.table1.Row`.
     ``s[i]`` is the token ratio of the prefix token (token kinds) or the sequence ratio s_i.
     Token and GSPO ratios: alpha_i s_i; GCPO's full product: |o_i| alpha_i s_i (d s_i/d x_{i,t} = s_i and
     all |o_i| terms of completion i carry s_i); GPG: alpha_i; CISPO: alpha_i min(s, 1+eps_up);
     0 on the clipped branch. Ratios outside the clip band need numeric advantages.
     """
-    out = []
+    row, out = _row(v), []
     for i, (A_i, s_i) in enumerate(zip(A, s)):
-        a = alpha_of(v, lengths, i, A_i)
-        if v.ratio is Ratio.LOGPROB:
+        a = alpha_of(row, lengths, i, A_i)
+        if row.ratio == "logprob":
             out.append(a)
-        elif v.ratio is Ratio.SG_WEIGHT:
-            out.append(a * (sp.Min(s_i, 1 + exact(v.eps_up)) if v.eps_up is not None else s_i))
-        elif clipped(v, s_i, A_i):
+        elif row.ratio == "sg-weight":
+            out.append(a * (sp.Min(s_i, 1 + exact(row.eps_up)) if row.eps_up is not None else s_i))
+        elif _row_clipped(row, s_i, A_i):
             out.append(sp.Integer(0))
-        elif v.ratio is Ratio.SEQ_PRODUCT:
+        elif row.ratio == "sequence-product":
             out.append(lengths[i] * a * s_i)
         else:
             out.append(a * s_i)
     return out
+
+
+def _row_clipped(row: Row, s, A) -> bool:
+    """The clipped region of a Table 1 row: {s > 1+eps_up and A > 0} or {s < 1-eps_low and A < 0}."""
+    above = row.eps_up is not None and s > 1 + exact(row.eps_up)
+    below = row.eps_low is not None and s < 1 - exact(row.eps_low)
+    if not (above or below):
+        return False
+    if not A.is_number:
+        raise ValueError("the clip branch of a ratio outside the band needs a numeric advantage")
+    return bool((above and A > 0) or (below and A < 0))
 
 
 @lru_cache(maxsize=256)

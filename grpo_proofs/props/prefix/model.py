@@ -2,8 +2,10 @@
 
 A group is sampled from a causal LM with a forced prefix y_{1:k} for the
 completions in S and free sampling after it (lengths differ), scored by a documented reward rule
-(:mod:`grpo_proofs.runtime.sampling`). For each variant, the variant's own surrogate J
-(:func:`grpo_proofs.evaluate.torch_surrogate`) is differentiated by autograd with respect to the model
+(:mod:`grpo_proofs.runtime.sampling`). For each variant, the measured side is J of the method's hand-written
+reference loss (:mod:`grpo_proofs.reference`, which shares no code with the derivation) on the model's
+log-probs, or, for a user's variant that is no Table 1 method, its derived surrogate
+(:func:`grpo_proofs.evaluate.torch_surrogate`); it is differentiated by autograd with respect to the model
 parameters, keeping the gradient of the prefix positions only: the log-probs of every other token
 enter J with their values but detached (``torch.where(prefix, logp, logp.detach())``), so the ratios,
 clip branches and sequence ratios are exactly those of the full loss. Proposition 1 predicts this
@@ -46,7 +48,8 @@ from ...runtime.numerics import rel_err
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64, for_precision
 from ...variants import REGISTRY, Ratio, Variant, get_variant
 
-__all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "PRESETS", "build", "one_thread"]
+__all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "PRESETS", "build", "one_thread",
+           "reference_for", "measured_J"]
 
 PRESETS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small,
            "qwen2_0_5b": PolicyConfig.qwen2_0_5b}
@@ -77,7 +80,7 @@ class Setup:
 
     @property
     def tolerance(self) -> float:
-        return for_precision("prefix", "float32" if self.arithmetic == "bfloat16" else self.arithmetic)
+        return for_precision("prefix", "bf16" if self.arithmetic == "bfloat16" else self.arithmetic)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class Confirmation:
     grad_norm: float
     uncancelled_norm: float
     tolerance: float = MODEL_FLOAT64
+    #: what computed the measured side: "reference loss" or "derived surrogate" (a variant with no reference)
+    measured_by: str = "reference loss"
 
     @property
     def passed(self) -> bool:
@@ -180,6 +185,27 @@ def _log_ratios(v: Variant, lengths, k: int, S, off_policy: bool, rng) -> list[n
     return out
 
 
+def reference_for(v: Variant):
+    """The hand-written reference loss of ``v`` (:data:`grpo_proofs.reference.REFERENCE`) when ``v`` is a
+    Table 1 method exactly as registered, else None (a user's variant has only its derived surrogate)."""
+    from ...reference import REFERENCE
+
+    return REFERENCE.get(v.name) if REGISTRY.get(v.name) == v else None
+
+
+def measured_J(v: Variant, logp: torch.Tensor, old: torch.Tensor, rewards, mask: torch.Tensor,
+               sigma: str = "pop") -> tuple[torch.Tensor, str]:
+    """J on padded (G, T) log-probs, with autograd, by the method's reference loss where one exists (the
+    measured side of a real-model check must not share the derivation's code), else by the derived
+    surrogate; and which of the two it was."""
+    ref = reference_for(v)
+    if ref is None:
+        return torch_surrogate(v, logp, old, rewards, mask, sigma=sigma), "derived surrogate"
+    r = torch.as_tensor(np.asarray(rewards, dtype=np.float64), dtype=logp.dtype, device=logp.device) \
+        if not isinstance(rewards, torch.Tensor) else rewards.to(dtype=logp.dtype, device=logp.device)
+    return -ref(logp, old, r, mask.to(logp.dtype), sigma=sigma), "reference loss"
+
+
 def _flat(grads, params) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
 
@@ -201,7 +227,7 @@ def confirm_group(model, group, variant, *, case: Case, rng, tolerance: float = 
     old = logp.detach() - xt
     pm = torch.zeros_like(mask, dtype=torch.bool)
     pm[list(S), :k] = True
-    J = torch_surrogate(v, torch.where(pm, logp, logp.detach()), old, rewards, mask)
+    J, by = measured_J(v, torch.where(pm, logp, logp.detach()), old, rewards, mask)
     g = _flat(torch.autograd.grad(J, params, allow_unused=True), params)
     # the same log-ratios as the loss saw them, in float64
     xa = (logp.detach() - old).double().cpu().numpy()
@@ -225,7 +251,7 @@ def confirm_group(model, group, variant, *, case: Case, rng, tolerance: float = 
     rel = rel_err(g64, p64) if gp > 0 else math.inf
     err = diff / gu if (cancels or against_uncancelled) else rel
     return Confirmation(v.name, case.name, S, tuple(int(L) for L in lengths), tuple(rewards.tolist()), ratios, seq,
-                        tuple(W), cancels, err, rel, float(np.abs(g64).max()), gu, tolerance)
+                        tuple(W), cancels, err, rel, float(np.abs(g64).max()), gu, tolerance, by)
 
 
 def confirm(setup: Setup = Setup(), variants=None, cases=CASES, progress: bool = False) -> list[Confirmation]:

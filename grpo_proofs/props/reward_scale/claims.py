@@ -119,5 +119,8 @@ def _prop2(ctx: Context) -> Outcome:
     err = max(sym, thr_err, res["max_rel_err"])
     return Outcome(error=err, tolerance=tolerances.for_precision("optimizer", ctx.effective_precision),
                    detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; torch Adam/AdamW step ratio vs exact factor: "
-                          f"max rel err {res['max_rel_err']:.1e} over {res['coordinates']} coordinate-steps",
+                          f"max rel err {res['max_rel_err']:.1e} over {res['compared']} coordinate-steps compared "
+                          f"(autograd runs: resolved coordinates whose premise holds, each at least "
+                          f"{res['rows'][0]['floor']}; exact-premise runs: every coordinate)"
+                          + (f"; FAILS, below the coverage floor: {'; '.join(res['below_floor'])}" if res["below_floor"] else ""),
                    data=res)

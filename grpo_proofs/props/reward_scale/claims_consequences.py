@@ -39,8 +39,12 @@ def _tol(ctx: Context) -> float:
 
 
 def _outcome(sym: float, measured: float, tol: float, what: str, data: dict) -> Outcome:
+    rows = data.get("rows")
+    if "compared" not in data and isinstance(rows, list):
+        data = {**data, "compared": len(rows)}
+    n = f" over {data['compared']} compared cases" if "compared" in data else ""
     return Outcome(error=max(sym, measured), tolerance=tol,
-                   detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; {what} {measured:.1e}", data=data)
+                   detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; {what} {measured:.1e}{n}", data=data)
 
 
 @claim("prop2-trajectory-limit", page=PAGE, kind="model",
@@ -183,6 +187,9 @@ def _fraction(ctx: Context) -> Outcome:
 
     r = noninvariant_fraction(ctx)
     r.pop("abs_grad")
-    figs = ", ".join(f"eps={x['eps']:g} phi={x['phi']:g}: {100 * x['measured_fraction']:.2f}%" for x in r["rows"])
+    figs = ", ".join(f"eps={x['eps']:g} phi={x['phi']:g}: {100 * x['measured_fraction']:.2f}% "
+                     f"({x['compared']}/{x['n_resolved']} compared)" for x in r["rows"])
+    short = f"FAILS, below the coverage floor: {'; '.join(r['below_floor'])}; " if r["below_floor"] else ""
     return Outcome(error=r["error"], tolerance=tolerances.EXACT,
-                   detail=f"coordinates where measured/predicted/threshold disagree: {r['error']:.1e}; {figs}", data=r)
+                   detail=f"{short}coordinates where measured/predicted/threshold disagree: {r['error']:.1e} over "
+                          f"{r['compared']} compared (floor {r['floor']}); {figs}", data=r)
