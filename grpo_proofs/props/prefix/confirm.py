@@ -164,7 +164,7 @@ def _cases(v, opts: Options) -> Confirmation:
 
 
 def _library_W(v, r, L, s: np.ndarray, sig_kind: str) -> float:
-    """W_t from :func:`grpo_proofs.props.prefix.api.prefix_coefficient` (issue 3's implementation)."""
+    """W_t from :func:`grpo_proofs.props.prefix.api.prefix_coefficient`."""
     from .api import prefix_coefficient
 
     if v.sequence_level:
