@@ -18,8 +18,6 @@ import sys
 import tempfile
 from typing import Any
 
-import numpy as np
-
 from ..errors import InputError
 
 __all__ = ["floats", "ints", "float_lists", "emit_json", "add_json_flag", "add_device_flag", "to_jsonable",
@@ -188,6 +186,8 @@ def float_lists(text: str, what: str = "value") -> list[list[float]]:
 
 
 def to_jsonable(obj: Any) -> Any:
+    import numpy as np
+
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
