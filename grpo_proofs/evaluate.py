@@ -18,7 +18,7 @@ import torch
 
 from .compile import clip_fn, gradient_fn, term_fn
 from .errors import InputError
-from .objective import group_numbers, group_weights
+from .objective import group_weights
 from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, rewards_and_lengths
 from .variants import Ratio, Variant, get_variant
 
@@ -152,12 +152,15 @@ def torch_surrogate(
                          f"{tuple(logp.shape)}, {tuple(old_logp.shape)}, {tuple(mask.shape)}")
     lengths = mask.sum(1).round().to(torch.int64).cpu().numpy()
     r = rewards.detach().cpu().numpy() if isinstance(rewards, torch.Tensor) else np.asarray(rewards, dtype=np.float64)
-    num = group_numbers(v, r, lengths, sigma=sigma, masks=masks)
+    w = group_weights(v, r, lengths, sigma=sigma, masks=masks)
     real = mask > 0
-    alpha = torch.zeros(logp.shape, dtype=logp.dtype, device=logp.device)
-    for i, a in enumerate(num.alpha):
-        alpha[i, real[i]] = torch.as_tensor(a, dtype=logp.dtype, device=logp.device)
-    A = torch.as_tensor(num.A, dtype=logp.dtype, device=logp.device)
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    if w.per_token is None:
+        alpha = torch.where(real, torch.as_tensor(w.per_completion, dtype=logp.dtype, device=logp.device)[:, None], zero)
+    else:  # the real tokens of each row, in order, are that completion's tokens
+        alpha = torch.zeros(logp.shape, dtype=logp.dtype, device=logp.device)
+        alpha[real] = torch.as_tensor(w.per_token, dtype=logp.dtype, device=logp.device)
+    A = torch.as_tensor(w.A, dtype=logp.dtype, device=logp.device)
     x = torch.where(real, logp - old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
     lp = torch.where(real, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
     if v.ratio is Ratio.TOKEN:
