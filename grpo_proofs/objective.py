@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
+from sympy.core.operations import AssocOp
+from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 from . import notation as n
 from .errors import InputError
@@ -30,7 +32,7 @@ from .variants import Ratio, Variant, get_variant
 
 __all__ = [
     "GroupNumbers", "GroupWeights", "SymbolicGroup", "group_numbers", "group_weights", "group_sigma", "clip_expr", "phi_expr",
-    "surrogate", "token_term", "exact",
+    "surrogate", "token_term", "exact", "instantiator", "generic_phi",
 ]
 
 
@@ -213,6 +215,89 @@ def group_numbers(
     return GroupNumbers(w.rewards, w.lengths, w.A, w.sigma, alpha)
 
 
+def _raw(node: sp.Basic, args: tuple) -> sp.Basic:
+    """``node`` with new ``args``, built without re-running its class's simplifications."""
+    cls = type(node)
+    if isinstance(node, AssocOp):  # Add, Mul
+        return cls._from_args(args, node.is_commutative)
+    if isinstance(node, MinMaxBase):
+        obj = sp.Expr.__new__(cls, *args)
+        obj._argset = frozenset(args)
+        return obj
+    if isinstance(node, sp.Pow):
+        obj = sp.Expr.__new__(cls, *args)
+        obj.is_commutative = node.is_commutative
+        return obj
+    if isinstance(node, sp.Function):  # exp, Heaviside, Abs, Piecewise, ...
+        return sp.Expr.__new__(cls, *args)
+    return node.func(*args)
+
+
+def _same_kind(arg, values: dict) -> bool:
+    """True unless ``arg`` is replaced by something other than a symbol of its own assumptions."""
+    new = values.get(arg)
+    return new is None or (isinstance(new, sp.Symbol) and new.assumptions0 == arg.assumptions0)
+
+
+def instantiator(expr: sp.Expr, keys) -> "Callable[[dict], sp.Expr]":
+    """A function that substitutes values for the symbols ``keys`` in ``expr``, fast, many times.
+
+    ``expr`` is a derived form in generic symbols (one token, one completion); the returned
+    function maps ``{key: value}`` to ``expr`` at those values. A symbol replaced by a symbol
+    of the same assumptions (x -> x_{i,t}, A_i -> A_1) leaves every simplification SymPy made
+    valid, so the nodes above it are rebuilt as they are, without re-evaluation (re-running the
+    Min/Max/Heaviside simplifications is what makes ``xreplace`` slow). A sum, product or power
+    with a replaced argument that is not such a symbol is built by its own constructor (so that
+    alpha = 1/(G L_i sigma) joins the product it multiplies); functions (exp, Heaviside, Min, Max)
+    of such a value are kept unevaluated, so values should be symbolic (a sum of log-ratios, an
+    advantage symbol), not numbers. The result equals ``expr.xreplace(values)`` up to the order of
+    commutative arguments and unevaluated functions.
+
+    >>> x, y, A = sp.symbols("x y A", real=True)
+    >>> f = instantiator(sp.Min(A * sp.exp(x), 1), (x, A))
+    >>> f({x: y, A: sp.Rational(1, 2)})
+    Min(1, exp(y)/2)
+    """
+    keys = frozenset(keys)
+    contains: dict = {}
+
+    def mark(node) -> bool:
+        hit = contains.get(node)
+        if hit is None:
+            hit = node in keys or any([mark(a) for a in node.args])
+            contains[node] = hit
+        return hit
+
+    mark(expr)
+    # sums, products and powers with a key as a direct argument: built by their constructor when the
+    # value is not a symbol like the key (a product times a product is flattened into one)
+    flatten = {node for node in contains if isinstance(node, (AssocOp, sp.Pow)) and any(a in keys for a in node.args)}
+
+    def build(node, values: dict, memo: dict):
+        if not contains[node]:
+            return node
+        if node in keys:
+            return values.get(node, node)
+        out = memo.get(node)
+        if out is None:
+            args = tuple(build(a, values, memo) for a in node.args)
+            out = _raw(node, args) if node not in flatten or all(_same_kind(a, values) for a in node.args) \
+                else node.func(*args)
+            memo[node] = out
+        return out
+
+    return lambda values: build(expr, values, {})
+
+
+@lru_cache(maxsize=64)
+def generic_phi(eps_low: float | None, eps_up: float | None) -> sp.Expr:
+    """phi(exp(u), A_i) of a clip (None: that side open), built once per clip and cached."""
+    from types import SimpleNamespace
+
+    shape = SimpleNamespace(eps_low=eps_low, eps_up=eps_up, clipped=eps_low is not None or eps_up is not None)
+    return phi_expr(shape, sp.exp(n.u), n.A_i)
+
+
 #: summed log-ratio S_i = sum_t x_{i,t} of one completion (sequence-level ratios)
 S_sum = sp.Symbol("S", real=True)
 #: log pi_old of one token (surrogates written on log pi itself: GPG, CISPO)
@@ -287,13 +372,14 @@ def surrogate(variant: "str | Variant", lengths: Sequence[int]) -> SymbolicGroup
     if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
         old = tuple(tuple(sp.Symbol(f"lold_{i + 1}_{t + 1}", real=True) for t in range(L[i])) for i in range(G))
     templates = []
+    phi = instantiator(generic_phi(v.eps_low, v.eps_up), (n.u, n.A_i))  # phi(exp(u), A_i), built once
     for i in range(G):
         if v.ratio is Ratio.TOKEN:
-            templates.append(alpha[i] * phi_expr(v, sp.exp(n.x), A[i]))
+            templates.append(alpha[i] * phi({n.u: n.x, n.A_i: A[i]}))
         elif v.ratio is Ratio.SEQ_GEOMEAN:  # sum_t alpha_i phi(s_i) with s_i = exp(S_i / |o_i|)
-            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi_expr(v, sp.exp(S_sum / int(L[i])), A[i]))
+            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi({n.u: S_sum / int(L[i]), n.A_i: A[i]}))
         elif v.ratio is Ratio.SEQ_PRODUCT:  # s_i = exp(S_i)
-            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi_expr(v, sp.exp(S_sum), A[i]))
+            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi({n.u: S_sum, n.A_i: A[i]}))
         elif v.ratio is Ratio.LOGPROB:  # alpha A log pi, log pi = x + log pi_old
             templates.append(alpha[i] * A[i] * (n.x + lold))
         else:  # SG_WEIGHT: alpha sg[clip(I)] A log pi
