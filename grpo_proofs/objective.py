@@ -259,34 +259,41 @@ def instantiator(expr: sp.Expr, keys) -> "Callable[[dict], sp.Expr]":
     Min(1, exp(y)/2)
     """
     keys = frozenset(keys)
-    contains: dict = {}
+    # the nodes that contain a key, children before parents (each once), with the positions of
+    # their arguments that change
+    plan: list = []
+    seen: dict = {}
 
-    def mark(node) -> bool:
-        hit = contains.get(node)
+    def visit(node) -> bool:
+        hit = seen.get(node)
         if hit is None:
-            hit = node in keys or any([mark(a) for a in node.args])
-            contains[node] = hit
+            if node in keys:
+                hit = True
+            else:
+                moved = [k for k, a in enumerate(node.args) if visit(a)]
+                hit = bool(moved)
+                if hit:
+                    direct = [a for a in node.args if a in keys]
+                    check = tuple(direct) if isinstance(node, (AssocOp, sp.Pow)) else ()
+                    plan.append((node, tuple((k, node.args[k]) for k in moved), check))
+            seen[node] = hit
         return hit
 
-    mark(expr)
-    # sums, products and powers with a key as a direct argument: built by their constructor when the
-    # value is not a symbol like the key (a product times a product is flattened into one)
-    flatten = {node for node in contains if isinstance(node, (AssocOp, sp.Pow)) and any(a in keys for a in node.args)}
+    visit(expr)
 
-    def build(node, values: dict, memo: dict):
-        if not contains[node]:
-            return node
-        if node in keys:
-            return values.get(node, node)
-        out = memo.get(node)
-        if out is None:
-            args = tuple(build(a, values, memo) for a in node.args)
-            out = _raw(node, args) if node not in flatten or all(_same_kind(a, values) for a in node.args) \
-                else node.func(*args)
-            memo[node] = out
-        return out
+    def build(values: dict) -> sp.Expr:
+        new = dict(values)
+        for node, moved, check in plan:
+            args = list(node.args)
+            for k, child in moved:
+                args[k] = new.get(child, child)
+            if check and not all(_same_kind(a, values) for a in check):
+                new[node] = node.func(*args)
+            else:
+                new[node] = _raw(node, tuple(args))
+        return new.get(expr, expr)
 
-    return lambda values: build(expr, values, {})
+    return build
 
 
 @lru_cache(maxsize=64)
