@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .compile import clip_fn, gradient_fn, term_fn
+from .compile import clip_fn, depends_on_ratio, gradient_fn, term_fn
 from .errors import InputError
 from .objective import group_weights
 from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, rewards_and_lengths
@@ -30,13 +30,6 @@ def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Te
     if values.device.type == "cpu":
         return torch.from_numpy(np.repeat(values.numpy(), lengths.numpy()))
     return torch.repeat_interleave(values, lengths, output_size=n_tok)
-
-
-def _depends_on_x(v: Variant) -> bool:
-    from . import notation as n
-    from .gradient import generic_gradient
-
-    return n.x in generic_gradient(v)[0].free_symbols
 
 
 def sequence_gradient(variant: "str | Variant", *, Omega, A, u, lengths) -> torch.Tensor:
@@ -120,7 +113,7 @@ def token_gradient(
         sums = torch.segment_reduce(x, "sum", lengths=counts)
         u = sums / counts.to(x.dtype) if v.ratio is Ratio.SEQ_GEOMEAN else sums
         g = _expand(sequence_gradient(v, Omega=Omega, A=A, u=u, lengths=counts), counts, n_tok)
-    elif w.per_token is None and not _depends_on_x(v):  # e.g. REINFORCE: alpha_i A_i on every token
+    elif w.per_token is None and not depends_on_ratio(v):  # e.g. REINFORCE: alpha_i A_i on every token
         per = gradient_fn(v)(torch.from_numpy(w.per_completion), A, torch.zeros_like(A))
         g = _expand(per, counts, n_tok)
     else:
