@@ -30,3 +30,16 @@ def test_gpu_step_refuses_cuda_without_cuda():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_step.py"), "--device", "cuda"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no CUDA device" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_all_benchmarks_print_each_figure_with_goal_and_ratio():
+    import json
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), "--only", "derive", "--repeats", "1", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["machine"]["cores"] >= 1 and len(data["machine"]["load_before"]) == 3
+    (fig,) = data["figures"]
+    assert fig["section"] == "derive" and fig["unit"] == "s" and fig["goal"] == 3.0
+    assert fig["ratio"] == fig["value"] / fig["goal"] and fig["met"] == (fig["value"] <= fig["goal"])
