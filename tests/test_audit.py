@@ -33,7 +33,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from grpo_proofs.tolerances import CLOSED_FORM, MODEL_FLOAT32, MODEL_FLOAT64, RELEASE_FLOAT32
+from grpo_proofs.checking.tolerances import CLOSED_FORM, MODEL_FLOAT32, MODEL_FLOAT64, RELEASE_FLOAT32
 
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")

@@ -17,7 +17,8 @@ import os
 import sys
 import tempfile
 
-from .common import add_json_flag, check_report_dir, emit_json, replace_dir, whole, write_failed
+from ..output import replace_dir
+from .common import add_json_flag, check_report_dir, emit_json, whole, write_failed
 
 __all__ = ["register"]
 

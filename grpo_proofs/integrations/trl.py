@@ -45,7 +45,7 @@ import os
 from transformers import TrainerCallback
 
 from ..errors import InputError
-from ..tolerances import CLOSED_FORM, RELEASE_FLOAT32
+from ..checking.tolerances import CLOSED_FORM, RELEASE_FLOAT32
 from .step import StepAudit
 from .summary import jsonable
 
