@@ -18,7 +18,7 @@ import torch
 
 from .compile import clip_fn, depends_on_ratio, gradient_fn, term_fn
 from .errors import InputError
-from .objective import group_weights
+from .weights import group_weights
 from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, rewards_and_lengths
 from .variants import Ratio, Variant, get_variant
 
@@ -84,7 +84,7 @@ def token_gradient(
     of length |o_i| per completion (views into one flat array). At s = 1 the gradient is
     alpha_{i,t} A_i (Eq. 15).
 
-    The weights are evaluated once on whole arrays (:func:`grpo_proofs.objective.group_weights`),
+    The weights are evaluated once on whole arrays (:func:`grpo_proofs.weights.group_weights`),
     the compiled symbolic gradient once on all tokens (token kinds) or on the G completions
     (sequence kinds, whose gradient is the same on every token of a completion, and kinds whose
     gradient does not depend on the ratio): no loop over completions beyond reading the input.
