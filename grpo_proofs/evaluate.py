@@ -16,32 +16,56 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .compile import clip_fn, gradient_fn, term_fn
+from .compile import clip_fn, depends_on_ratio, gradient_fn, term_fn
 from .errors import InputError
-from .objective import group_numbers
-from .validate import BYTES_PER_TOKEN, check_memory, log_ratios_for, rewards_and_lengths
+from .weights import group_weights
+from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, rewards_and_lengths
 from .variants import Ratio, Variant, get_variant
 
-__all__ = ["token_gradient", "batched_gradient", "torch_surrogate"]
+__all__ = ["token_gradient", "batched_gradient", "sequence_gradient", "torch_surrogate"]
+
+
+def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Tensor:
+    """values[i] repeated lengths[i] times (G,) -> (n_tok,), one pass over the output."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.repeat(values.numpy(), lengths.numpy()))
+    return torch.repeat_interleave(values, lengths, output_size=n_tok)
+
+
+def sequence_gradient(variant: "str | Variant", *, Omega, A, u, lengths) -> torch.Tensor:
+    """dJ/dx_{i,t} of a sequence-level variant, one value per completion (G,).
+
+    The sequence ratio s_i depends on the tokens only through u_i (the summed log-ratio, or its
+    mean for the geometric mean), so every token of completion i has the same gradient; the
+    compiled symbolic gradient is evaluated on the G completions. ``Omega`` = sum_t alpha_{i,t},
+    ``A``, ``u`` and ``lengths`` are (G,) tensors.
+    """
+    v = get_variant(variant)
+    fn = gradient_fn(v)
+    if v.ratio is Ratio.SEQ_GEOMEAN:
+        return fn(Omega, A, u, lengths.to(u.dtype))
+    return fn(Omega, A, u)
 
 
 def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None) -> torch.Tensor:
     """dJ/dx for a flat batch of tokens with the compiled symbolic gradient.
 
     ``alpha``, ``A`` (advantage of each token's completion) and ``x`` (log-ratio) are 1-D
-    tensors over tokens. Sequence kinds also need ``seq_index`` (completion of each token) and
-    ``lengths`` (tokens per completion).
+    tensors over tokens. Sequence kinds also need ``lengths`` (tokens per completion, the
+    completions lying one after another in the flat tensors); ``seq_index`` (completion of each
+    token) is accepted for compatibility and not needed.
     """
     v = get_variant(variant)
     fn = gradient_fn(v)
     if not v.sequence_level:
         return fn(alpha, A, x)
-    G = int(lengths.shape[0])
-    Omega = torch.zeros(G, dtype=alpha.dtype, device=alpha.device).index_add_(0, seq_index, alpha)
-    sums = torch.zeros(G, dtype=x.dtype, device=x.device).index_add_(0, seq_index, x)
-    if v.ratio is Ratio.SEQ_GEOMEAN:
-        return fn(Omega[seq_index], A, (sums / lengths)[seq_index], lengths[seq_index])
-    return fn(Omega[seq_index], A, sums[seq_index])
+    counts = torch.as_tensor(lengths).to(torch.int64)
+    Omega = torch.segment_reduce(alpha, "sum", lengths=counts)
+    sums = torch.segment_reduce(x, "sum", lengths=counts)
+    starts = torch.cumsum(counts, 0) - counts
+    u = sums / counts.to(x.dtype) if v.ratio is Ratio.SEQ_GEOMEAN else sums
+    g = sequence_gradient(v, Omega=Omega, A=A[starts], u=u, lengths=counts)
+    return _expand(g, counts.cpu(), int(x.shape[0])) if g.device.type == "cpu" else torch.repeat_interleave(g, counts)
 
 
 def token_gradient(
@@ -57,7 +81,13 @@ def token_gradient(
     ``variant`` is a registry name or a :class:`~grpo_proofs.variants.Variant`;
     ``log_ratios`` are log pi_theta - log pi_old per token (default zeros, s = 1); ``sigma`` is
     the population (``"pop"``) or sample (``"sample"``) std of the rewards. Returns one array
-    of length |o_i| per completion. At s = 1 the gradient is alpha_{i,t} A_i (Eq. 15).
+    of length |o_i| per completion (views into one flat array). At s = 1 the gradient is
+    alpha_{i,t} A_i (Eq. 15).
+
+    The weights are evaluated once on whole arrays (:func:`grpo_proofs.weights.group_weights`),
+    the compiled symbolic gradient once on all tokens (token kinds) or on the G completions
+    (sequence kinds, whose gradient is the same on every token of a completion, and kinds whose
+    gradient does not depend on the ratio): no loop over completions beyond reading the input.
 
     Worked example of the prefix page: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
     std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
@@ -74,15 +104,22 @@ def token_gradient(
     n_tok = int(L0.sum())
     check_memory(BYTES_PER_TOKEN * float(n_tok), f"the per-token coefficients of {n_tok:,} tokens",
                  "give shorter completions or fewer of them")
-    num = group_numbers(v, rewards, lengths, sigma=sigma, masks=masks)
-    lr = log_ratios_for(num.lengths, log_ratios)
-    L = torch.as_tensor(num.lengths, dtype=torch.float64)
-    idx = torch.repeat_interleave(torch.arange(len(L)), torch.as_tensor(num.lengths))
-    alpha = torch.as_tensor(np.concatenate(num.alpha))
-    A = torch.as_tensor(num.A)[idx]
-    x = torch.as_tensor(np.concatenate(lr))
-    g = batched_gradient(v, alpha=alpha, A=A, x=x, lengths=L, seq_index=idx).numpy()
-    return [part.copy() for part in np.split(g, np.cumsum(num.lengths)[:-1])]
+    w = group_weights(v, rewards, lengths, sigma=sigma, masks=masks)
+    x = torch.from_numpy(flat_log_ratios(w.lengths, log_ratios))
+    counts = torch.from_numpy(w.lengths)
+    A = torch.from_numpy(w.A)
+    if v.sequence_level:
+        Omega = torch.from_numpy(w.Omega)
+        sums = torch.segment_reduce(x, "sum", lengths=counts)
+        u = sums / counts.to(x.dtype) if v.ratio is Ratio.SEQ_GEOMEAN else sums
+        g = _expand(sequence_gradient(v, Omega=Omega, A=A, u=u, lengths=counts), counts, n_tok)
+    elif w.per_token is None and not depends_on_ratio(v):  # e.g. REINFORCE: alpha_i A_i on every token
+        per = gradient_fn(v)(torch.from_numpy(w.per_completion), A, torch.zeros_like(A))
+        g = _expand(per, counts, n_tok)
+    else:
+        alpha = torch.from_numpy(w.token_alpha())
+        g = gradient_fn(v)(alpha, _expand(A, counts, n_tok), x)
+    return np.split(g.numpy(), np.cumsum(w.lengths)[:-1])
 
 
 def torch_surrogate(
@@ -108,12 +145,15 @@ def torch_surrogate(
                          f"{tuple(logp.shape)}, {tuple(old_logp.shape)}, {tuple(mask.shape)}")
     lengths = mask.sum(1).round().to(torch.int64).cpu().numpy()
     r = rewards.detach().cpu().numpy() if isinstance(rewards, torch.Tensor) else np.asarray(rewards, dtype=np.float64)
-    num = group_numbers(v, r, lengths, sigma=sigma, masks=masks)
+    w = group_weights(v, r, lengths, sigma=sigma, masks=masks)
     real = mask > 0
-    alpha = torch.zeros(logp.shape, dtype=logp.dtype, device=logp.device)
-    for i, a in enumerate(num.alpha):
-        alpha[i, real[i]] = torch.as_tensor(a, dtype=logp.dtype, device=logp.device)
-    A = torch.as_tensor(num.A, dtype=logp.dtype, device=logp.device)
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    if w.per_token is None:
+        alpha = torch.where(real, torch.as_tensor(w.per_completion, dtype=logp.dtype, device=logp.device)[:, None], zero)
+    else:  # the real tokens of each row, in order, are that completion's tokens
+        alpha = torch.zeros(logp.shape, dtype=logp.dtype, device=logp.device)
+        alpha[real] = torch.as_tensor(w.per_token, dtype=logp.dtype, device=logp.device)
+    A = torch.as_tensor(w.A, dtype=logp.dtype, device=logp.device)
     x = torch.where(real, logp - old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
     lp = torch.where(real, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
     if v.ratio is Ratio.TOKEN:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sympy as sp
+from typing import TYPE_CHECKING
 
-from ..props.gradient.derive import plain
-from ..variants import REGISTRY, Variant
 from .common import add_json_flag, emit_json
+
+if TYPE_CHECKING:
+    from ..variants import Variant
 
 __all__ = ["register", "rows"]
 
@@ -21,6 +22,11 @@ def _eps(v: Variant) -> str:
 
 def rows() -> list[dict]:
     """One dict per registered method: the columns of Table 1."""
+    import sympy as sp
+
+    from ..props.gradient.derive import plain
+    from ..variants import REGISTRY
+
     return [
         {
             "name": v.name,
@@ -42,6 +48,8 @@ def rows() -> list[dict]:
 
 
 def run(args) -> int:
+    from ..variants import REGISTRY
+
     data = rows()
     if args.json:
         emit_json(data)
