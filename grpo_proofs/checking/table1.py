@@ -1,7 +1,7 @@
 """Table 1 of arXiv 2601.05002, typed by hand: the stated side of the Prop. 1 and Prop. 4 checks.
 
 Each method's weight alpha_{i,t}, kind of ratio s_{i,t} and clip bounds, written as plain numbers and
-functions of plain arithmetic, independently of :data:`grpo_proofs.variants.REGISTRY` (so a wrong
+functions of plain arithmetic, independently of ``grpo_proofs.variants.REGISTRY`` (so a wrong
 weight or bound in the registry cannot be read back into the side that should catch it).
 
 Shorthand: alpha^S_i = 1/(G |o_i| sigma(r)). The weight functions take keyword numbers (Python or
