@@ -34,8 +34,12 @@ $(STAMP): $(LOCK) $(NODEPS) pyproject.toml
 verify: $(STAMP)
 	$(VENV)/bin/grpo-proofs verify
 
+# two or more workers (pytest-xdist, one per core), each test file on one worker so a file's
+# fixtures are built once; the book build (one test) runs beside the rest of the suite
+PYTEST_PARALLEL := -n auto --dist loadfile
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 bench: $(STAMP)
 	$(PY) benchmarks/all.py
@@ -50,9 +54,11 @@ clean-book:
 
 # Refresh the lock: the newest releases that pyproject.toml's ranges and requirements/pins.in allow.
 # The local-version suffix of the CPU torch wheel (+cpu) is dropped, so the pin also matches PyPI.
+# `make lock LOCK_UPGRADE=` adds what pyproject.toml gained and keeps every other pin as it is.
+LOCK_UPGRADE ?= --upgrade
 lock:
 	test -x .venv-lock/bin/pip-compile || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install $(PIP_QUIET) pip-tools; }
-	.venv-lock/bin/pip-compile --quiet --upgrade --strip-extras --extra test --extra book --extra peers \
+	.venv-lock/bin/pip-compile --quiet $(LOCK_UPGRADE) --strip-extras --extra test --extra book --extra peers \
 	    --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml requirements/pins.in
 	sed -i -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' $(LOCK)
 
@@ -65,4 +71,4 @@ test-latest:
 	$(LATEST)/bin/pip install $(PIP_QUIET) -e ".[test,book,peers]"
 	$(LATEST)/bin/pip install $(PIP_QUIET) --no-deps --require-hashes -r $(NODEPS)
 	$(LATEST)/bin/pip freeze --exclude-editable > $(LATEST)/freeze.txt
-	$(LATEST)/bin/python -m pytest
+	$(LATEST)/bin/python -m pytest $(PYTEST_PARALLEL)

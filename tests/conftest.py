@@ -6,6 +6,10 @@ from hypothesis import settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One intra-op thread, here and in the processes the tests start (the book's page kernels, the
+# command-line tests' subprocesses): the tests run small models, which one thread runs fastest
+# (grpo_proofs.runtime.threads), and under pytest-xdist (`make test`) each worker has one core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Property tests replay: the "ci" profile (the default) draws the same examples on every run and prints
 # the @reproduce_failure blob of a failing one; HYPOTHESIS_PROFILE=dev draws fresh random examples.

@@ -178,3 +178,10 @@ def test_book_builds(tmp_path):
         noisy = [o[1][:200] for o in outputs if "warning" in o[1].lower()]
         assert not noisy, f"{entry}: a cell output mentions a warning: {noisy}"
     assert "Kernel is running over TCP" not in proc.stderr + proc.stdout
+    # each claim runs once per build: the pages record the outcomes of the claims they run, the claims
+    # index (read last) reads those back and runs only the rest, so every claim is recorded exactly once
+    outcomes = tmp_path / "_build" / "claim-outcomes"
+    assert {p.stem for p in outcomes.glob("*.json")} == set(CLAIMS)
+    index = (html / "derivations" / "claims.html").read_text(encoding="utf-8")
+    by_pages, here = index.count("<p>its page</p>"), index.count("<p>this page</p>")
+    assert by_pages > 0 and by_pages + here == len(CLAIMS), (by_pages, here, len(CLAIMS))

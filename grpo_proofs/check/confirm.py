@@ -28,6 +28,7 @@ import math
 import time
 
 from ..checking.confirmation import Confirmation, Options
+from ..runtime.threads import one_thread
 
 __all__ = ["run_all", "STAGES"]
 
@@ -44,7 +45,8 @@ def run_all(spec, verdicts, opts: Options, progress=None) -> list[Confirmation]:
             progress.set_description(fn.__name__.replace("confirm_", ""))
         start = time.perf_counter()
         try:
-            res = fn(spec, verdicts, opts)
+            with one_thread(opts.device):  # small models: one thread is faster (runtime.threads)
+                res = fn(spec, verdicts, opts)
         except Exception as exc:  # a confirmation that crashes is a failed confirmation, never hidden
             text = str(exc).splitlines()[0] if str(exc) else ""
             res = Confirmation(fn.__name__.replace("confirm_", ""), "crashed", "", math.inf, 0.0,

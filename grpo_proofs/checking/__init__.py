@@ -6,7 +6,8 @@ claims with the :func:`claim` decorator; :func:`all_claims` imports every claim 
 in ``_MODULES`` and returns the registry in the paper's order. Beside the registry:
 :mod:`~grpo_proofs.checking.tolerances` (the one tolerance table), :mod:`~grpo_proofs.checking.coverage`
 (comparisons with coverage floors), :mod:`~grpo_proofs.checking.table1` (Table 1 typed by hand, the stated
-side of Props 1 and 4) and :mod:`~grpo_proofs.checking.confirmation` (a user variant's confirmations).
+side of Props 1 and 4), :mod:`~grpo_proofs.checking.confirmation` (a user variant's confirmations) and
+:mod:`~grpo_proofs.checking.record` (outcomes recorded during a book build).
 
 >>> from grpo_proofs.checking import Outcome
 >>> Outcome(error=0.0, tolerance=0.0).passed
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -146,10 +148,24 @@ def all_claims() -> dict[str, Claim]:
 
 
 def run_claim(label: str, ctx: Context | None = None) -> Outcome:
-    """Run one claim; an exception inside the check is a failed outcome, not a crash."""
-    claims = all_claims()
-    c = claims[label]
+    """Run one claim on one CPU thread (:mod:`~grpo_proofs.runtime.threads`); an exception inside the
+    check is a failed outcome, not a crash.
+
+    When ``GRPO_PROOFS_RECORD`` names a folder (the book build sets it), the outcome is also
+    recorded there (:mod:`~grpo_proofs.checking.record`), so the claims index need not run it again.
+    """
+    from . import record
+    from ..runtime.threads import one_thread
+
+    c = all_claims()[label]
+    ctx = ctx or Context()
+    start = time.perf_counter()
     try:
-        return c.run(ctx)
+        with one_thread(ctx.device):
+            out = c.run(ctx)
     except Exception as exc:  # a failing check must be reported, never hidden
-        return Outcome(error=math.inf, tolerance=0.0, detail=f"{type(exc).__name__}: {exc}")
+        out = Outcome(error=math.inf, tolerance=0.0, detail=f"{type(exc).__name__}: {exc}")
+    directory = record.folder()
+    if directory is not None:
+        record.write(directory, label, ctx, out, time.perf_counter() - start)
+    return out

@@ -17,7 +17,7 @@ def real_model_error(seed: int = 0) -> tuple[float, int]:
     """On a real sampled group (tiny float64 GPT-2), per Table 1 method: J of the hand-written reference
     loss on the model's log-probs against the regime's value from the hand-typed Table 1, and the compiled
     surrogate's J against the reference's. (largest relative error, values compared)."""
-    from ..prefix.model import one_thread
+    from ...runtime.threads import one_thread
     from ...reference import REFERENCE
     from ...runtime.policy import PolicyConfig, build_policy, sample_group, token_logprobs
 

@@ -23,7 +23,8 @@ from ...evaluate import torch_surrogate
 from ...runtime.policy import prefix_logprobs, sample_group, token_logprobs
 from .api import prefix_coefficient
 from ...variants import get_variant
-from .model import build, one_thread
+from .model import build
+from ...runtime.threads import one_thread
 
 __all__ = ["DriftSetup", "DriftRun", "DriftResult", "drift", "plot_drift"]
 

@@ -33,7 +33,6 @@ W, so the error is measured against |g_U|_inf and bounded by ``tolerances.PREFIX
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -43,6 +42,7 @@ import torch
 from ...errors import InputError
 from ...evaluate import torch_surrogate
 from ...runtime.policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
+from ...runtime.threads import one_thread
 from .api import prefix_terms
 from ...runtime.numerics import rel_err
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64, for_precision
@@ -127,22 +127,6 @@ class Confirmation:
     @property
     def passed(self) -> bool:
         return bool(math.isfinite(self.error) and self.error <= self.tolerance)
-
-
-@contextlib.contextmanager
-def one_thread(device: str):
-    """One intra-op CPU thread while the toy models run (restored after). Their matrices are tiny, so
-    thread hand-offs dominate: measured 5 s with 1 thread vs 27 s with 2 for the quick drift run on a
-    loaded 2-core machine; float64 results agree to rounding."""
-    if not device.startswith("cpu"):
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def build(model: str, dtype: str = "float64", device: str = "cpu", seed: int = 0, precision: str | None = None):
