@@ -41,7 +41,7 @@ from .. import notation as n
 from ..errors import InputError, kind_of, shown
 from .formula import parse_weight
 from .formula_text import to_formula
-from ..variants import REGISTRY, Ratio, Regularizer, Variant
+from ..variants import Ratio, Regularizer, Variant
 
 __all__ = ["Spec", "spec_from_mapping", "trainer_spec", "dump_spec", "REQUIRED", "OPTIONAL", "ADVANTAGES", "TRAINER_KEYS"]
 

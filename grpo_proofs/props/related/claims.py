@@ -13,7 +13,6 @@ compares fewer than it planned fails (:func:`.api.covered`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,19 +24,16 @@ from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 from ... import notation as n
 from ...compile import to_torch
 from ...evaluate import token_gradient
-from ..prefix.model import one_thread
 from ...runtime.numerics import rel_err
-from ..prefix.api import prefix_coefficient
-from ...variants import REGISTRY, get_variant
+from ...variants import get_variant
 from . import api, derive
+from .cancellation import BREAKS, Cell, condition_cells, stated_exchangeable
 from .model import FIXES, Case, fix_rows
 
 __all__ = ["PAGE", "stated_exchangeable", "length_bias_check", "difficulty_bias_check", "condition_check",
            "fixes_check", "advantage_bias_check", "fix_cases", "BREAKS", "Cell", "condition_cells"]
 
 PAGE = "related"
-#: a shared token counts as updated when |W| exceeds this fraction of sum_i |A_i omega_i| (rounding: ~1e-16)
-BREAKS = 1e-9
 
 
 def _floats(x: torch.Tensor) -> np.ndarray:
@@ -123,66 +119,6 @@ def check_difficulty_bias(ctx: Context) -> Outcome:
 
 
 # ------------------------------------------------------------------ token-gradient cancellation
-
-
-def stated_exchangeable(name: str, ratio_regime: str, length_regime: str) -> bool:
-    """Where Table 1's weights are the same for every completion on a shared token, typed by hand: 1/|o_i| weights
-    only at equal lengths; clipped ratios only inside the band (past a bound one advantage sign is clipped);
-    sequence ratios and their 1/|o_i| (GSPO) or |o_i| (GCPO) only at s = 1 and equal lengths; GPG (no ratio) and
-    CISPO (a clipped weight, common to the shared token) everywhere."""
-    inside = ratio_regime in ("s = 1", "in the band")
-    equal = length_regime == "equal lengths"
-    if name in ("gpg", "cispo"):
-        return True
-    if name in ("dr_grpo", "dapo"):
-        return inside
-    if name in ("grpo", "grpo_v32", "gtpo", "cppo"):
-        return inside and equal
-    if name in ("gspo", "gcpo"):
-        return ratio_regime == "s = 1" and equal
-    raise KeyError(f"no stated exchangeability for {name!r}")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One method in one regime: derived and stated exchangeability, and what ``per_cell`` groups measured."""
-
-    method: str
-    ratio_regime: str
-    length_regime: str
-    derived: bool
-    stated: bool
-    #: |W_measured - W_derived| / sum_i |dJ/dx_{i,0}| per group
-    errors: tuple[float, ...]
-    #: |W_measured| / sum_i |dJ/dx_{i,0}| per group
-    cancelled: tuple[float, ...]
-
-    @property
-    def agrees(self) -> bool:
-        """Derived = stated, and measured: every group cancels (exchangeable) or some group does not."""
-        measured = max(self.cancelled) <= CLOSED_FORM if self.derived else max(self.cancelled) > BREAKS
-        return self.derived == self.stated and measured
-
-
-def condition_cells(ctx: Context, stated=stated_exchangeable, measure=api.shared_token_gradient) -> list[Cell]:
-    """Every Table 1 method x regime, with 3 (quick) or 8 random groups each (``measure``: reference autograd)."""
-    rng, per_cell, cells = np.random.default_rng(ctx.seed), 3 if ctx.quick else 8, []
-    with one_thread("cpu"):
-        for name, v in REGISTRY.items():
-            ratios = {key: tuple(float(x) for x in pair) for key, pair in derive.regime_ratios(v).items()}
-            for rr in derive.RATIO_REGIMES:
-                for lr in derive.LENGTH_REGIMES:
-                    errors, cancelled = [], []
-                    for _ in range(per_cell):
-                        rewards, lengths, x, shared, seq = api.regime_group(rng, v, ratios[rr], rr, lr == "equal lengths")
-                        g = measure(name, rewards, lengths, x)
-                        scale = float(np.abs(g).sum())
-                        W = prefix_coefficient(v, rewards, lengths, ratio=shared, sequence_ratios=seq)
-                        errors.append(abs(float(g.sum()) - W) / scale)
-                        cancelled.append(abs(float(g.sum())) / scale)
-                    cells.append(Cell(name, rr, lr, derive.derived_exchangeable(v, rr, lr), stated(name, rr, lr),
-                                      tuple(errors), tuple(cancelled)))
-    return cells
 
 
 def condition_check(ctx: Context, stated=stated_exchangeable, measure=api.shared_token_gradient) -> Outcome:
