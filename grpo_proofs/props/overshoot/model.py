@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...runtime.adam import second_moment_after
 from ...runtime.policy import (PolicyConfig, build_policy, completion_logprobs, flat_grad,
                                param_vector, sample_group, set_param_vector)
 from ...runtime.precision import PRECISIONS, build, recorded_index, take_recorded
@@ -238,10 +239,7 @@ def _premise(optimizer: str, setup: Setup, grads, thetas, clipped_frac) -> dict:
     last = steps[T - 2]
     if optimizer == "adam":
         b1, b2 = setup.betas
-        vv = np.zeros_like(last)
-        for g in grads[:T - 1]:
-            vv = b2 * vv + (1 - b2) * g.cpu().numpy() ** 2
-        r = np.sqrt(vv / (1 - b2 ** (T - 1)))
+        r = np.sqrt(second_moment_after([g.cpu().numpy() for g in grads[:T - 1]], b2, corrected=True))
     dev = []
     for k in range(len(steps) - T + 1):
         if optimizer == "adam":

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ...compile import to_mpmath, to_numpy
+from ...runtime.adam import second_moment_after
 from .derive import b1, b2, derived_ratio, eps, explicit, k, T, v
 
 __all__ = ["derived_value", "vhat_at", "relative_error", "premise_errors", "adam_zero_gradient_error"]
@@ -36,10 +37,7 @@ def derived_value(T_: int, k_: int, beta1: float, beta2: float, eps_: float = 0.
 def vhat_at(grads, beta2: float, upto: int) -> float:
     """v_hat_{upto} from the recorded gradients by the canonical recurrence (mpmath, 40 digits)."""
     with mpmath.workdps(40):
-        vv = mpmath.mpf(0)
-        for g in grads[:upto]:
-            vv = beta2 * vv + (1 - mpmath.mpf(beta2)) * mpmath.mpf(g) ** 2
-        return float(vv / (1 - mpmath.mpf(beta2) ** upto))
+        return float(second_moment_after([mpmath.mpf(g) for g in grads[:upto]], mpmath.mpf(beta2), corrected=True))
 
 
 def relative_error(measured: float, predicted: float) -> float:
@@ -58,9 +56,7 @@ def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
     b1_, b2_ = case["betas"]
     th = case["thetas"]
     steps = [th[t] - th[t - 1] for t in range(1, len(th))]
-    vv = np.zeros_like(steps[0])
-    for g in case["grads"][:T_ - 1]:
-        vv = b2_ * vv + (1 - b2_) * g**2
+    vv = second_moment_after(case["grads"][:T_ - 1], b2_)
     last, with_eps, without = steps[T_ - 2], [], []
     for kk in range(len(steps) - T_ + 1):
         ratio = _derived_np()(T_, kk, b1_, b2_, case["eps"], vv)
