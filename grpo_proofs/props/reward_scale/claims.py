@@ -28,6 +28,7 @@ from ... import notation as n
 from ...checking import tolerances
 from ...runtime.adam import adam_step_ratio, noninvariant_threshold
 from ...variants import REGISTRY
+from ...weights import group_sigma
 from ...checking import Context, Outcome, claim
 from .api import moment_scaling_error
 from .derive import (ABS_PHI, advantage_scaling, centering_residuals, moment_induction, step_ratio_derivation,
@@ -69,7 +70,7 @@ def _prop5(ctx: Context) -> Outcome:
                 L = rng.integers(1, 20, size=G)
                 vc = v.replace(sigma_eps=c)
                 base, scaled = group_numbers(vc, r, L), group_numbers(vc, phi * r, L)
-                sig_r = float(np.std(r))
+                sig_r = group_sigma(r)
                 k = float(ks[name].subs({n.phi: phi, n.sigma_r: sig_r, n.c_sigma: c}))
                 for i in range(G):
                     want = k * base.A[i] * base.alpha[i]

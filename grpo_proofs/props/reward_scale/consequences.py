@@ -17,6 +17,7 @@ from ...compile import to_numpy
 from ...runtime.adam import adam_step_ratio
 from ...checking import Context
 from ...variants import REGISTRY
+from ...weights import group_sigma
 from .model import Config, make_batch, paired_run
 from .experiments import (LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps, step_errors,
                           step_scales)
@@ -241,7 +242,7 @@ def sigma_leak(ctx: Context, c_values=(1e-4, 0.1), phis=None, eps: float = 1e-8)
         v = REGISTRY["grpo"].replace(sigma_eps=c, beta=0.0)
         batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=1,
                            **model_options(ctx))
-        sig = float(np.std(batch.prompts[0].rewards, ddof=0 if batch.sigma == "pop" else 1))
+        sig = group_sigma(batch.prompts[0].rewards, batch.sigma)
         cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
         recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 3)
         u = recs["r"]
