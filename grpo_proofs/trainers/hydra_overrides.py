@@ -16,7 +16,7 @@ from ..errors import InputError
 from . import option_tables
 from .releases import VERSION_KEYS, resolve
 
-__all__ = ["parse_overrides", "verl_config"]
+__all__ = ["parse_overrides", "verl_config", "yaml_numbers"]
 
 
 def _scalar(text: str):
@@ -27,12 +27,17 @@ def _scalar(text: str):
         v = yaml.safe_load(text) if text != "" else None
     except yaml.YAMLError:
         return text
-    return _numbers(v)
+    return yaml_numbers(v)
 
 
-def _numbers(v):
+def yaml_numbers(v):
+    """YAML 1.1 reads 3e-4 as a string; read such strings (in lists too) as the numbers they are.
+
+    >>> yaml_numbers(["3e-4", "nan", "dapo"])
+    [0.0003, 'nan', 'dapo']
+    """
     if isinstance(v, list):
-        return [_numbers(x) for x in v]
+        return [yaml_numbers(x) for x in v]
     if isinstance(v, str):
         try:
             f = float(v)

@@ -27,6 +27,7 @@ import torch
 
 from ...errors import InputError
 from ...runtime.adam import second_moment_after
+from ...runtime.choices import require_cuda
 from ...runtime.policy import (PolicyConfig, build_policy, completion_logprobs, flat_grad,
                                param_vector, sample_group, set_param_vector)
 from ...runtime.precision import PRECISIONS, build, recorded_index, take_recorded
@@ -75,8 +76,7 @@ class Setup:
             raise InputError(f"n_batches must be a whole number >= 1, got {self.n_batches!r}")
         if not (0 < self.first_step < 1):
             raise InputError(f"first_step must lie in (0, 1), got {self.first_step!r}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+        require_cuda(self.device)
         if self.precision not in (None, *PRECISIONS):
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 

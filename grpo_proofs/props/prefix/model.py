@@ -42,7 +42,8 @@ import torch
 
 from ...errors import InputError
 from ...evaluate import torch_surrogate
-from ...runtime.policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
+from ...runtime.policy import build_policy, prefix_logprobs, sample_group, token_logprobs
+from ...runtime.precision import MODELS
 from .api import prefix_terms
 from ...runtime.numerics import rel_err
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64, for_precision
@@ -51,8 +52,8 @@ from ...variants import REGISTRY, Ratio, Variant, get_variant
 __all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "PRESETS", "build", "one_thread",
            "reference_for", "measured_J"]
 
-PRESETS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small,
-           "qwen2_0_5b": PolicyConfig.qwen2_0_5b}
+#: the policy presets by name (:data:`grpo_proofs.runtime.precision.MODELS`)
+PRESETS = MODELS
 
 
 @dataclass(frozen=True)
