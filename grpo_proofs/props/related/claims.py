@@ -7,18 +7,19 @@ computation (:mod:`.api`, :mod:`.model`) and states its coverage.
 
 Every ``*_check(ctx, stated=...)`` takes the statement it checks as an argument, so a planted wrong
 statement can be shown to FAIL (the tests do). Coverage is the number of items compared; a check that
-compares fewer than it planned fails (:func:`.api.covered`).
+compares fewer than it planned fails (:func:`grpo_proofs.checking.coverage.covered`).
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 
 # the claim machinery and the tolerance table, imported here only
 from ...checking import Context, Outcome, claim
+from ...checking.coverage import covered
+from ...checking.outcomes import of_comparison
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 
 from ... import notation as n
@@ -38,10 +39,6 @@ PAGE = "related"
 
 def _floats(x: torch.Tensor) -> np.ndarray:
     return x.detach().numpy()
-
-
-def _fail(what: list[str]) -> str:
-    return "failed: " + "; ".join(what[:5]) + (f" (+{len(what) - 5} more)" if len(what) > 5 else "")
 
 
 # ------------------------------------------------------------------ Dr. GRPO: length and difficulty
@@ -68,13 +65,12 @@ def length_bias_check(ctx: Context, stated: dict = derive.LENGTH_STATED) -> Outc
             planned += 2 * G
             for measured in (token_gradient(name, rewards, lengths), api.reference_token_gradient(name, rewards, lengths)):
                 errors += [rel_err(m, np.full(len(m), e)) for m, e in zip(measured, pred)]
-    worst, count = api.covered(errors, planned)
+    c = covered(errors, planned, "completions")
+    worst, count = c.error, c.compared
     detail = (f"{len(derive.length_residues(stated))} identities exact (symbolic p, G, |o_i|); d/d|o_i|: GRPO "
               f"{derive.in_p(gc)} < 0, {derive.in_p(gw)} > 0, Dr. GRPO 0; {count} completions (token_gradient and reference autograd, GRPO and "
               f"Dr. GRPO, every k of G in {_binary_G(ctx)}) against the closed forms, max rel. error {worst:.1e}")
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count})
+    return of_comparison(c, CLOSED_FORM, detail, bad=bad)
 
 
 @claim("related-drgrpo-length-bias", page=PAGE, kind="symbolic",
@@ -100,13 +96,12 @@ def difficulty_bias_check(ctx: Context, stated=derive.DIFFICULTY_STATED) -> Outc
         for grad in (token_gradient, api.reference_token_gradient):
             errors += [rel_err(a / b, np.full(len(a), factor))
                        for a, b in zip(grad("grpo", rewards, lengths), grad("grpo_v32", rewards, lengths))]
-    worst, count = api.covered(errors, planned)
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
+    c = covered(errors, planned, "completions")
+    worst, count = c.error, c.compared
     detail = (f"factor 1/sqrt(p(1-p)) exact on correct and wrong answers; minimum 2 at p = 1/2 only "
               f"(f^2 - 4 = (1-2p)^2/(p(1-p))), unbounded at p -> 0 and 1; {count} completions (token_gradient and "
               f"reference autograd, GRPO / GRPO-V3.2, every k of G in {_binary_G(ctx)}), max rel. error {worst:.1e}")
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count})
+    return of_comparison(c, CLOSED_FORM, detail, bad=bad)
 
 
 @claim("related-drgrpo-difficulty-bias", page=PAGE, kind="symbolic",
@@ -135,14 +130,13 @@ def condition_check(ctx: Context, stated=stated_exchangeable, measure=api.shared
     exchangeable = sum(c.derived for c in cells)
     if min(exchangeable, len(cells) - exchangeable) < 10:
         bad.append(f"{exchangeable} of {len(cells)} cells exchangeable: both kinds must be covered")
-    worst, count = api.covered([e for c in cells for e in c.errors], len(cells) * (3 if ctx.quick else 8))
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
+    comparison = covered([e for c in cells for e in c.errors], len(cells) * (3 if ctx.quick else 8), "groups")
+    worst, count = comparison.error, comparison.compared
     detail = (f"W = 0 for every reward vector iff the weights are equal (symbolic G); {len(cells)} method x regime "
               f"cells ({exchangeable} exchangeable, {len(cells) - exchangeable} not): derived, stated and measured "
               f"cancellation agree; {count} groups: reference-loss autograd W against prefix_coefficient, max "
               f"error {worst:.1e} of sum |A_i omega_i|")
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count, "cells": len(cells)})
+    return of_comparison(comparison, CLOSED_FORM, detail, bad=bad, data={"cells": len(cells)})
 
 
 @claim("related-token-cancellation-condition", page=PAGE, kind="symbolic",
@@ -181,15 +175,18 @@ def fixes_check(ctx: Context, fixes: dict = FIXES) -> Outcome:
             bad.append(f"{fix}: no subset case keeps a nonzero W")
     no_sg = [r for r in rows if "no stop-gradient" in r.fix]
     bad += [f"{r.variant}, {r.fix}: the gradient vanishes ({r.remaining:.1e})" for r in no_sg if r.remaining <= BREAKS]
-    worst, count = api.covered([r.error for r in checked], 2 * len(fix_cases(ctx)) * (1 + len(fixes)))
-    if bad or len(no_sg) < len(fixes):
-        return Outcome(math.inf, MODEL_FLOAT64, _fail(bad or ["no stop-gradient witness"]))
+    c = covered([r.error for r in checked], 2 * len(fix_cases(ctx)) * (1 + len(fixes)), "gradients")
+    worst, count = c.error, c.compared
+    if len(no_sg) < len(fixes):
+        bad.append("no stop-gradient witness")
+    if bad or c.below_floor:
+        return of_comparison(c, MODEL_FLOAT64, "", bad=bad, data={"rows": [r.__dict__ for r in rows]})
     fixed = [r for r in checked if r.fix != "none" and r.shared == "whole group"]
     detail = (f"projection = Lagrange's least change with A.w' = 0, exact; float64 tiny GPT-2 (CPU): {count} "
               f"gradients over {len(fix_cases(ctx))} cases equal W grad log pi (max error {worst:.1e}); fixed whole "
               f"group: at most {max(r.remaining for r in fixed):.1e} of the uncancelled gradient remains; subset: "
               f"not cancelled; without stop-gradient at least {min(r.remaining for r in no_sg):.1e} remains")
-    return Outcome(worst, MODEL_FLOAT64, detail, {"compared": count, "rows": [r.__dict__ for r in rows]})
+    return of_comparison(c, MODEL_FLOAT64, detail, data={"rows": [r.__dict__ for r in rows]})
 
 
 @claim("related-cancellation-fixes", page=PAGE, kind="numeric",
@@ -223,14 +220,13 @@ def advantage_bias_check(ctx: Context, stated=derive.ADVANTAGE_STATED) -> Outcom
         wrong_sign = [q for q, b in zip(ps, bias) if q != 0.5 and np.sign(b) != np.sign(0.5 - q)]
         if wrong_sign:
             bad.append(f"G = {G}: bias against the sign of 1/2 - p at p = {wrong_sign}")
-    worst, count = api.covered(errors, 2 * len(ps) * len(G_values))
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
+    c = covered(errors, 2 * len(ps) * len(G_values), "comparisons")
+    worst, count = c.error, c.compared
     detail = (f"formula derived for symbolic G (generating function) and as explicit sums for G = {G_values[0]}.."
               f"{G_values[-1]}, bias = p(1-p)((1-p)^(G-1) - p^(G-1))/P(1<=R<=G-1), exact; exact enumeration of "
               f"{vectors} reward vectors (baseline r_i - A_i from the project's advantages) at {len(ps)} values of p: "
               f"{count} comparisons, max rel. error {worst:.1e}; bias > 0 for p < 1/2, < 0 for p > 1/2")
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count, "vectors": vectors})
+    return of_comparison(c, CLOSED_FORM, detail, bad=bad, data={"vectors": vectors})
 
 
 @claim("related-advantage-bias", page=PAGE, kind="symbolic",
