@@ -16,10 +16,11 @@ from ... import notation as n
 from ...compile import to_numpy
 from ...runtime.adam import adam_step_ratio
 from ...checking import Context
+from ...checking.coverage import floor_fraction
 from ...variants import REGISTRY
 from ...weights import group_sigma
 from .model import Config, make_batch, paired_run
-from .experiments import (LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps, step_errors,
+from .experiments import (COVERAGE_BY, LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps, step_errors,
                           step_scales)
 
 __all__ = ["premise_error", "compare", "std_invariance", "shift_invariance", "per_prompt_scaling",
@@ -108,8 +109,11 @@ def per_prompt_scaling(ctx: Context, scales=(1.0, 10.0), eps: float = 1e-300) ->
     ok = conditioned(recs["r"].grads, precision=batch.precision)[-1]
     deviation = float(np.max(np.abs(pp.steps[-1] - recs["r"].steps[-1])[ok] / base[-1][ok]))
     err = max(pred_err["per_coordinate"], premise_error(pp.grads, summed), uni["error"])
+    steps = len(pp.steps)
     return {"error": err if deviation > effect_threshold(1e-3, batch.precision) else np.inf, "prediction": pred_err,
-            "uniform": uni, "per_prompt_deviation": deviation, "scales": scales, "eps": eps}
+            "uniform": uni, "per_prompt_deviation": deviation, "scales": scales, "eps": eps,
+            "compared": pred_err["coordinate_steps"] + uni["coordinate_steps"],
+            "floor": floor_fraction(2 * batch.n_recorded * steps, COVERAGE_BY[batch.precision])}
 
 
 def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
