@@ -1,8 +1,9 @@
 """A claim's Outcome from what its check found: identities that failed, items compared, the coverage floor.
 
 A check verifies identities (each holds exactly or not) and compares items (a measurement against a
-prediction, :mod:`.coverage`). Its Outcome states how many were checked (``data["compared"]``, the
-``compared`` column of ``verify``) and fails when an identity fails or fewer than the floor were compared:
+prediction, :mod:`grpo_proofs.checking.coverage`). Its Outcome states how many were checked
+(``data["compared"]``, the ``compared`` column of ``verify``) and fails when an identity fails or fewer
+than the floor were compared:
 
     error = inf                         if an identity failed or compared < floor,
             max error over the items    else (0 for identities alone).
