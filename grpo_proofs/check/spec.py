@@ -28,6 +28,7 @@ Every failure (missing file or field, bad YAML, unknown symbol...) is one :class
 ...                        "advantage": "std-pop"}, name="mine")
 >>> s.variant.alpha, s.variant.eps_low, s.variant.eps_up, s.sigma
 (1/(G*L_i*sigma), 0.2, 0.2, 'pop')
+>>> from grpo_proofs.variants import REGISTRY
 >>> dump_spec(REGISTRY["dapo"])["clip"]
 [0.2, 0.28]
 """

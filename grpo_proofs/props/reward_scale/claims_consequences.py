@@ -41,12 +41,13 @@ def _tol(ctx: Context) -> float:
 
 
 def _outcome(sym: float, measured: float, tol: float, what: str, data: dict) -> Outcome:
+    """A symbolic statement (``sym``: 0 when it holds) and a measurement over the compared cases of ``data``
+    (``compared``, else one per row; at least ``floor``, default 1)."""
     rows = data.get("rows")
-    if "compared" not in data and isinstance(rows, list):
-        data = {**data, "compared": len(rows)}
-    n = f" over {data['compared']} compared cases" if "compared" in data else ""
-    return Outcome(error=max(sym, measured), tolerance=tol,
-                   detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; {what} {measured:.1e}{n}", data=data)
+    compared = data.get("compared", len(rows) if isinstance(rows, list) else 0)
+    c = Comparison(measured, int(compared), 0, int(data.get("floor", 1)), "cases")
+    return of_comparison(c, tol, f"symbolic ok; {what} {measured:.1e} over {c.compared} compared cases",
+                         bad=[] if sym == 0 else ["the symbolic statement does not hold"], data=data)
 
 
 @claim("prop2-trajectory-limit", page=PAGE, kind="model",
