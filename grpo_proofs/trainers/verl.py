@@ -28,7 +28,7 @@ from ..errors import InputError
 from . import option_tables
 from ._common import Key, Known, boolean, choice, integer, number, optional, resolve_config
 from ._groups import groups, lengths_for, token_whiten
-from .releases import Release, how_chosen, pop_version, resolve
+from .releases import Release, release_of
 from .verl_loss import agg_loss, kl_penalty, loss_and_grad
 
 __all__ = ["NAME", "SPEC", "ALIASES", "config", "loss_and_grad", "agg_loss", "kl_penalty", "advantages", "needs_ref",
@@ -166,14 +166,10 @@ def _known(release: Release) -> Known:
 
 def config(cfg=None, version=None) -> dict:
     """The effective verl config (actor keys, plus ``algorithm`` keys for the advantages)."""
-    in_cfg, cfg = pop_version(NAME, cfg)
-    if version is not None and in_cfg is not None and str(in_cfg) != str(version):
-        raise InputError(f"the verl version is given twice: {version!r} and {in_cfg!r} in the config")
-    chosen = version if version is not None else in_cfg
-    release = resolve(NAME, chosen)
+    release, source, cfg = release_of(NAME, cfg, version)
     c = resolve_config(release.title, SPEC, cfg, ALIASES, known=_known(release))
     c["_release"] = release
-    c["_release_source"] = how_chosen(NAME, chosen)
+    c["_release_source"] = source
     c["_eps_low"] = c["clip_ratio_low"] if c["clip_ratio_low"] is not None else c["clip_ratio"]
     c["_eps_high"] = c["clip_ratio_high"] if c["clip_ratio_high"] is not None else c["clip_ratio"]
     if c["policy_loss.loss_mode"] == "vanilla" and not c["clip_ratio_c"] > 1.0:
