@@ -18,11 +18,11 @@ import torch
 
 from .compile import clip_fn, depends_on_ratio, gradient_fn, term_fn
 from .errors import InputError
-from .weights import group_weights
+from .weights import GroupWeights, group_weights
 from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, rewards_and_lengths
 from .variants import Ratio, Variant, get_variant
 
-__all__ = ["token_gradient", "batched_gradient", "sequence_gradient", "torch_surrogate"]
+__all__ = ["token_gradient", "weights_gradient", "batched_gradient", "sequence_gradient", "torch_surrogate"]
 
 
 def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Tensor:
@@ -104,7 +104,24 @@ def token_gradient(
     n_tok = int(L0.sum())
     check_memory(BYTES_PER_TOKEN * float(n_tok), f"the per-token coefficients of {n_tok:,} tokens",
                  "give shorter completions or fewer of them")
-    w = group_weights(v, rewards, lengths, sigma=sigma, masks=masks)
+    return weights_gradient(v, group_weights(v, rewards, lengths, sigma=sigma, masks=masks), log_ratios)
+
+
+def weights_gradient(v: Variant, w: GroupWeights, log_ratios: Sequence[Sequence[float]] | None = None) -> list[np.ndarray]:
+    """:func:`token_gradient` of a resolved variant on a group whose weights ``w`` are already evaluated.
+
+    For callers that evaluate one group's gradient at several ratios: the weights do not depend on
+    them, so they are computed once (:func:`grpo_proofs.weights.group_weights`) and passed here.
+
+    >>> from grpo_proofs.variants import get_variant
+    >>> from grpo_proofs.weights import group_weights
+    >>> v = get_variant("grpo")
+    >>> [float(g[0]) for g in weights_gradient(v, group_weights(v, [1, 0, 0, 1], [10, 30, 20, 40]))]
+    [0.025, -0.008333333333333333, -0.0125, 0.00625]
+    """
+    n_tok = int(w.lengths.sum())
+    check_memory(BYTES_PER_TOKEN * float(n_tok), f"the per-token coefficients of {n_tok:,} tokens",
+                 "give shorter completions or fewer of them")
     x = torch.from_numpy(flat_log_ratios(w.lengths, log_ratios))
     counts = torch.from_numpy(w.lengths)
     A = torch.from_numpy(w.A)

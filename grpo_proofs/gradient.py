@@ -14,7 +14,6 @@ the result is alpha_{i,t} A_i s_{i,t} (Eq. 15), on the clipped branch 0 (Eq. 28)
 
 from __future__ import annotations
 
-from functools import lru_cache
 import sympy as sp
 
 from . import notation as n

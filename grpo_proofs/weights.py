@@ -21,7 +21,7 @@ from .errors import InputError
 from .validate import check_memory, rewards_and_lengths, sigma_kind
 from .variants import Variant, get_variant
 
-__all__ = ["GroupNumbers", "GroupWeights", "group_numbers", "group_weights", "group_sigma"]
+__all__ = ["GroupNumbers", "GroupWeights", "group_numbers", "group_weights", "group_sigma", "split_by_completion"]
 
 
 def group_sigma(rewards: np.ndarray, kind: str = "pop", eps: float = 0.0) -> float:
@@ -178,6 +178,10 @@ def group_numbers(
     >>> float(g.alpha[0][0])  # 1/(G |o_1| sigma) = 1/(4*10*0.5)
     0.05
     """
-    w = group_weights(variant, rewards, lengths, sigma=sigma, masks=masks, L_max=L_max)
+    return split_by_completion(group_weights(variant, rewards, lengths, sigma=sigma, masks=masks, L_max=L_max))
+
+
+def split_by_completion(w: GroupWeights) -> GroupNumbers:
+    """The group numbers of evaluated weights ``w``, alpha split by completion (nothing is recomputed)."""
     alpha = tuple(np.split(w.token_alpha(), np.cumsum(w.lengths)[:-1]))
     return GroupNumbers(w.rewards, w.lengths, w.A, w.sigma, alpha)

@@ -8,7 +8,7 @@
   results import neither the check tool nor the command line; ``checking/`` and ``runtime/`` import no
   result (the registry finds claim modules by name, imported when asked);
 * no import cycle between subpackages;
-* no module is longer than :data:`MAX_LINES` lines (those in :data:`AWAITING_SPLIT` no longer than they are now).
+* no module is longer than :data:`MAX_LINES` lines.
 
 Every import counts, at module level or inside a function.
 """
@@ -23,14 +23,6 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "grpo_proofs"
 MAX_LINES = 300
-#: modules still longer than MAX_LINES, at their present length: the list may only shrink (a module that
-#: grows, a new long module, or a listed module that is split without being removed here all fail)
-AWAITING_SPLIT = {
-    "grpo_proofs.props.related.claims": 306,
-    "grpo_proofs.trainers.config_files": 340,
-    "grpo_proofs.trainers.mapping": 340,
-    "grpo_proofs.trainers.verl": 327,
-}
 
 
 def module_name(path: Path) -> str:
@@ -202,11 +194,4 @@ def test_modules_are_short():
     lengths = {m: len(p.read_text().splitlines()) for m, p in modules().items()}
     long = {m: k for m, k in lengths.items() if k > MAX_LINES}
     listing = "\n".join(f"  {k:4d} lines  {m}" for m, k in sorted(long.items(), key=lambda mk: -mk[1]))
-    if long:
-        print(f"modules over {MAX_LINES} lines:\n{listing}")
-    new = sorted(m for m in long if m not in AWAITING_SPLIT)
-    grown = sorted(m for m in long if m in AWAITING_SPLIT and long[m] > AWAITING_SPLIT[m])
-    done = sorted(m for m in AWAITING_SPLIT if lengths.get(m, 0) <= MAX_LINES)
-    assert not new, f"modules over {MAX_LINES} lines: {new}"
-    assert not grown, f"modules awaiting a split grew: {[(m, long[m]) for m in grown]}"
-    assert not done, f"split (or gone), remove from AWAITING_SPLIT: {done}"
+    assert not long, f"modules over {MAX_LINES} lines:\n{listing}"

@@ -229,3 +229,24 @@ def test_training_drift_fails_when_every_dr_grpo_step_was_skipped():
     runs[("dr_grpo", True)] = run("dr_grpo", True, [0] * 5, 0)
     ok = drift_outcome(dr.DriftResult(setup, runs))
     assert ok.passed and ok.data["compared"] == 4
+
+
+def test_overshoot_toy_fails_on_a_planted_step_ratio(monkeypatch):
+    """Planted: the derived post-clip step ratio of the one-logit toy 0.1% too large."""
+    from grpo_proofs.props.overshoot import claims as oc
+
+    true = oc.derived_value
+    monkeypatch.setattr(oc, "derived_value", lambda *a, **k: true(*a, **k) * 1.001)
+    out = oc._check_toy(QUICK)
+    assert not out.passed and out.data["compared"] > 0
+
+
+def test_overshoot_adam_fails_when_nothing_is_compared(monkeypatch):
+    """Planted: a run that yields no post-clip step to compare. No comparison is no evidence: the claim
+    fails below its coverage floor."""
+    from grpo_proofs.props.overshoot import claims as oc
+
+    monkeypatch.setattr(oc, "adam_zero_gradient_errors", lambda *a, **k: [])
+    out = oc._check_adam(QUICK)
+    assert not out.passed and out.error == math.inf and "below the floor" in out.detail
+    assert out.data["compared"] == 0

@@ -267,7 +267,7 @@ def parse_weight(text) -> sp.Expr:
     except SyntaxError as e:
         raise InputError(_syntax_error(text.strip(), e)) from None
     except (RecursionError, MemoryError, ValueError):
-        raise InputError(f"weight formula is nested too deeply or malformed; simplify it") from None
+        raise InputError("weight formula is nested too deeply or malformed; simplify it") from None
     if sum(1 for _ in ast.walk(tree)) > _MAX_NODES:
         raise InputError(f"the weight formula has more than {_MAX_NODES} syntax nodes; simplify it")
     try:

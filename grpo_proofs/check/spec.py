@@ -28,6 +28,7 @@ Every failure (missing file or field, bad YAML, unknown symbol...) is one :class
 ...                        "advantage": "std-pop"}, name="mine")
 >>> s.variant.alpha, s.variant.eps_low, s.variant.eps_up, s.sigma
 (1/(G*L_i*sigma), 0.2, 0.2, 'pop')
+>>> from grpo_proofs.variants import REGISTRY
 >>> dump_spec(REGISTRY["dapo"])["clip"]
 [0.2, 0.28]
 """
@@ -41,7 +42,7 @@ from .. import notation as n
 from ..errors import InputError, kind_of, shown
 from .formula import parse_weight
 from .formula_text import to_formula
-from ..variants import REGISTRY, Ratio, Regularizer, Variant
+from ..variants import Ratio, Regularizer, Variant
 
 __all__ = ["Spec", "spec_from_mapping", "trainer_spec", "dump_spec", "REQUIRED", "OPTIONAL", "ADVANTAGES", "TRAINER_KEYS"]
 

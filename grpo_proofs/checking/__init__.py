@@ -57,11 +57,12 @@ class Context:
 
     def __post_init__(self):
         from ..errors import InputError
+        from ..runtime.choices import MODEL_NAMES, PRECISIONS
 
-        if self.precision not in (None, "float64", "float32", "bf16"):
-            raise InputError(f"precision must be float64, float32 or bf16, got {self.precision!r}")
-        if self.model not in (None, "tiny", "small", "qwen2_small", "qwen2_0_5b"):
-            raise InputError(f"model must be tiny, small, qwen2_small or qwen2_0_5b, got {self.model!r}")
+        if self.precision not in (None, *PRECISIONS):
+            raise InputError(f"precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}")
+        if self.model not in (None, *MODEL_NAMES):
+            raise InputError(f"model must be {', '.join(MODEL_NAMES[:-1])} or {MODEL_NAMES[-1]}, got {self.model!r}")
 
     @property
     def effective_precision(self) -> str:

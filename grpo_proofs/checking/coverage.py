@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Comparison", "compare", "floor_fraction", "coverage_text", "merge"]
+__all__ = ["Comparison", "compare", "covered", "floor_fraction", "coverage_text", "merge"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,20 @@ def compare(measured, predicted, *, floor: int, scale=None, keep=None, what: str
     if exact_fail or n < floor:
         err = math.inf
     return Comparison(err, n, dropped, int(floor), what)
+
+
+def covered(errors, floor: int, what: str = "items") -> Comparison:
+    """Errors already computed item by item, as a :class:`Comparison`: the largest, and how many there are.
+
+    The error is inf when fewer than ``floor`` (at least 1) items were compared or any error is not finite.
+
+    >>> covered([1e-16, 3e-16], floor=2).error, covered([], floor=1).error, covered([0.0], floor=2).compared
+    (3e-16, inf, 1)
+    """
+    errs = [float(e) for e in errors]
+    floor = max(int(floor), 1)
+    err = max(errs) if len(errs) >= floor and all(math.isfinite(e) for e in errs) else math.inf
+    return Comparison(err, len(errs), 0, floor, what)
 
 
 def merge(parts: list[Comparison], floor: int | None = None) -> Comparison:

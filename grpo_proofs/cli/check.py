@@ -22,7 +22,7 @@ import sys
 from dataclasses import asdict
 
 from ..errors import InputError
-from .common import add_device_flag, add_json_flag, check_report_dir, emit_json, number, write_failed
+from .common import add_device_flag, add_json_flag, check_report_dir, cuda_or_fail, emit_json, number, write_failed
 
 __all__ = ["register", "run", "resolve_options"]
 
@@ -81,15 +81,13 @@ def _confirm(spec, verdicts, opts):
 
 
 def run(args) -> int:
-    import torch
 
     from ..check.report import card, markdown, write_report
     from ..check.spec import dump_spec
     from ..check.spec_files import load_spec
     from ..check.verdict import derive
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but this machine has no CUDA device; use --device cpu")
+    cuda_or_fail(args.device)
     if args.report is not None:
         check_report_dir(args.report, args.force)
     spec = load_spec(args.spec, args.variant_file)

@@ -19,9 +19,15 @@ from typing import Any
 
 from ..errors import InputError
 from ..output import to_jsonable
+from ..runtime.choices import require_cuda
 
 __all__ = ["floats", "ints", "float_lists", "emit_json", "add_json_flag", "add_device_flag", "check_out_dir",
-           "check_report_dir", "write_failed", "whole", "number"]
+           "check_report_dir", "write_failed", "whole", "number", "cuda_or_fail"]
+
+
+def cuda_or_fail(device: str) -> None:
+    """Refuse ``--device cuda`` on a machine without CUDA, in one line."""
+    require_cuda(device, flag=True)
 
 
 def floats(text: str, what: str = "value") -> list[float]:

@@ -14,7 +14,7 @@ import math
 import sys
 
 from ..errors import InputError
-from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, number, write_failed
+from .common import add_device_flag, add_json_flag, check_out_dir, cuda_or_fail, emit_json, number, write_failed
 
 __all__ = ["register"]
 
@@ -64,7 +64,6 @@ def closed_form(args) -> int:
 
 
 def simulate(args) -> int:
-    import torch
     from tqdm import tqdm
 
     from ..props.overshoot import model as ex
@@ -75,8 +74,7 @@ def simulate(args) -> int:
         raise InputError(f"unknown optimizer {args.optimizer!r}; choose one of: {', '.join(ex.OPTIMIZERS)}")
     if args.mitigation not in ex.MITIGATIONS:
         raise InputError(f"unknown mitigation {args.mitigation!r}; choose one of: {', '.join(ex.MITIGATIONS)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+    cuda_or_fail(args.device)
     mu = number(args.mu, "--mu", kind=int, lo=1, hi=64)
     batches = number(args.batches, "--batches", kind=int, lo=1, hi=100)
     setup = ex.Setup(variant=args.variant, mu=mu, n_batches=batches, seed=number(args.seed, "--seed", kind=int, lo=0),

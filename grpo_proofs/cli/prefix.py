@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
-from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, floats, ints, number, whole, write_failed
+from .common import (add_device_flag, add_json_flag, check_out_dir, cuda_or_fail, emit_json, floats, ints, number, whole,
+                     write_failed)
 
 __all__ = ["register"]
 
@@ -80,7 +81,6 @@ def closed_form(args) -> int:
 def confirm(args) -> int:
     from ..props.prefix import model as ex
     from ..variants import get_variant
-    from .verify import cuda_or_fail
 
     cuda_or_fail(args.device)
     variants = [get_variant(args.variant).name] if args.variant else None

@@ -10,21 +10,10 @@ from __future__ import annotations
 
 import math
 
-from ..errors import InputError
 from ..checking.tolerances import OPTIMIZER_FLOAT64
-from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, whole, write_failed
+from .common import add_device_flag, add_json_flag, check_out_dir, cuda_or_fail, emit_json, number, whole, write_failed
 
 __all__ = ["register"]
-
-
-def _number(text: str, flag: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise InputError(f"{flag} must be a number, got {text!r}") from None
-    if not math.isfinite(x):
-        raise InputError(f"{flag} must be finite, got {text!r}")
-    return x
 
 
 def run(args) -> int:
@@ -32,16 +21,13 @@ def run(args) -> int:
     from ..props.reward_scale.report import check_scale_inputs, scale_report
     from ..variants import get_variant
 
-    phi, eps, beta = _number(args.phi, "--phi"), _number(args.eps, "--eps"), _number(args.beta, "--beta")
-    mgn = None if args.max_grad_norm is None else _number(args.max_grad_norm, "--max-grad-norm")
+    phi, eps, beta = number(args.phi, "--phi"), number(args.eps, "--eps"), number(args.beta, "--beta")
+    mgn = None if args.max_grad_norm is None else number(args.max_grad_norm, "--max-grad-norm")
     check_scale_inputs(phi, eps, beta, mgn, args.steps, args.optimizer)
     get_variant(args.variant)
     if args.plot:
         check_out_dir(args.plot, "--plot")
-    if args.device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+    cuda_or_fail(args.device)
     rep = scale_report(args.variant, phi, eps=eps, beta=beta, max_grad_norm=mgn, steps=args.steps,
                        device=args.device, optimizer=args.optimizer, quick=not args.full, seed=args.seed,
                        progress=True)

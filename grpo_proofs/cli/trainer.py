@@ -64,6 +64,8 @@ def parse_pairs(text: str | None) -> dict:
     """'loss_type=dapo,epsilon_high=0.28' -> {'loss_type': 'dapo', 'epsilon_high': 0.28} (YAML values)."""
     import yaml
 
+    from ..trainers.hydra_overrides import yaml_numbers
+
     out: dict = {}
     for part in _split(text or ""):
         if "=" not in part:
@@ -74,23 +76,10 @@ def parse_pairs(text: str | None) -> dict:
         if key in out:
             raise InputError(f"key {key!r} is given twice")
         try:
-            out[key] = _numbers(yaml.safe_load(value)) if value else None
+            out[key] = yaml_numbers(yaml.safe_load(value)) if value else None
         except yaml.YAMLError:
             raise InputError(f"cannot read the value of {key!r}: {value!r} (numbers, true/false, null, words, [a, b])") from None
     return out
-
-
-def _numbers(v):
-    """YAML 1.1 reads 3e-4 as a string; read such strings as the numbers they are."""
-    if isinstance(v, list):
-        return [_numbers(x) for x in v]
-    if isinstance(v, str):
-        try:
-            f = float(v)
-        except ValueError:
-            return v
-        return f if v.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity") else v
-    return v
 
 
 def load_config(path: str) -> tuple[str, dict]:

@@ -23,7 +23,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .common import add_device_flag, add_json_flag, emit_json
+from ..runtime.choices import MODEL_NAMES, PRECISIONS
+from .common import add_device_flag, add_json_flag, cuda_or_fail, emit_json
 
 if TYPE_CHECKING:
     from ..checking import Context
@@ -32,17 +33,6 @@ __all__ = ["register", "cuda_or_fail", "precisions_for", "DEFAULT_PRECISIONS", "
 
 #: --precision default by device
 DEFAULT_PRECISIONS = {"cpu": "float64", "cuda": "float32,bf16"}
-_PRECISIONS = ("float64", "float32", "bf16")
-_MODELS = ("tiny", "small", "qwen2_small", "qwen2_0_5b")
-
-
-def cuda_or_fail(device: str) -> None:
-    """Refuse ``--device cuda`` on a machine without CUDA, in one line."""
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but this machine has no CUDA device; use --device cpu")
 
 
 def precisions_for(device: str, text: str | None) -> list[str]:
@@ -52,9 +42,9 @@ def precisions_for(device: str, text: str | None) -> list[str]:
     (['float32', 'bf16'], ['bf16', 'float32'])
     """
     items = [s.strip() for s in (text or DEFAULT_PRECISIONS[device]).split(",") if s.strip()]
-    bad = [s for s in items if s not in _PRECISIONS]
+    bad = [s for s in items if s not in PRECISIONS]
     if bad or not items:
-        raise InputError(f"--precision takes a comma-separated list of {', '.join(_PRECISIONS)}; got {text!r}")
+        raise InputError(f"--precision takes a comma-separated list of {', '.join(PRECISIONS)}; got {text!r}")
     return list(dict.fromkeys(items))
 
 
@@ -123,8 +113,8 @@ def run(args) -> int:
 
     cuda_or_fail(args.device)
     precisions = precisions_for(args.device, args.precision)
-    if args.model is not None and args.model not in _MODELS:
-        raise InputError(f"--model must be one of {', '.join(_MODELS)}, got {args.model!r}")
+    if args.model is not None and args.model not in MODEL_NAMES:
+        raise InputError(f"--model must be one of {', '.join(MODEL_NAMES)}, got {args.model!r}")
     claims = all_claims()
     labels = list(claims)
     if args.only:

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["adam_step_ratio", "noninvariant_threshold", "AdamRecurrence", "mp_sqrt"]
+__all__ = ["adam_step_ratio", "noninvariant_threshold", "AdamRecurrence", "mp_sqrt", "first_moment", "second_moment",
+           "second_moment_after"]
 
 
 def _check_phi_eps(phi: float, eps: float) -> tuple[float, float]:
@@ -101,6 +102,42 @@ def noninvariant_threshold(phi: float, eps: float, tol: float) -> float:
     return max(0.0, eps * (abs(phi - 1) - tol) / (tol * phi))
 
 
+def first_moment(m_prev, g, beta1):
+    """m_t = beta_1 m_{t-1} + (1 - beta_1) g_t: floats, arrays, ``mpf`` or SymPy expressions alike.
+
+    >>> first_moment(0.0, 2.0, 0.5)
+    1.0
+    """
+    return beta1 * m_prev + (1 - beta1) * g
+
+
+def second_moment(v_prev, g, beta2):
+    """v_t = beta_2 v_{t-1} + (1 - beta_2) g_t^2: floats, arrays, ``mpf`` or SymPy expressions alike.
+
+    >>> second_moment(0.0, 2.0, 0.5)
+    2.0
+    """
+    return beta2 * v_prev + (1 - beta2) * g**2
+
+
+def second_moment_after(grads, beta2, *, corrected: bool = False):
+    """v_t after the gradients g_1..g_t from v_0 = 0 (``corrected``: v_hat_t = v_t / (1 - beta_2^t)).
+
+    Args:
+        grads: the gradients in order, each a number or an array (all of one shape); t = len(grads) >= 1.
+        beta2: Adam's beta_2; an ``mpf`` (with ``mpf`` gradients) runs the recurrence in mpmath.
+
+    >>> second_moment_after([2.0, 2.0], 0.5, corrected=True)   # v_2 = 3, 1 - beta_2^2 = 3/4
+    4.0
+    """
+    if len(grads) == 0:
+        raise InputError("the second moment needs at least one gradient")
+    v = second_moment(0, grads[0], beta2)
+    for g in grads[1:]:
+        v = second_moment(v, g, beta2)
+    return v / (1 - beta2 ** len(grads)) if corrected else v
+
+
 def mp_sqrt(x: np.ndarray) -> np.ndarray:
     """Elementwise ``mpmath.sqrt`` on a numpy object array of ``mpf`` (current ``mp.dps``)."""
     return np.array([mpmath.sqrt(e) for e in np.ravel(x)], dtype=object).reshape(np.shape(x))
@@ -132,10 +169,9 @@ class AdamRecurrence:
         if self.m is None:
             self.m, self.v = g * 0, g * 0
         self.t += 1
-        one = self.beta1 * 0 + 1  # 1 in the betas' number type (float or mpf)
-        self.m = self.beta1 * self.m + (one - self.beta1) * g
-        self.v = self.beta2 * self.v + (one - self.beta2) * g * g
-        self.m_hat = self.m / (one - self.beta1 ** self.t)
-        self.v_hat = self.v / (one - self.beta2 ** self.t)
+        self.m = first_moment(self.m, g, self.beta1)
+        self.v = second_moment(self.v, g, self.beta2)
+        self.m_hat = self.m / (1 - self.beta1 ** self.t)
+        self.v_hat = self.v / (1 - self.beta2 ** self.t)
         precond = -self.lr * self.m_hat / (self.sqrt(self.v_hat) + self.eps)
-        return theta * (one - self.lr * self.wd) + precond, precond
+        return theta * (1 - self.lr * self.wd) + precond, precond

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .choices import require_cuda
 from .logprobs import completion_logprobs, prefix_logprobs, token_logprobs
 from .params import clone_model, copy_state, count_parameters, flat_grad, load_state, param_vector, set_param_vector
 from .rewards import REWARD_RULES, answer_count_odd, last_token_even, score, short_is_correct
@@ -215,8 +216,7 @@ def _saved_head_bias(path: str) -> torch.Tensor | None:
 
 
 def _check_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked but CUDA is not available; use device='cpu'")
+    require_cuda(device)
 
 
 def _finish(model: nn.Module, dtype: str, device: str) -> nn.Module:

@@ -32,17 +32,15 @@ from torch import nn
 
 from ..errors import InputError
 from .params import count_parameters
+from .choices import MODEL_NAMES, PRECISIONS
 from .policy import PolicyConfig, build_policy
 
 __all__ = ["PRECISIONS", "MODELS", "REALISTIC", "REALISTIC_MODEL", "MAX_RECORDED", "resolve_precision",
            "resolve_model", "master_dtype", "policy_config", "group_shape", "build", "autocast_forward",
            "recorded_coordinates", "recorded_index", "take_recorded", "device_type"]
 
-#: the arithmetic a confirmation can run in (``bf16`` = bf16 autocast, float32 master weights)
-PRECISIONS = ("float64", "float32", "bf16")
-#: the model presets a context may name
-MODELS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small,
-          "qwen2_0_5b": PolicyConfig.qwen2_0_5b}
+#: the model presets a context may name (their names: :data:`grpo_proofs.runtime.choices.MODEL_NAMES`)
+MODELS = {name: getattr(PolicyConfig, name) for name in MODEL_NAMES}
 #: the default model on CUDA
 REALISTIC_MODEL = "qwen2_0_5b"
 #: group shape every confirmation uses on the realistic model: G completions, at most this many new tokens

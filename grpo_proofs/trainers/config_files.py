@@ -26,7 +26,6 @@ are accepted and listed once by the trainer module.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -34,7 +33,9 @@ import shlex
 
 from ..errors import InputError
 from . import option_tables
-from .releases import RELEASES, VERSION_KEYS, resolve
+from .argument_lines import parse_argument_line
+from .hydra_overrides import parse_overrides, verl_config as _verl_config
+from .releases import RELEASES, VERSION_KEYS
 
 __all__ = ["read_file", "read_text", "parse_overrides", "parse_argument_line", "detect_mapping", "Loaded"]
 
@@ -54,29 +55,6 @@ class Loaded(tuple):
     format = property(lambda self: self[2])
 
 
-def _scalar(text: str):
-    """A command-line value read as YAML (numbers, true/false, null, [a, b]); 3e-4 is a number."""
-    import yaml
-
-    try:
-        v = yaml.safe_load(text) if text != "" else None
-    except yaml.YAMLError:
-        return text
-    return _numbers(v)
-
-
-def _numbers(v):
-    if isinstance(v, list):
-        return [_numbers(x) for x in v]
-    if isinstance(v, str):
-        try:
-            f = float(v)
-        except ValueError:
-            return v
-        return f if v.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity") else v
-    return v
-
-
 def _tokens(text: str) -> list[str]:
     try:
         return shlex.split(text.replace("\\\r\n", " ").replace("\\\n", " "), comments=True, posix=True)
@@ -84,144 +62,7 @@ def _tokens(text: str) -> list[str]:
         raise InputError(f"cannot split the command line: {exc}") from None
 
 
-# ----------------------------------------------------------------------------------------- verl
-def _set(tree: dict, dotted: str, value) -> None:
-    parts = dotted.split(".")
-    node = tree
-    for p in parts[:-1]:
-        nxt = node.setdefault(p, {})
-        if not isinstance(nxt, dict):
-            raise InputError(f"override {dotted!r}: {p!r} already holds a value, not a section")
-        node = nxt
-    node[parts[-1]] = value
-
-
-def parse_overrides(tokens: list[str], version: str | None = None) -> dict:
-    """Hydra overrides (``a.b=v``, ``++a.b=v``; ``+a.b=v`` adds a key) -> a nested mapping; ``~key`` is refused.
-
-    A key added with ``+`` keeps the ``+`` on its first part (the trainer module accepts it as an
-    option the loss does not read); adding a key the release already has is refused, as Hydra does.
-    """
-    tree: dict = {}
-    seen = set()
-    for tok in tokens:
-        if tok.startswith("~"):
-            raise InputError(f"override {tok!r} deletes a key; give the values to use instead")
-        if "=" not in tok:
-            raise InputError(f"expected a Hydra override key=value, got {tok!r}")
-        key, value = tok.split("=", 1)
-        added = key.startswith("+") and not key.startswith("++")
-        key = key.lstrip("+")
-        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
-            raise InputError(f"{key!r} is not a dotted config key (override {tok!r})")
-        if key in seen:
-            raise InputError(f"override {key!r} is given twice")
-        seen.add(key)
-        if added:
-            release = resolve("verl", version)
-            if key in option_tables.defaults("verl", release.version):
-                raise InputError(f"Could not append to config. An item is already at '{key}' ({release.title} has it; "
-                                 f"override it with {key}=... instead of +{key}=...)")
-            key = "+" + key
-        _set(tree, key, _scalar(value))
-    return tree
-
-
-def _verl_tree(data: dict, version: str | None) -> dict:
-    """Resolve ``${...}`` interpolations of a verl config against the release's defaults (omegaconf)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    def has_interp(x) -> bool:
-        if isinstance(x, dict):
-            return any(has_interp(v) for v in x.values())
-        if isinstance(x, list):
-            return any(has_interp(v) for v in x)
-        return isinstance(x, str) and "${" in x
-
-    if not has_interp(data):
-        return data
-    release = resolve("verl", version)
-    base: dict = {}
-    for key, value in option_tables.defaults("verl", release.version).items():
-        _set(base, key, value)
-    try:
-        merged = OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(data))
-        resolved = OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as exc:
-        raise InputError(f"cannot resolve an interpolation of the verl config: {str(exc).splitlines()[0]}") from None
-
-    def keep(given, full):  # only the keys the user gave, with their resolved values
-        if isinstance(given, dict):
-            return {k: keep(v, full[k]) for k, v in given.items()}
-        return full
-
-    return keep(data, resolved)
-
-
-def _verl_config(data: dict) -> dict:
-    data = {k: v for k, v in data.items() if k not in ("defaults", "hydra", "_self_")}
-    version = next((data.get(k) for k in VERSION_KEYS if k in data), None)
-    return _verl_tree(data, None if version is None else str(version))
-
-
 # ------------------------------------------------------------------------------------- OpenRLHF
-class _Refused(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _Refused(message)
-
-
-_TYPES = {"int": int, "float": float, "str": str}
-
-
-def _release_parser(version: str) -> tuple[argparse.ArgumentParser, dict]:
-    options = option_tables.table("openrlhf", version)["options"]
-    p = _Parser(prog="train_ppo_ray", add_help=False, argument_default=argparse.SUPPRESS)
-    by_dest: dict[str, list[str]] = {}
-    for opt, o in options.items():
-        by_dest.setdefault(o["dest"], []).append(opt)
-    for opt, o in options.items():
-        kw = {"dest": o["dest"]}
-        if o["kind"] == "_StoreTrueAction":
-            kw["action"] = "store_true"
-        elif o["kind"] == "_StoreFalseAction":
-            kw["action"] = "store_false"
-        else:
-            if o["type"] is not None:
-                kw["type"] = _TYPES.get(o["type"], str)
-            if o["nargs"] is not None:
-                kw["nargs"] = o["nargs"]
-            if o["choices"] is not None:
-                kw["choices"] = o["choices"]
-        p.add_argument(opt, **kw)
-    return p, by_dest
-
-
-def parse_argument_line(tokens: list[str], version: str | None = None) -> dict:
-    """OpenRLHF ``train_ppo_ray`` arguments -> {dest: value} of the options given (the release's option table)."""
-    release = resolve("openrlhf", version)
-    parser, _ = _release_parser(release.version)
-    options = option_tables.table("openrlhf", release.version)["options"]
-    for tok in tokens:
-        if tok.startswith("--"):
-            name = tok.split("=", 1)[0]
-            if name not in options and not any(o.startswith(name) for o in options):
-                near = option_tables.closest(name, options)
-                raise InputError(f"{release.title} has no option {name}" + (f"; the closest is {near}" if near else ""))
-    try:
-        ns = parser.parse_args(tokens)
-    except _Refused as exc:
-        raise InputError(f"{release.title} refuses the argument line: {exc}") from None
-    out = {}
-    for dest, value in vars(ns).items():
-        out[dest] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def _command_tokens(tokens: list[str], main: re.Pattern) -> list[str]:
     for i, tok in enumerate(tokens):
         if main.search(tok):

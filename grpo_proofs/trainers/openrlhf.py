@@ -31,7 +31,7 @@ from ..errors import InputError
 from . import option_tables
 from ._common import Batch, Key, Known, accumulate, boolean, choice, integer, number, optional, resolve_config
 from ._groups import groups, lengths_for, token_whiten
-from .releases import Release, how_chosen, pop_version, resolve
+from .releases import Release, release_of
 
 __all__ = ["NAME", "SPEC", "ALIASES", "config", "loss_and_grad", "advantages", "needs_ref", "ESTIMATORS",
            "GROUP_ESTIMATORS"]
@@ -144,14 +144,10 @@ def _known(release: Release) -> Known:
 
 def config(cfg=None, version=None) -> dict:
     """The effective OpenRLHF config of a release (what ``train_ppo_ray`` would run)."""
-    in_cfg, cfg = pop_version(NAME, cfg)
-    if version is not None and in_cfg is not None and str(in_cfg) != str(version):
-        raise InputError(f"the OpenRLHF version is given twice: {version!r} and {in_cfg!r} in the config")
-    chosen = version if version is not None else in_cfg
-    release = resolve(NAME, chosen)
+    release, source, cfg = release_of(NAME, cfg, version)
     c = resolve_config(release.title, SPEC, cfg, ALIASES, known=_known(release))
     c["_release"] = release
-    c["_release_source"] = how_chosen(NAME, chosen)
+    c["_release_source"] = source
     lo_hi = c["actor.eps_clip_low_high"] or [c["actor.eps_clip"], c["actor.eps_clip"]]
     c["_eps_low"], c["_eps_high"] = lo_hi
     est = c["algo.advantage.estimator"]

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 
-__all__ = ["Release", "RELEASES", "supported", "resolve", "how_chosen", "installed_version", "VERSION_KEYS", "pop_version"]
+__all__ = ["Release", "RELEASES", "supported", "resolve", "how_chosen", "installed_version", "VERSION_KEYS", "pop_version",
+           "release_of"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,16 @@ def pop_version(trainer: str, config):
         raise InputError(f"the {_NAMES[trainer]} version is given twice ({', '.join(found)})")
     rest = {k: v for k, v in config.items() if k not in found}
     return (next(iter(found.values())) if found else None), rest
+
+
+def release_of(trainer: str, config, version=None) -> tuple[Release, str, dict]:
+    """(release, how it was chosen, the config without its version key) of a trainer config.
+
+    The release is ``version`` or the config's own version key (both given and different: one
+    :class:`InputError` line), else the installed one, else the newest supported (:func:`resolve`).
+    """
+    in_cfg, rest = pop_version(trainer, config)
+    if version is not None and in_cfg is not None and str(in_cfg) != str(version):
+        raise InputError(f"the {_NAMES[trainer]} version is given twice: {version!r} and {in_cfg!r} in the config")
+    chosen = version if version is not None else in_cfg
+    return resolve(trainer, chosen), how_chosen(trainer, chosen), rest

@@ -35,7 +35,7 @@ from ..errors import InputError
 from . import option_tables
 from ._common import Batch, Key, Known, accumulate, boolean, choice, integer, number, optional, resolve_config
 from ._groups import groups
-from .releases import Release, how_chosen, pop_version, resolve
+from .releases import Release, release_of, resolve
 
 __all__ = ["NAME", "SPEC", "spec", "config", "loss_and_grad", "advantages", "needs_ref", "LOSS_TYPES", "steps_per_generation"]
 
@@ -151,14 +151,10 @@ def steps_per_generation(c: dict, K: int | None = None) -> int:
 
 def config(cfg=None, version=None) -> dict:
     """The effective TRL config of a release: defaults filled in, values checked as GRPOConfig checks them."""
-    in_cfg, cfg = pop_version(NAME, cfg)
-    if version is not None and in_cfg is not None and str(in_cfg) != str(version):
-        raise InputError(f"the TRL version is given twice: {version!r} and {in_cfg!r} in the config")
-    chosen = version if version is not None else in_cfg
-    release = resolve(NAME, chosen)
+    release, source, cfg = release_of(NAME, cfg, version)
     c = resolve_config(release.title, spec(release), cfg, known=_known(release))
     c["_release"] = release
-    c["_release_source"] = how_chosen(NAME, chosen)
+    c["_release_source"] = source
     if c["use_vllm"] and c["vllm_importance_sampling_correction"]:
         raise InputError("use_vllm with vllm_importance_sampling_correction multiplies the loss by a vLLM/trainer "
                          "ratio that needs the sampler's log-probs; not modelled: set vllm_importance_sampling_correction=false")

@@ -23,16 +23,16 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from ..errors import InputError
 from . import option_tables
-from ._common import Batch, Key, Known, accumulate, boolean, choice, integer, number, optional, resolve_config
+from ._common import Key, Known, boolean, choice, integer, number, optional, resolve_config
 from ._groups import groups, lengths_for, token_whiten
-from .releases import Release, how_chosen, pop_version, resolve
+from .releases import Release, release_of
+from .verl_loss import agg_loss, kl_penalty, loss_and_grad
 
-__all__ = ["NAME", "SPEC", "ALIASES", "config", "loss_and_grad", "advantages", "needs_ref", "LOSS_MODES", "AGG_MODES",
-           "ESTIMATORS", "SECTIONS"]
+__all__ = ["NAME", "SPEC", "ALIASES", "config", "loss_and_grad", "agg_loss", "kl_penalty", "advantages", "needs_ref",
+           "LOSS_MODES", "AGG_MODES", "ESTIMATORS", "SECTIONS"]
 
 NAME = "verl"
 LOSS_MODES = ("vanilla", "gspo", "sapo", "gpg", "cispo", "geo_mean")
@@ -166,14 +166,10 @@ def _known(release: Release) -> Known:
 
 def config(cfg=None, version=None) -> dict:
     """The effective verl config (actor keys, plus ``algorithm`` keys for the advantages)."""
-    in_cfg, cfg = pop_version(NAME, cfg)
-    if version is not None and in_cfg is not None and str(in_cfg) != str(version):
-        raise InputError(f"the verl version is given twice: {version!r} and {in_cfg!r} in the config")
-    chosen = version if version is not None else in_cfg
-    release = resolve(NAME, chosen)
+    release, source, cfg = release_of(NAME, cfg, version)
     c = resolve_config(release.title, SPEC, cfg, ALIASES, known=_known(release))
     c["_release"] = release
-    c["_release_source"] = how_chosen(NAME, chosen)
+    c["_release_source"] = source
     c["_eps_low"] = c["clip_ratio_low"] if c["clip_ratio_low"] is not None else c["clip_ratio"]
     c["_eps_high"] = c["clip_ratio_high"] if c["clip_ratio_high"] is not None else c["clip_ratio"]
     if c["policy_loss.loss_mode"] == "vanilla" and not c["clip_ratio_c"] > 1.0:
@@ -184,96 +180,6 @@ def config(cfg=None, version=None) -> dict:
 
 def needs_ref(c: dict) -> bool:
     return bool(c["use_kl_loss"])
-
-
-def agg_loss(loss_mat, m, mode, *, B, N, C):
-    """verl ``agg_loss`` with the global batch info of the mini-batch (dp_size = 1)."""
-    if mode == "token-mean":
-        return (loss_mat * m).sum() / N
-    if mode == "token-sum":
-        return (loss_mat * m).sum()
-    if mode in ("seq-mean-token-sum", "seq-mean-token-sum-norm"):
-        seq = (loss_mat * m).sum(-1)
-        out = (seq * (m.sum(-1) > 0).to(seq.dtype)).sum() / B
-        return out / C if mode == "seq-mean-token-sum-norm" else out
-    cnt = m.sum(-1)  # seq-mean-token-mean: count + 1e-8 rounds to the count in float32 (module doc)
-    seq = (loss_mat * m).sum(-1) / cnt.clamp(min=1.0)
-    return (seq * (cnt > 0).to(seq.dtype)).sum() / B
-
-
-def kl_penalty(logp, ref, kind):
-    """verl ``kl_penalty``: base estimator value; with '+' its value and the k2 gradient."""
-    base = kind[:-1] if kind.endswith("+") else kind
-    if base in ("kl", "k1"):
-        fwd = logp - ref
-    elif base == "abs":
-        fwd = (logp - ref).abs()
-    elif base in ("mse", "k2"):
-        fwd = 0.5 * (logp - ref).square()
-    else:  # low_var_kl / k3
-        x = torch.clamp(ref - logp, min=-20, max=20)
-        fwd = torch.clamp(torch.exp(x) - x - 1, min=-10, max=10)
-    if not kind.endswith("+") or base in ("mse", "k2"):
-        return fwd
-    back = 0.5 * (logp - ref).square()
-    return back - back.detach() + fwd.detach()
-
-
-def _policy(c, mode, logp, old, A, m, agg):
-    lo, hi = c["_eps_low"], c["_eps_high"]
-    if mode in ("vanilla", "cispo", "sapo"):
-        ratio = torch.exp(torch.clamp(logp - old, min=-20.0, max=20.0))
-    if mode == "vanilla":
-        l1, l2 = -A * ratio, -A * torch.clamp(ratio, 1 - lo, 1 + hi)
-        c1 = torch.maximum(l1, l2)
-        c2 = torch.min(-A * c["clip_ratio_c"], c1)
-        return agg(torch.where(A < 0, c2, c1), c["loss_agg_mode"])
-    if mode == "gspo":
-        nak = logp - old
-        seq = (nak * m).sum(-1) / m.sum(-1).clamp(min=1)
-        s = torch.exp(torch.clamp(logp - logp.detach() + seq.detach().unsqueeze(-1), max=10.0))
-        pg = torch.maximum(-A * s, -A * torch.clamp(s, 1 - lo, 1 + hi))
-        return agg(pg, c["loss_agg_mode"])
-    if mode == "sapo":
-        tau = torch.where(A > 0, torch.tensor(c["tau_pos"], dtype=A.dtype), torch.tensor(c["tau_neg"], dtype=A.dtype))
-        return agg(-torch.sigmoid(tau * (ratio - 1.0)) * (4.0 / tau) * A, "seq-mean-token-mean")
-    if mode == "gpg":
-        return agg(-logp * A, c["loss_agg_mode"])
-    if mode == "cispo":
-        w = torch.clamp(ratio, 1 - lo, 1 + hi).detach()
-        return agg(-w * A * logp, c["loss_agg_mode"])
-    # geo_mean (GMPO): sign-aware clip in log space, geometric mean per sequence, torch.mean over rows
-    nak = logp - old
-    sgn = torch.sign(A)
-    nak_min = sgn * torch.min(sgn * nak, sgn * torch.clamp(nak, -lo, hi))
-    msum = m.sum(-1).clamp(min=1.0)  # count + 1e-8 in float32 (module doc)
-    ratio = torch.exp((nak_min * m).sum(-1) / msum)
-    adv = (A * m).sum(-1) / msum
-    return torch.mean(-adv * ratio)
-
-
-def loss_and_grad(c: dict, bt: Batch) -> tuple[float, np.ndarray]:
-    """verl's actor loss for one mini-batch (sum of its micro-batch losses) and d loss / d logp."""
-    B = float(bt.mask.shape[0])  # global_batch_size = ppo_mini_batch_size * rollout.n: every row
-    N = bt.mask.sum()  # batch_num_tokens of the mini-batch
-    mode = c["policy_loss.loss_mode"]
-
-    def micro(rows, k):
-        logp, old, m = bt.logp[rows], bt.old[rows], bt.mask[rows]
-        A = bt.adv[rows] if bt.adv.ndim == 2 else bt.adv[rows].unsqueeze(1) * m  # verl's (b, T) A_i m_{i,t}
-        C = c["loss_scale_factor"]
-        if C is None:  # padded width of this micro-batch's response tensor
-            C = bt.max_completion_length or max(int(torch.nonzero(m.sum(0)).max()) + 1 if m.sum() > 0 else 1, 1)
-
-        def agg(mat, how):
-            return agg_loss(mat, m, how, B=B, N=N, C=C)
-
-        out = _policy(c, mode, logp, old, A, m, agg)
-        if c["use_kl_loss"]:
-            out = out + agg(kl_penalty(logp, bt.ref[rows], c["kl_loss_type"]), c["loss_agg_mode"]) * c["kl_loss_coef"]
-        return out
-
-    return accumulate(bt, micro)
 
 
 def advantages(c: dict, rewards, group_ids, lengths=None) -> np.ndarray:

@@ -24,6 +24,7 @@ from functools import lru_cache
 import sympy as sp
 
 from ... import notation as n
+from ...runtime.adam import first_moment, second_moment
 
 __all__ = [
     "c1", "c2", "adam_m", "adam_v", "adam_step", "explicit", "theory_ratio", "moments_after_clip", "derived_ratio",
@@ -39,13 +40,13 @@ _t = sp.Symbol("t", integer=True, positive=True)
 
 
 def adam_m(m_prev: sp.Expr, g: sp.Expr) -> sp.Expr:
-    """m_t = beta1 m_{t-1} + (1 - beta1) g_t."""
-    return b1 * m_prev + (1 - b1) * g
+    """m_t = beta1 m_{t-1} + (1 - beta1) g_t (:func:`grpo_proofs.runtime.adam.first_moment`, on symbols)."""
+    return first_moment(m_prev, g, b1)
 
 
 def adam_v(v_prev: sp.Expr, g: sp.Expr) -> sp.Expr:
-    """v_t = beta2 v_{t-1} + (1 - beta2) g_t^2."""
-    return b2 * v_prev + (1 - b2) * g**2
+    """v_t = beta2 v_{t-1} + (1 - beta2) g_t^2 (:func:`grpo_proofs.runtime.adam.second_moment`, on symbols)."""
+    return second_moment(v_prev, g, b2)
 
 
 def adam_step(t: sp.Expr, m_t: sp.Expr, v_t: sp.Expr, e: sp.Expr = 0) -> sp.Expr:

@@ -26,10 +26,12 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...runtime.adam import second_moment_after
+from ...runtime.choices import require_cuda
 from ...runtime.policy import (PolicyConfig, build_policy, completion_logprobs, flat_grad,
                                param_vector, sample_group, set_param_vector)
 from ...runtime.precision import PRECISIONS, build, recorded_index, take_recorded
-from ...variants import get_variant
+from ...variants import Variant, get_variant
 from .clip import clip_ratio, forbidden, negated_surrogate
 from .plot import MITIGATION_NOTE, clip_bounds, plot
 
@@ -67,17 +69,21 @@ class Setup:
     precision: str | None = None
 
     def __post_init__(self):
-        get_variant(self.variant)
+        object.__setattr__(self, "_resolved", get_variant(self.variant))   # resolved once, here
         if isinstance(self.mu, bool) or not isinstance(self.mu, int) or not 1 <= self.mu <= 64:
             raise InputError(f"mu must be a whole number in 1..64, got {self.mu!r}")
         if isinstance(self.n_batches, bool) or not isinstance(self.n_batches, int) or self.n_batches < 1:
             raise InputError(f"n_batches must be a whole number >= 1, got {self.n_batches!r}")
         if not (0 < self.first_step < 1):
             raise InputError(f"first_step must lie in (0, 1), got {self.first_step!r}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+        require_cuda(self.device)
         if self.precision not in (None, *PRECISIONS):
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    @property
+    def resolved(self) -> Variant:
+        """The :class:`~grpo_proofs.variants.Variant` that ``variant`` names (resolved when the setup is made)."""
+        return self._resolved
 
 
 @dataclass
@@ -141,7 +147,7 @@ def calibrate_lr(setup: Setup, optimizer: str) -> float:
     Trial steps from the initial policy on batch 0, rescaling lr by target/moved (secant on a map
     that is linear in lr for small steps) until within 2%, at most 8 trials.
     """
-    v = get_variant(setup.variant)
+    v = setup.resolved
     model = _model(setup)
     g, old, mask, r = _batch(model, setup, 0)
     theta0, params = param_vector(model), list(model.parameters())
@@ -177,7 +183,7 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
         raise InputError(f"unknown mitigation {mitigation!r}; choose one of: {', '.join(MITIGATIONS)}")
     if mitigation == "adam-rel" and optimizer != "adam":
         raise InputError("adam-rel resets Adam's step counter; use it with optimizer 'adam'")
-    v = get_variant(setup.variant)
+    v = setup.resolved
     lr = calibrate_lr(setup, optimizer) if lr is None else lr
     model = _model(setup)
     idx = recorded_index(model, setup.seed)
@@ -238,10 +244,7 @@ def _premise(optimizer: str, setup: Setup, grads, thetas, clipped_frac) -> dict:
     last = steps[T - 2]
     if optimizer == "adam":
         b1, b2 = setup.betas
-        vv = np.zeros_like(last)
-        for g in grads[:T - 1]:
-            vv = b2 * vv + (1 - b2) * g.cpu().numpy() ** 2
-        r = np.sqrt(vv / (1 - b2 ** (T - 1)))
+        r = np.sqrt(second_moment_after([g.cpu().numpy() for g in grads[:T - 1]], b2, corrected=True))
     dev = []
     for k in range(len(steps) - T + 1):
         if optimizer == "adam":

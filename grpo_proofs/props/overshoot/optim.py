@@ -14,9 +14,11 @@ import numpy as np
 import torch
 
 from ...compile import to_mpmath, to_numpy
+from ...runtime.adam import second_moment_after
 from .derive import b1, b2, derived_ratio, eps, explicit, k, T, v
 
-__all__ = ["derived_value", "vhat_at", "relative_error", "premise_errors", "adam_zero_gradient_error"]
+__all__ = ["derived_value", "vhat_at", "relative_error", "premise_errors", "adam_zero_gradient_error",
+           "adam_zero_gradient_errors"]
 
 
 @lru_cache(maxsize=None)
@@ -36,10 +38,7 @@ def derived_value(T_: int, k_: int, beta1: float, beta2: float, eps_: float = 0.
 def vhat_at(grads, beta2: float, upto: int) -> float:
     """v_hat_{upto} from the recorded gradients by the canonical recurrence (mpmath, 40 digits)."""
     with mpmath.workdps(40):
-        vv = mpmath.mpf(0)
-        for g in grads[:upto]:
-            vv = beta2 * vv + (1 - mpmath.mpf(beta2)) * mpmath.mpf(g) ** 2
-        return float(vv / (1 - mpmath.mpf(beta2) ** upto))
+        return float(second_moment_after([mpmath.mpf(g) for g in grads[:upto]], mpmath.mpf(beta2), corrected=True))
 
 
 def relative_error(measured: float, predicted: float) -> float:
@@ -58,9 +57,7 @@ def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
     b1_, b2_ = case["betas"]
     th = case["thetas"]
     steps = [th[t] - th[t - 1] for t in range(1, len(th))]
-    vv = np.zeros_like(steps[0])
-    for g in case["grads"][:T_ - 1]:
-        vv = b2_ * vv + (1 - b2_) * g**2
+    vv = second_moment_after(case["grads"][:T_ - 1], b2_)
     last, with_eps, without = steps[T_ - 2], [], []
     for kk in range(len(steps) - T_ + 1):
         ratio = _derived_np()(T_, kk, b1_, b2_, case["eps"], vv)
@@ -73,11 +70,16 @@ def premise_errors(case: dict, T_: int) -> tuple[list[float], list[float]]:
 
 
 def adam_zero_gradient_error(cases, K: int = 8, seed: int = 0) -> float:
-    """Largest relative error of torch.optim.Adam's steps T-1+k (k < ``K``) against the derived ratio times its
-    step T-1, when every gradient is zero from step T on; ``cases``: (T, beta1, beta2), each with eps 0 and 1e-8,
-    ten float64 coordinates with gradient scales 1e-9 .. 1."""
+    """Largest of :func:`adam_zero_gradient_errors`."""
+    return max(adam_zero_gradient_errors(cases, K, seed))
+
+
+def adam_zero_gradient_errors(cases, K: int = 8, seed: int = 0) -> list[float]:
+    """Relative error of torch.optim.Adam's steps T-1+k (k < ``K``) against the derived ratio times its step T-1,
+    one per coordinate and k, when every gradient is zero from step T on; ``cases``: (T, beta1, beta2), each with
+    eps 0 and 1e-8, ten float64 coordinates with gradient scales 1e-9 .. 1 (2 x 10 x K errors per case)."""
     gen = torch.Generator().manual_seed(seed)
-    worst = 0.0
+    errors = []
     for (T_, b1_, b2_) in cases:
         for e in (0.0, 1e-8):
             # coordinates with gradient scales 1e-9 .. 1: eps matters for the small ones
@@ -96,5 +98,5 @@ def adam_zero_gradient_error(cases, K: int = 8, seed: int = 0) -> float:
                 vh = vhat_at([float(g[j]) for g in grads], b2_, T_ - 1)
                 for kk in range(K):
                     pred = derived_value(T_, kk, b1_, b2_, e, vh) * float(steps[T_ - 2][j])
-                    worst = max(worst, relative_error(float(steps[T_ - 1 + kk][j]), pred))
-    return worst
+                    errors.append(relative_error(float(steps[T_ - 1 + kk][j]), pred))
+    return errors

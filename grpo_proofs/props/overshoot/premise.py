@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .api import overshoot_ratio_eps
+from ...runtime.adam import second_moment_after
 from ...runtime.policy import PolicyConfig, build_policy, completion_logprobs, flat_grad, param_vector, set_param_vector
 from ...variants import Variant, get_variant
 from ...runtime.precision import build, policy_config, recorded_index, take_recorded
@@ -141,9 +142,7 @@ def _predict(out: PremiseRun, v, model, comps, old, mask, r, thetas, grads) -> N
     """Fill the prediction for the steps T..T+k the premise covers (see the module docstring)."""
     T, (b1, b2) = out.T, out.betas
     last = (thetas[T - 1] - thetas[T - 2]).cpu().numpy()
-    vv = np.zeros_like(last)
-    for g in grads[:T - 1]:
-        vv = b2 * vv + (1 - b2) * g.cpu().numpy() ** 2
+    vv = second_moment_after([g.cpu().numpy() for g in grads[:T - 1]], b2)
     sqrt_vhat = np.sqrt(vv / (1 - b2 ** (T - 1)))
     theta = thetas[T - 1].cpu().numpy().copy()
     saved = param_vector(model)

@@ -34,13 +34,13 @@ import numpy as np
 import torch
 
 from ...errors import InputError
-from ...evaluate import batched_gradient, token_gradient
-from ...objective import group_numbers
+from ...evaluate import batched_gradient, weights_gradient
+from ...weights import GroupWeights, group_weights, split_by_completion
 from ...validate import rewards_and_lengths, sigma_kind
 from ...variants import Ratio, Variant, get_variant
 from ..gradient.api import padded
 
-__all__ = ["PrefixTerms", "prefix_terms", "prefix_coefficient", "check_shared", "reference_W"]
+__all__ = ["PrefixTerms", "prefix_terms", "group_terms", "prefix_coefficient", "check_shared", "reference_W"]
 
 
 @dataclass(frozen=True)
@@ -177,12 +177,20 @@ def prefix_terms(
     v = get_variant(variant)
     sigma_kind(sigma)
     r, L = rewards_and_lengths(rewards, lengths)
+    return group_terms(v, group_weights(v, r, L, sigma=sigma), shared, ratio, sequence_ratios)
+
+
+def group_terms(v: Variant, w: GroupWeights, shared: Sequence[int] | None = None, ratio: float = 1.0,
+                sequence_ratios: Sequence[float] | None = None) -> PrefixTerms:
+    """:func:`prefix_terms` of a resolved variant on a group whose weights ``w`` are already evaluated
+    (:func:`grpo_proofs.weights.group_weights`): for callers that ask one group at several ratios."""
+    r, L = w.rewards, w.lengths
     S = check_shared(shared, len(r))
     ratio = _positive(ratio, "ratio")
     seq = _sequence_ratios(v, ratio, sequence_ratios, len(r))
-    num = group_numbers(v, r, L, sigma=sigma)
+    num = split_by_completion(w)
     x = _log_ratios(v, L, ratio, seq)
-    grad = np.array([g[0] for g in token_gradient(v, r, L, log_ratios=x, sigma=sigma)])
+    grad = np.array([g[0] for g in weights_gradient(v, w, log_ratios=x)])
     omega = _unclipped_omega(v, num, x, L)
     nz = num.A != 0
     omega[nz] = grad[nz] / num.A[nz]

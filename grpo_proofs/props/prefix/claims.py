@@ -22,6 +22,8 @@ from .api import prefix_coefficient, reference_W
 from ...checking.tolerances import CLOSED_FORM, EXACT
 from ...variants import REGISTRY, Ratio, Variant
 from ...checking import Context, Outcome, claim
+from ...checking.coverage import covered
+from ...checking.outcomes import of_comparison, of_identities
 from ...checking.table1 import TABLE1
 from ..gradient.api import random_group
 from .derive import derived_W, generic_coefficient, is_zero, table1_omega
@@ -161,7 +163,7 @@ def check_prefix_coefficient(ctx: Context) -> Outcome:
 )
 def check_cancellation(ctx: Context) -> Outcome:
     j, G, r = n.j_idx, n.G, n.r_idx
-    bad = []
+    bad, checked = [], 1
     A_j = r[j] - sp.Sum(r[j], (j, 1, G)) / G
     if not is_zero(sp.Sum(A_j * n.c_uniform, (j, 1, G))):
         bad.append("symbolic G")
@@ -173,6 +175,7 @@ def check_cancellation(ctx: Context) -> Outcome:
         coef = generic_coefficient(v, n.A_i, n.L_i)
         omega = sp.simplify(sp.piecewise_fold(coef / n.A_i))
         constant = not (omega.free_symbols & {n.L_i, n.A_i})
+        checked += 1                           # the derived reading against Table 1's
         if constant != group_constant(v):
             bad.append(f"{name}: derived constant={constant}, Table 1 reading={group_constant(v)}")
         if constant:
@@ -181,15 +184,16 @@ def check_cancellation(ctx: Context) -> Outcome:
             ins = band_ratios(v)["inside"]
             W4 = derived_W(v, LENGTHS, range(4), A, [1] * 4)
             W4s = derived_W(v, LENGTHS, range(4), A, [ins] * 4)
+            checked += 3
             if not (is_zero(W_G) and is_zero(W4) and is_zero(W4s)):
                 bad.append(f"{name}: W != 0")
         else:                                  # a nonzero witness
             W = derived_W(v, WITNESS_LENGTHS, range(4), centered(EX_REWARDS), [1] * 4)
+            checked += 1
             if is_zero(W):
                 bad.append(f"{name}: expected no cancellation on the worked example")
-    detail = f"group-constant (W = 0): {', '.join(derived_constant)}"
-    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else detail,
-                   {"group_constant": derived_constant})
+    detail = f"{checked} identities and readings checked; group-constant (W = 0): {', '.join(derived_constant)}"
+    return of_identities(bad, checked, detail, tolerance=EXACT, data={"group_constant": derived_constant})
 
 
 @claim(
@@ -215,6 +219,7 @@ def check_covariance(ctx: Context) -> Outcome:
     if not is_zero(Sg(a[j] * w[j], m) - m * cov_S - m * (Sg(a[j], m) / m) * (Sg(w[j], m) / m)):
         bad.append("subset form")
     _, A = symbolic_rewards(len(LENGTHS))
+    checked = 2 + len(REGISTRY)               # symbolic G, the subset form, every method
     for name, v in REGISTRY.items():
         W = derived_W(v, LENGTHS, range(len(LENGTHS)), A, [1] * len(LENGTHS))
         om = table1_omega(v, LENGTHS, A, [1] * len(LENGTHS))
@@ -222,7 +227,8 @@ def check_covariance(ctx: Context) -> Outcome:
         mean_w = sp.Add(*om) / Gn
         if not is_zero(W - Gn * sp.Add(*[A[i] * (om[i] - mean_w) for i in range(Gn)]) / Gn):
             bad.append(name)
-    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else "symbolic G, subset form, 10 methods")
+    return of_identities(bad, checked, f"{checked} identities exact: symbolic G, subset form, {len(REGISTRY)} methods",
+                         tolerance=EXACT)
 
 
 @claim(
@@ -247,6 +253,7 @@ def check_binary(ctx: Context) -> Outcome:
     W = sp.Sum(coef(1 - p, n.L_correct[j]), (j, 1, k)) + sp.Sum(coef(0 - p, n.L_wrong[j]), (j, 1, m))
     h_c = sp.Sum(1 / n.L_correct[j], (j, 1, k)) / k
     h_w = sp.Sum(1 / n.L_wrong[j], (j, 1, m)) / m
+    identities = 2                            # symbolic G and the worked example
     if not is_zero(W - sp.sqrt(p * (1 - p)) * (h_c - h_w)):
         bad.append("symbolic G")
     # every concrete G <= 6 (quick: 4) and every k, lengths symbolic
@@ -259,6 +266,7 @@ def check_binary(ctx: Context) -> Outcome:
             pc = sp.Rational(kc, Gc)
             h_c, h_w = sp.Add(*[1 / L for L in Ls[:kc]]) / kc, sp.Add(*[1 / L for L in Ls[kc:]]) / (Gc - kc)
             closed = sp.sqrt(pc * (1 - pc)) * (h_c - h_w)
+            identities += 1
             if not is_zero(Wc - closed):
                 bad.append(f"G={Gc} k={kc}")
     ex = sp.Rational(1, 2) * (sp.Rational(1, 2) * (sp.Rational(1, 10) + sp.Rational(1, 40))
@@ -266,10 +274,10 @@ def check_binary(ctx: Context) -> Outcome:
     if ex != sp.Rational(1, 96):
         bad.append(f"worked example closed form {ex}")
     if bad:
-        return Outcome(float("inf"), CLOSED_FORM, fail(bad))
+        return Outcome(float("inf"), CLOSED_FORM, fail(bad), {"compared": identities})
     rng = np.random.default_rng(ctx.seed)
-    worst = 0.0
-    for _ in range(20 if ctx.quick else 200):
+    errors, planned = [], 20 if ctx.quick else 200
+    for _ in range(planned):
         G_ = int(rng.integers(2, 33))
         kc = int(rng.integers(1, G_))
         rew = np.array([1.0] * kc + [0.0] * (G_ - kc))
@@ -279,5 +287,8 @@ def check_binary(ctx: Context) -> Outcome:
         h_c, h_w = np.mean(1 / L[rew == 1]), np.mean(1 / L[rew == 0])
         closed = np.sqrt(pc * (1 - pc)) * (h_c - h_w)
         scale = np.sqrt(pc * (1 - pc)) * (h_c + h_w)                  # sum_i |A_i omega_i|: h_c = h_w cancels
-        worst = max(worst, abs(prefix_coefficient("grpo", rew, L) - closed) / scale)
-    return Outcome(worst, CLOSED_FORM, "symbolic G = k + m and every G <= 6 exact; API vs closed form on random groups")
+        errors.append(abs(prefix_coefficient("grpo", rew, L) - closed) / scale)
+    c = covered(errors, planned, "groups")
+    return of_comparison(c, CLOSED_FORM, f"{identities} identities exact (symbolic G = k + m, every G <= "
+                         f"{Gc} and k, the worked example); API vs closed form on {c.compared} random groups compared, "
+                         f"max error {c.error:.1e}", data={"identities": identities})

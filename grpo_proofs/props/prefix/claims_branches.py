@@ -19,6 +19,7 @@ from ...objective import exact
 from ...checking.tolerances import EXACT
 from ...variants import REGISTRY, Ratio, Variant
 from ...checking import Context, Outcome, claim
+from ...checking.outcomes import of_identities
 from .claims import EX_LENGTHS, EX_REWARDS, LENGTHS, PAGE, band_ratios, centered, fail, symbolic_rewards
 from .derive import alpha_of, derived_W, is_zero
 
@@ -107,6 +108,7 @@ def check_sequence(ctx: Context) -> Outcome:
     }
     witness = {}
     eq = (2, 2, 2, 2)
+    checked = 4 * len(kinds) + 2             # per kind: two covariance forms, the cancellation, a witness
     for name, (W_of, omega_of) in kinds.items():
         for L in (LENGTHS, eq):
             W = W_of(L, range(4), A, s)
@@ -127,6 +129,6 @@ def check_sequence(ctx: Context) -> Outcome:
         if is_zero(W):
             bad.append(f"{name} registered: no witness")
         witness[f"{name} (registered)"] = W
-    detail = "; ".join(f"{k}: W = {sp.nsimplify(w)}" for k, w in witness.items())
-    return Outcome(float("inf") if bad else 0.0, EXACT, fail(bad) if bad else detail,
-                   {k: str(w) for k, w in witness.items()})
+    detail = f"{checked} identities and witnesses checked; " + "; ".join(f"{k}: W = {sp.nsimplify(w)}"
+                                                                       for k, w in witness.items())
+    return of_identities(bad, checked, detail, tolerance=EXACT, data={k: str(w) for k, w in witness.items()})

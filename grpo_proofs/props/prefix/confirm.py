@@ -30,7 +30,8 @@ import torch
 
 from ... import notation as n
 from ...compile import to_numpy
-from ...objective import group_sigma, past_clip
+from ...objective import past_clip
+from ...weights import group_weights
 from ...runtime.policy import PolicyConfig, build_policy, flat_grad, prefix_logprobs, sample_group, token_logprobs
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 from ...variants import Ratio
@@ -72,8 +73,9 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
     g = sample_group(model, G=G, prompt=PROMPT, prefix=PREFIX, max_new_tokens=6 if opts.quick else 8,
                      seed=opts.seed, reward="short_is_correct", require_mixed_rewards=True)
     r, L, k = np.asarray(g.rewards), g.lengths, g.k
-    A = r - r.mean()
-    sigma = group_sigma(r, sig_kind, v.sigma_eps) if v.std_normalised else 1.0
+    w = group_weights(v, r, L, sigma=sig_kind)   # the group's numbers, once: A, sigma and the weights
+    A = w.A
+    sigma = w.sigma if v.std_normalised else 1.0
     omega_fn = _numeric(effective_coefficient(v))
     with torch.no_grad():
         old, mask = token_logprobs(model, g)
@@ -99,7 +101,7 @@ def confirm_prefix(spec, verdicts, opts: Options) -> list[Confirmation]:
             W_pred[t] = float(np.sum(A * om * act))
             clipped = max(clipped, int((act == 0).sum()))
             s_range = (min(s_range[0], float(s.min())), max(s_range[1], float(s.max())))
-            W_lib[t] = _library_W(v, r, L, s, sig_kind)
+            W_lib[t] = _library_W(v, w, s)
         # parameter gradient of the prefix positions: batched forward of every completion vs one copy
         model.zero_grad(set_to_none=True)
         (dJ[:, :k].detach() * logp[:, :k]).sum().backward(retain_graph=True)
@@ -163,13 +165,13 @@ def _cases(v, opts: Options) -> Confirmation:
                                          "shared": list(c.shared)} for c in res]})
 
 
-def _library_W(v, r, L, s: np.ndarray, sig_kind: str) -> float:
-    """W_t from :func:`grpo_proofs.props.prefix.api.prefix_coefficient`."""
-    from .api import prefix_coefficient
+def _library_W(v, w, s: np.ndarray) -> float:
+    """W_t of :func:`grpo_proofs.props.prefix.api.prefix_coefficient`, on the group's evaluated weights ``w``."""
+    from .api import group_terms
 
     if v.sequence_level:
-        return prefix_coefficient(v, r, L, sequence_ratios=s.tolist(), sigma=sig_kind)
-    return prefix_coefficient(v, r, L, ratio=float(s[0]), sigma=sig_kind)
+        return group_terms(v, w, sequence_ratios=s.tolist()).W
+    return group_terms(v, w, ratio=float(s[0])).W
 
 
 def _loss_value(v, verdicts, J: float, A, L, sigma, old, mask) -> Confirmation:

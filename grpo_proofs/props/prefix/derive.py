@@ -84,8 +84,13 @@ def clipped(v: Variant, s, A) -> bool:
     """The clipped region: R_clip = {s > 1+eps_up and A > 0} or {s < 1-eps_low and A < 0} (numbers only)."""
     if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
         return False                      # no clip region: GPG has no ratio, CISPO clips a weight
-    above = v.eps_up is not None and s > 1 + exact(v.eps_up)
-    below = v.eps_low is not None and s < 1 - exact(v.eps_low)
+    return _past_bound(v.eps_low, v.eps_up, s, A)
+
+
+def _past_bound(eps_low, eps_up, s, A) -> bool:
+    """{s > 1+eps_up and A > 0} or {s < 1-eps_low and A < 0}, for the given bounds (None: no bound)."""
+    above = eps_up is not None and s > 1 + exact(eps_up)
+    below = eps_low is not None and s < 1 - exact(eps_low)
     if not (above or below):
         return False
     if not A.is_number:
@@ -120,14 +125,8 @@ def table1_omega(v: "Variant | Row", lengths: Sequence, A: Sequence[sp.Expr], s:
 
 
 def _row_clipped(row: Row, s, A) -> bool:
-    """The clipped region of a Table 1 row: {s > 1+eps_up and A > 0} or {s < 1-eps_low and A < 0}."""
-    above = row.eps_up is not None and s > 1 + exact(row.eps_up)
-    below = row.eps_low is not None and s < 1 - exact(row.eps_low)
-    if not (above or below):
-        return False
-    if not A.is_number:
-        raise ValueError("the clip branch of a ratio outside the band needs a numeric advantage")
-    return bool((above and A > 0) or (below and A < 0))
+    """The clipped region of a Table 1 row, with the row's own (hand-typed) bounds."""
+    return _past_bound(row.eps_low, row.eps_up, s, A)
 
 
 @lru_cache(maxsize=256)

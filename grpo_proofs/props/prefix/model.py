@@ -41,18 +41,20 @@ import torch
 
 from ...errors import InputError
 from ...evaluate import torch_surrogate
-from ...runtime.policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
+from ...runtime.policy import build_policy, prefix_logprobs, sample_group, token_logprobs
+from ...runtime.precision import MODELS
 from ...runtime.threads import one_thread
-from .api import prefix_terms
+from .api import group_terms
 from ...runtime.numerics import rel_err
+from ...weights import group_weights
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64, for_precision
 from ...variants import REGISTRY, Ratio, Variant, get_variant
 
-__all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "PRESETS", "build", "one_thread",
+__all__ = ["Setup", "Case", "CASES", "Confirmation", "confirm", "confirm_group", "PRESETS", "build",
            "reference_for", "measured_J"]
 
-PRESETS = {"tiny": PolicyConfig.tiny, "small": PolicyConfig.small, "qwen2_small": PolicyConfig.qwen2_small,
-           "qwen2_0_5b": PolicyConfig.qwen2_0_5b}
+#: the policy presets by name (:data:`grpo_proofs.runtime.precision.MODELS`)
+PRESETS = MODELS
 
 
 @dataclass(frozen=True)
@@ -216,13 +218,14 @@ def confirm_group(model, group, variant, *, case: Case, rng, tolerance: float = 
     # the same log-ratios as the loss saw them, in float64
     xa = (logp.detach() - old).double().cpu().numpy()
     seq = ratios = None
+    w = group_weights(v, rewards, lengths)       # the group's weights, once for every prefix position
     if v.sequence_level:
         u = np.array([xa[i, :L].sum() for i, L in enumerate(lengths)])
         seq = tuple(np.exp(u / lengths if v.ratio is Ratio.SEQ_GEOMEAN else u).tolist())
-        terms = [prefix_terms(v, rewards, lengths, S, sequence_ratios=seq)] * k
+        terms = [group_terms(v, w, S, sequence_ratios=seq)] * k
     else:
         ratios = tuple(float(np.exp(xa[S[0], t])) for t in range(k))
-        terms = [prefix_terms(v, rewards, lengths, S, ratio=r) for r in ratios]
+        terms = [group_terms(v, w, S, ratio=r) for r in ratios]
     W = [t.W for t in terms]
     U = [float(np.abs(t.contributions).sum()) for t in terms]
     lp = prefix_logprobs(model, group.prompt, group.prefix, temperature=group.temperature)
@@ -240,14 +243,12 @@ def confirm_group(model, group, variant, *, case: Case, rng, tolerance: float = 
 
 def confirm(setup: Setup = Setup(), variants=None, cases=CASES, progress: bool = False) -> list[Confirmation]:
     """The identity for every variant (default: the registry) on one sampled group per case."""
-    names = list(variants or REGISTRY)
-    for name in names:
-        get_variant(name)
+    resolved = [get_variant(name) for name in (variants or REGISTRY)]
     with one_thread(setup.device):
-        return _confirm(setup, names, cases, progress)
+        return _confirm(setup, resolved, cases, progress)
 
 
-def _confirm(setup: Setup, names, cases, progress: bool) -> list[Confirmation]:
+def _confirm(setup: Setup, names: list[Variant], cases, progress: bool) -> list[Confirmation]:
     model = build(setup.model, setup.dtype, setup.device, setup.seed, setup.precision)
     rng = np.random.default_rng(setup.seed)
     out = []

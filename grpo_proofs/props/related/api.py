@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ...checking import coverage
 from ...objective import group_numbers
 from ...reference import REFERENCE
 from ...variants import Ratio, get_variant
@@ -37,10 +38,8 @@ def covered(errors: Sequence[float], floor: int) -> tuple[float, int]:
     >>> covered([1e-16, 3e-16], floor=2), covered([], floor=1)
     ((3e-16, 2), (inf, 0))
     """
-    errs = [float(e) for e in errors]
-    if len(errs) < max(int(floor), 1) or not all(math.isfinite(e) for e in errs):
-        return math.inf, len(errs)
-    return max(errs), len(errs)
+    c = coverage.covered(errors, floor)
+    return c.error, c.compared
 
 
 def binary_groups(G_values: Sequence[int], rng: np.random.Generator, max_len: int = 64):

@@ -7,45 +7,38 @@ computation (:mod:`.api`, :mod:`.model`) and states its coverage.
 
 Every ``*_check(ctx, stated=...)`` takes the statement it checks as an argument, so a planted wrong
 statement can be shown to FAIL (the tests do). Coverage is the number of items compared; a check that
-compares fewer than it planned fails (:func:`.api.covered`).
+compares fewer than it planned fails (:func:`grpo_proofs.checking.coverage.covered`).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 # the claim machinery and the tolerance table, imported here only
 from ...checking import Context, Outcome, claim
+from ...checking.coverage import covered
+from ...checking.outcomes import of_comparison
 from ...checking.tolerances import CLOSED_FORM, MODEL_FLOAT64
 
 from ... import notation as n
 from ...compile import to_torch
 from ...evaluate import token_gradient
-from ..prefix.model import one_thread
 from ...runtime.numerics import rel_err
-from ..prefix.api import prefix_coefficient
-from ...variants import REGISTRY, get_variant
+from ...variants import get_variant
 from . import api, derive
+from .cancellation import BREAKS, Cell, condition_cells, stated_exchangeable
 from .model import FIXES, Case, fix_rows
 
 __all__ = ["PAGE", "stated_exchangeable", "length_bias_check", "difficulty_bias_check", "condition_check",
            "fixes_check", "advantage_bias_check", "fix_cases", "BREAKS", "Cell", "condition_cells"]
 
 PAGE = "related"
-#: a shared token counts as updated when |W| exceeds this fraction of sum_i |A_i omega_i| (rounding: ~1e-16)
-BREAKS = 1e-9
 
 
 def _floats(x: torch.Tensor) -> np.ndarray:
     return x.detach().numpy()
-
-
-def _fail(what: list[str]) -> str:
-    return "failed: " + "; ".join(what[:5]) + (f" (+{len(what) - 5} more)" if len(what) > 5 else "")
 
 
 # ------------------------------------------------------------------ Dr. GRPO: length and difficulty
@@ -72,13 +65,12 @@ def length_bias_check(ctx: Context, stated: dict = derive.LENGTH_STATED) -> Outc
             planned += 2 * G
             for measured in (token_gradient(name, rewards, lengths), api.reference_token_gradient(name, rewards, lengths)):
                 errors += [rel_err(m, np.full(len(m), e)) for m, e in zip(measured, pred)]
-    worst, count = api.covered(errors, planned)
+    c = covered(errors, planned, "completions")
+    worst, count = c.error, c.compared
     detail = (f"{len(derive.length_residues(stated))} identities exact (symbolic p, G, |o_i|); d/d|o_i|: GRPO "
               f"{derive.in_p(gc)} < 0, {derive.in_p(gw)} > 0, Dr. GRPO 0; {count} completions (token_gradient and reference autograd, GRPO and "
               f"Dr. GRPO, every k of G in {_binary_G(ctx)}) against the closed forms, max rel. error {worst:.1e}")
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count})
+    return of_comparison(c, CLOSED_FORM, detail, bad=bad)
 
 
 @claim("related-drgrpo-length-bias", page=PAGE, kind="symbolic",
@@ -104,13 +96,12 @@ def difficulty_bias_check(ctx: Context, stated=derive.DIFFICULTY_STATED) -> Outc
         for grad in (token_gradient, api.reference_token_gradient):
             errors += [rel_err(a / b, np.full(len(a), factor))
                        for a, b in zip(grad("grpo", rewards, lengths), grad("grpo_v32", rewards, lengths))]
-    worst, count = api.covered(errors, planned)
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
+    c = covered(errors, planned, "completions")
+    worst, count = c.error, c.compared
     detail = (f"factor 1/sqrt(p(1-p)) exact on correct and wrong answers; minimum 2 at p = 1/2 only "
               f"(f^2 - 4 = (1-2p)^2/(p(1-p))), unbounded at p -> 0 and 1; {count} completions (token_gradient and "
               f"reference autograd, GRPO / GRPO-V3.2, every k of G in {_binary_G(ctx)}), max rel. error {worst:.1e}")
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count})
+    return of_comparison(c, CLOSED_FORM, detail, bad=bad)
 
 
 @claim("related-drgrpo-difficulty-bias", page=PAGE, kind="symbolic",
@@ -123,66 +114,6 @@ def check_difficulty_bias(ctx: Context) -> Outcome:
 
 
 # ------------------------------------------------------------------ token-gradient cancellation
-
-
-def stated_exchangeable(name: str, ratio_regime: str, length_regime: str) -> bool:
-    """Where Table 1's weights are the same for every completion on a shared token, typed by hand: 1/|o_i| weights
-    only at equal lengths; clipped ratios only inside the band (past a bound one advantage sign is clipped);
-    sequence ratios and their 1/|o_i| (GSPO) or |o_i| (GCPO) only at s = 1 and equal lengths; GPG (no ratio) and
-    CISPO (a clipped weight, common to the shared token) everywhere."""
-    inside = ratio_regime in ("s = 1", "in the band")
-    equal = length_regime == "equal lengths"
-    if name in ("gpg", "cispo"):
-        return True
-    if name in ("dr_grpo", "dapo"):
-        return inside
-    if name in ("grpo", "grpo_v32", "gtpo", "cppo"):
-        return inside and equal
-    if name in ("gspo", "gcpo"):
-        return ratio_regime == "s = 1" and equal
-    raise KeyError(f"no stated exchangeability for {name!r}")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One method in one regime: derived and stated exchangeability, and what ``per_cell`` groups measured."""
-
-    method: str
-    ratio_regime: str
-    length_regime: str
-    derived: bool
-    stated: bool
-    #: |W_measured - W_derived| / sum_i |dJ/dx_{i,0}| per group
-    errors: tuple[float, ...]
-    #: |W_measured| / sum_i |dJ/dx_{i,0}| per group
-    cancelled: tuple[float, ...]
-
-    @property
-    def agrees(self) -> bool:
-        """Derived = stated, and measured: every group cancels (exchangeable) or some group does not."""
-        measured = max(self.cancelled) <= CLOSED_FORM if self.derived else max(self.cancelled) > BREAKS
-        return self.derived == self.stated and measured
-
-
-def condition_cells(ctx: Context, stated=stated_exchangeable, measure=api.shared_token_gradient) -> list[Cell]:
-    """Every Table 1 method x regime, with 3 (quick) or 8 random groups each (``measure``: reference autograd)."""
-    rng, per_cell, cells = np.random.default_rng(ctx.seed), 3 if ctx.quick else 8, []
-    with one_thread("cpu"):
-        for name, v in REGISTRY.items():
-            ratios = {key: tuple(float(x) for x in pair) for key, pair in derive.regime_ratios(v).items()}
-            for rr in derive.RATIO_REGIMES:
-                for lr in derive.LENGTH_REGIMES:
-                    errors, cancelled = [], []
-                    for _ in range(per_cell):
-                        rewards, lengths, x, shared, seq = api.regime_group(rng, v, ratios[rr], rr, lr == "equal lengths")
-                        g = measure(name, rewards, lengths, x)
-                        scale = float(np.abs(g).sum())
-                        W = prefix_coefficient(v, rewards, lengths, ratio=shared, sequence_ratios=seq)
-                        errors.append(abs(float(g.sum()) - W) / scale)
-                        cancelled.append(abs(float(g.sum())) / scale)
-                    cells.append(Cell(name, rr, lr, derive.derived_exchangeable(v, rr, lr), stated(name, rr, lr),
-                                      tuple(errors), tuple(cancelled)))
-    return cells
 
 
 def condition_check(ctx: Context, stated=stated_exchangeable, measure=api.shared_token_gradient) -> Outcome:
@@ -199,14 +130,13 @@ def condition_check(ctx: Context, stated=stated_exchangeable, measure=api.shared
     exchangeable = sum(c.derived for c in cells)
     if min(exchangeable, len(cells) - exchangeable) < 10:
         bad.append(f"{exchangeable} of {len(cells)} cells exchangeable: both kinds must be covered")
-    worst, count = api.covered([e for c in cells for e in c.errors], len(cells) * (3 if ctx.quick else 8))
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
+    comparison = covered([e for c in cells for e in c.errors], len(cells) * (3 if ctx.quick else 8), "groups")
+    worst, count = comparison.error, comparison.compared
     detail = (f"W = 0 for every reward vector iff the weights are equal (symbolic G); {len(cells)} method x regime "
               f"cells ({exchangeable} exchangeable, {len(cells) - exchangeable} not): derived, stated and measured "
               f"cancellation agree; {count} groups: reference-loss autograd W against prefix_coefficient, max "
               f"error {worst:.1e} of sum |A_i omega_i|")
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count, "cells": len(cells)})
+    return of_comparison(comparison, CLOSED_FORM, detail, bad=bad, data={"cells": len(cells)})
 
 
 @claim("related-token-cancellation-condition", page=PAGE, kind="symbolic",
@@ -245,15 +175,18 @@ def fixes_check(ctx: Context, fixes: dict = FIXES) -> Outcome:
             bad.append(f"{fix}: no subset case keeps a nonzero W")
     no_sg = [r for r in rows if "no stop-gradient" in r.fix]
     bad += [f"{r.variant}, {r.fix}: the gradient vanishes ({r.remaining:.1e})" for r in no_sg if r.remaining <= BREAKS]
-    worst, count = api.covered([r.error for r in checked], 2 * len(fix_cases(ctx)) * (1 + len(fixes)))
-    if bad or len(no_sg) < len(fixes):
-        return Outcome(math.inf, MODEL_FLOAT64, _fail(bad or ["no stop-gradient witness"]))
+    c = covered([r.error for r in checked], 2 * len(fix_cases(ctx)) * (1 + len(fixes)), "gradients")
+    worst, count = c.error, c.compared
+    if len(no_sg) < len(fixes):
+        bad.append("no stop-gradient witness")
+    if bad or c.below_floor:
+        return of_comparison(c, MODEL_FLOAT64, "", bad=bad, data={"rows": [r.__dict__ for r in rows]})
     fixed = [r for r in checked if r.fix != "none" and r.shared == "whole group"]
     detail = (f"projection = Lagrange's least change with A.w' = 0, exact; float64 tiny GPT-2 (CPU): {count} "
               f"gradients over {len(fix_cases(ctx))} cases equal W grad log pi (max error {worst:.1e}); fixed whole "
               f"group: at most {max(r.remaining for r in fixed):.1e} of the uncancelled gradient remains; subset: "
               f"not cancelled; without stop-gradient at least {min(r.remaining for r in no_sg):.1e} remains")
-    return Outcome(worst, MODEL_FLOAT64, detail, {"compared": count, "rows": [r.__dict__ for r in rows]})
+    return of_comparison(c, MODEL_FLOAT64, detail, data={"rows": [r.__dict__ for r in rows]})
 
 
 @claim("related-cancellation-fixes", page=PAGE, kind="numeric",
@@ -287,14 +220,13 @@ def advantage_bias_check(ctx: Context, stated=derive.ADVANTAGE_STATED) -> Outcom
         wrong_sign = [q for q, b in zip(ps, bias) if q != 0.5 and np.sign(b) != np.sign(0.5 - q)]
         if wrong_sign:
             bad.append(f"G = {G}: bias against the sign of 1/2 - p at p = {wrong_sign}")
-    worst, count = api.covered(errors, 2 * len(ps) * len(G_values))
-    if bad:
-        return Outcome(math.inf, CLOSED_FORM, _fail(bad))
+    c = covered(errors, 2 * len(ps) * len(G_values), "comparisons")
+    worst, count = c.error, c.compared
     detail = (f"formula derived for symbolic G (generating function) and as explicit sums for G = {G_values[0]}.."
               f"{G_values[-1]}, bias = p(1-p)((1-p)^(G-1) - p^(G-1))/P(1<=R<=G-1), exact; exact enumeration of "
               f"{vectors} reward vectors (baseline r_i - A_i from the project's advantages) at {len(ps)} values of p: "
               f"{count} comparisons, max rel. error {worst:.1e}; bias > 0 for p < 1/2, < 0 for p > 1/2")
-    return Outcome(worst, CLOSED_FORM, detail, {"compared": count, "vectors": vectors})
+    return of_comparison(c, CLOSED_FORM, detail, bad=bad, data={"vectors": vectors})
 
 
 @claim("related-advantage-bias", page=PAGE, kind="symbolic",

@@ -24,7 +24,7 @@ import sympy as sp
 from ... import notation as n
 from ...gradient import generic_gradient
 from ...objective import exact
-from ...variants import Ratio, Variant, get_variant
+from ...variants import Variant, get_variant
 
 __all__ = ["p", "t", "P", "k", "L", "in_p", "binary_variance", "token_coefficient", "LENGTH_STATED",
            "length_residues", "length_slopes", "DIFFICULTY_STATED", "difficulty_factor", "difficulty_residues",

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..prefix.model import one_thread
+from ...runtime.threads import one_thread
 from ...runtime.policy import PolicyConfig, build_policy, prefix_logprobs, sample_group, token_logprobs
 from ..prefix.api import prefix_terms
 from ...reference import REFERENCE

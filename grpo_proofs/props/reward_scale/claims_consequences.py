@@ -18,6 +18,8 @@ from ... import notation as n
 from ...checking import tolerances
 from ...variants import REGISTRY
 from ...checking import Context, Outcome, claim
+from ...checking.coverage import Comparison, covered
+from ...checking.outcomes import of_comparison
 from .claims import PAGE
 from .derive import advantage_scaling, centering_residuals, step_ratio_derivation, symbolic_error
 
@@ -39,12 +41,13 @@ def _tol(ctx: Context) -> float:
 
 
 def _outcome(sym: float, measured: float, tol: float, what: str, data: dict) -> Outcome:
+    """A symbolic statement (``sym``: 0 when it holds) and a measurement over the compared cases of ``data``
+    (``compared``, else one per row; at least ``floor``, default 1)."""
     rows = data.get("rows")
-    if "compared" not in data and isinstance(rows, list):
-        data = {**data, "compared": len(rows)}
-    n = f" over {data['compared']} compared cases" if "compared" in data else ""
-    return Outcome(error=max(sym, measured), tolerance=tol,
-                   detail=f"symbolic {'ok' if sym == 0 else 'FAILED'}; {what} {measured:.1e}{n}", data=data)
+    compared = data.get("compared", len(rows) if isinstance(rows, list) else 0)
+    c = Comparison(measured, int(compared), 0, int(data.get("floor", 1)), "cases")
+    return of_comparison(c, tol, f"symbolic ok; {what} {measured:.1e} over {c.compared} compared cases",
+                         bad=[] if sym == 0 else ["the symbolic statement does not hold"], data=data)
 
 
 @claim("prop2-trajectory-limit", page=PAGE, kind="model",
@@ -73,12 +76,13 @@ def _mp50(ctx: Context) -> Outcome:
     steps = 4 if ctx.quick else 10
     traj = [mp_trajectories(p, steps=steps, seed=ctx.seed) for p in phis]
     paired = [mp_paired_steps(p, "1e-8", steps=steps, seed=ctx.seed) for p in phis]
-    err = max([t["rel_diff"] for t in traj] + [p["rel_err"] for p in paired])
-    return Outcome(error=err, tolerance=tolerances.MPMATH_50,
-                   detail=f"eps = 0 max rel diff {max(t['rel_diff'] for t in traj):.1e}; eps = 1e-8 step vs "
-                          f"prediction {max(p['rel_err'] for p in paired):.1e}, deviation to "
-                          f">= {min(p['deviation_digits'] for p in paired)} digits",
-                   data={"eps0": traj, "eps1e-8": paired})
+    c = covered([t["rel_diff"] for t in traj] + [p["rel_err"] for p in paired], 2 * len(phis), "runs")
+    return of_comparison(c, tolerances.MPMATH_50,
+                         detail=f"{c.compared} runs compared ({len(phis)} phis, eps = 0 and 1e-8); eps = 0 max rel "
+                                f"diff {max(t['rel_diff'] for t in traj):.1e}; eps = 1e-8 step vs "
+                                f"prediction {max(p['rel_err'] for p in paired):.1e}, deviation to "
+                                f">= {min(p['deviation_digits'] for p in paired)} digits",
+                         data={"eps0": traj, "eps1e-8": paired})
 
 
 @claim("prop2-std-normalised-invariance", page=PAGE, kind="model",
@@ -124,9 +128,10 @@ def _shift(ctx: Context) -> Outcome:
                  "change them by O(1); the steps equal Adam on sum_p a_p g_p.")
 def _per_prompt(ctx: Context) -> Outcome:
     r = _X().per_prompt_scaling(ctx)
-    return Outcome(error=r["error"], tolerance=_tol(ctx),
-                   detail=f"prediction {r['prediction']['per_coordinate']:.1e}, common scale {r['uniform']['error']:.1e}, "
-                          f"per-prompt deviation {r['per_prompt_deviation']:.2f} (must be > 1e-3)", data=r)
+    c = Comparison(r["error"], r["compared"], 0, r["floor"], "coordinate-steps")
+    return of_comparison(c, _tol(ctx), f"prediction {r['prediction']['per_coordinate']:.1e}, common scale "
+                         f"{r['uniform']['error']:.1e} over {c.compared} coordinate-steps compared (floor {c.floor}), "
+                         f"per-prompt deviation {r['per_prompt_deviation']:.2f} (must be > 1e-3)", data=r)
 
 
 @claim("prop2-negative-phi-flip", page=PAGE, kind="model",

@@ -30,9 +30,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...runtime.adam import AdamRecurrence, adam_step_ratio
+from ...weights import group_sigma
 from ...checking.coverage import Comparison, compare, floor_fraction, merge
 from ...checking.tolerances import OPTIMIZER_FLOAT64
-from .verdict import scale_degree
+from .verdict import scale_degree, scale_factor
 from ...checking.confirmation import Confirmation, Options
 
 __all__ = ["confirm_reward_scale", "confirm_grad_clip", "scale_factor", "relative_change", "LR", "WEIGHT_DECAY",
@@ -62,26 +63,6 @@ def relative_change(steps, ref) -> float:
         da, nb = float(np.linalg.norm(a - b)), float(np.linalg.norm(b))
         out = max(out, da / nb if nb > 0 else (0.0 if da == 0 else float("inf")))
     return out
-
-
-def scale_factor(v, d, phi: float, r: np.ndarray, sigma_kind: str) -> float | None:
-    """k: the advantage gradient at phi r over the one at r (None: no single factor).
-
-    d = 0 (a std weight): k = phi (sigma + c)/(phi sigma + c), with the group's sigma and the
-    constant c added to it (k = 1 when c = 0); d != 0: k = phi^d.
-
-    >>> from grpo_proofs.variants import get_variant
-    >>> v = get_variant("grpo").replace(sigma_eps=0.5)
-    >>> scale_factor(v, 0, 2.0, np.array([0.0, 1.0]), "pop")   # sigma = 0.5: 2 (0.5 + 0.5)/(1 + 0.5)
-    1.3333333333333333
-    """
-    if d is None:
-        return None
-    if d == 0:
-        c = v.sigma_eps
-        s = float(np.std(r, ddof=0 if sigma_kind == "pop" else 1))
-        return phi * (s + c) / (phi * s + c)
-    return float(phi ** float(d))
 
 
 def _plan(v, d, beta: float, phis, r, sigma_kind):
@@ -114,7 +95,7 @@ def confirm_reward_scale(spec, verdicts, opts: Options) -> list[Confirmation]:
     steps = 2 if opts.quick else 3
     batch = make_batch(v, quick=opts.quick, seed=opts.seed, device=opts.device, n_prompts=1, sigma=opts.sigma)
     r = batch.prompts[0].rewards
-    sigma_g = float(np.std(r, ddof=0 if opts.sigma == "pop" else 1))
+    sigma_g = group_sigma(r, opts.sigma)
     cfgs, plan = _plan(v, d, beta, phis, r, opts.sigma)
     betas = (opts.beta1, opts.beta2)
     recs = paired_run(batch, cfgs, driver="r", optimizer="adamw", lr=LR, eps=opts.eps, betas=betas, steps=steps)

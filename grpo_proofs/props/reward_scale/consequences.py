@@ -16,9 +16,11 @@ from ... import notation as n
 from ...compile import to_numpy
 from ...runtime.adam import adam_step_ratio
 from ...checking import Context
+from ...checking.coverage import floor_fraction
 from ...variants import REGISTRY
+from ...weights import group_sigma
 from .model import Config, make_batch, paired_run
-from .experiments import (LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps, step_errors,
+from .experiments import (COVERAGE_BY, LR, PHIS, conditioned, effect_threshold, model_options, recurrence_steps, step_errors,
                           step_scales)
 
 __all__ = ["premise_error", "compare", "std_invariance", "shift_invariance", "per_prompt_scaling",
@@ -107,8 +109,11 @@ def per_prompt_scaling(ctx: Context, scales=(1.0, 10.0), eps: float = 1e-300) ->
     ok = conditioned(recs["r"].grads, precision=batch.precision)[-1]
     deviation = float(np.max(np.abs(pp.steps[-1] - recs["r"].steps[-1])[ok] / base[-1][ok]))
     err = max(pred_err["per_coordinate"], premise_error(pp.grads, summed), uni["error"])
+    steps = len(pp.steps)
     return {"error": err if deviation > effect_threshold(1e-3, batch.precision) else np.inf, "prediction": pred_err,
-            "uniform": uni, "per_prompt_deviation": deviation, "scales": scales, "eps": eps}
+            "uniform": uni, "per_prompt_deviation": deviation, "scales": scales, "eps": eps,
+            "compared": pred_err["coordinate_steps"] + uni["coordinate_steps"],
+            "floor": floor_fraction(2 * batch.n_recorded * steps, COVERAGE_BY[batch.precision])}
 
 
 def negative_phi(ctx: Context, phis=(-1.0, -10.0), eps: float = 1e-8) -> dict:
@@ -241,7 +246,7 @@ def sigma_leak(ctx: Context, c_values=(1e-4, 0.1), phis=None, eps: float = 1e-8)
         v = REGISTRY["grpo"].replace(sigma_eps=c, beta=0.0)
         batch = make_batch(v, quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=1,
                            **model_options(ctx))
-        sig = float(np.std(batch.prompts[0].rewards, ddof=0 if batch.sigma == "pop" else 1))
+        sig = group_sigma(batch.prompts[0].rewards, batch.sigma)
         cfgs = {"r": Config()} | {str(p): Config(scales=p) for p in phis}
         recs = paired_run(batch, cfgs, driver="r", eps=eps, lr=LR, steps=2 if ctx.quick else 3)
         u = recs["r"]

@@ -12,6 +12,7 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from ... import notation as n
+from ...runtime.adam import first_moment, second_moment
 from ...variants import Variant, get_variant
 
 __all__ = ["centering_residuals", "advantage_scaling", "moment_induction", "step_ratio_derivation", "adam_step",
@@ -113,11 +114,11 @@ def moment_induction() -> dict[str, sp.Expr]:
     """
     b1, b2, phi, g = n.beta1, n.beta2, n.phi, n.g_t
 
-    def m(prev, grad):
-        return b1 * prev + (1 - b1) * grad
+    def m(prev, grad):  # the recurrences the numeric Adam runs (grpo_proofs.runtime.adam), on symbols
+        return first_moment(prev, grad, b1)
 
     def v(prev, grad):
-        return b2 * prev + (1 - b2) * grad**2
+        return second_moment(prev, grad, b2)
 
     m_un, v_un = m(n.m_before, g), v(n.v_before, g)
     m_sc, v_sc = m(phi * n.m_before, phi * g), v(phi**2 * n.v_before, phi * g)

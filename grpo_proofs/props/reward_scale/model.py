@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...runtime.choices import require_cuda
 from ...runtime.policy import (PolicyConfig, build_policy, clone_model, count_parameters, flat_grad, param_vector,
                                sample_group, set_param_vector, token_logprobs)
 from ...variants import Variant, get_variant
@@ -122,8 +123,7 @@ def make_batch(variant: "str | Variant" = "dr_grpo", *, quick: bool = True, seed
     from ...runtime.precision import resolve_precision
 
     v = get_variant(variant)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda asked but CUDA is not available; use --device cpu")
+    require_cuda(device)
     if model is not None or precision is not None:
         precision = resolve_precision(precision, device)
     key = (quick, seed, device, n_prompts, G, max_new_tokens, model, precision)

@@ -28,6 +28,7 @@ from ... import notation as n
 from ...runtime.adam import AdamRecurrence, adam_step_ratio, noninvariant_threshold
 from ...errors import InputError
 from ...variants import get_variant
+from ...weights import group_sigma
 from .model import OPTIMIZERS, Config, make_batch, paired_run
 from .experiments import LR, conditioned, step_errors, step_scales
 from .consequences import TORCH_CLIP_DELTA, premise_error
@@ -74,8 +75,7 @@ def scale_report(variant, phi: float, *, eps: float = 1e-8, beta: float = 0.0, m
     v = get_variant(variant)
     batch = make_batch(v, quick=quick, seed=seed, device=device, n_prompts=n_prompts)
     k_expr = advantage_scaling(v)["k"]
-    ddof = 0 if batch.sigma == "pop" else 1
-    ks = [float(k_expr.subs({n.phi: phi, n.sigma_r: float(np.std(pr.rewards, ddof=ddof)), n.c_sigma: v.sigma_eps}))
+    ks = [float(k_expr.subs({n.phi: phi, n.sigma_r: group_sigma(pr.rewards, batch.sigma), n.c_sigma: v.sigma_eps}))
           for pr in batch.prompts]
     P = len(batch.prompts)
     cfgs = {"r": Config(beta=beta, max_grad_norm=max_grad_norm),

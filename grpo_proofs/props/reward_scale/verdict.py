@@ -15,8 +15,9 @@ from sympy.core.relational import Relational
 
 from ... import notation as n
 from ...variants import Variant, get_variant
+from ...weights import group_sigma
 
-__all__ = ["scale_degree", "reward_scale_verdict", "CARD_PHIS"]
+__all__ = ["scale_degree", "scale_factor", "reward_scale_verdict", "CARD_PHIS"]
 
 
 def scale_degree(variant) -> tuple[sp.Rational | None, str]:
@@ -57,10 +58,24 @@ def scale_degree(variant) -> tuple[sp.Rational | None, str]:
 CARD_PHIS = (0.01, 0.1, 10.0, 100.0)
 
 
-def _std(rewards, sigma: str) -> float:
-    """The std of ``rewards`` (population or sample), without any constant."""
-    r = np.asarray(rewards, dtype=np.float64)
-    return float(np.std(r, ddof=0 if sigma == "pop" else 1))
+def scale_factor(v, d, phi: float, r: np.ndarray, sigma_kind: str) -> float | None:
+    """k: the advantage gradient at phi r over the one at r (None: no single factor).
+
+    d = 0 (a std weight): k = phi (sigma + c)/(|phi| sigma + c), with the group's sigma
+    (:func:`grpo_proofs.weights.group_sigma`) and the constant c added to it (k = 1 when c = 0;
+    the value of ``advantage_scaling(v)["k"]``); d != 0: k = phi^d.
+
+    >>> from grpo_proofs.variants import get_variant
+    >>> v = get_variant("grpo").replace(sigma_eps=0.5)
+    >>> scale_factor(v, 0, 2.0, np.array([0.0, 1.0]), "pop")   # sigma = 0.5: 2 (0.5 + 0.5)/(1 + 0.5)
+    1.3333333333333333
+    """
+    if d is None:
+        return None
+    if d == 0:
+        c, s = v.sigma_eps, group_sigma(np.asarray(r, dtype=np.float64), sigma_kind)
+        return phi * (s + c) / (abs(phi) * s + c)
+    return float(phi ** float(d))
 
 
 def reward_scale_verdict(v: Variant, grad_clip, sigma: str = "pop", worked_rewards=(1, 0, 0, 1)) -> dict:
@@ -71,8 +86,7 @@ def reward_scale_verdict(v: Variant, grad_clip, sigma: str = "pop", worked_rewar
     c = v.sigma_eps
     factors = None
     if d == 0 and c > 0:
-        s0 = _std(worked_rewards, sigma)
-        factors = [{"phi": p, "k": p * (s0 + c) / (p * s0 + c)} for p in CARD_PHIS]
+        factors = [{"phi": p, "k": scale_factor(v, d, p, worked_rewards, sigma)} for p in CARD_PHIS]
     if d == 0 and c == 0:
         verdict = "invariant"
         reason = f"{why}; the whole gradient, regulariser included, is unchanged for phi > 0 (Prop. 5)"
@@ -104,7 +118,7 @@ def reward_scale_verdict(v: Variant, grad_clip, sigma: str = "pop", worked_rewar
     else:
         verdict, reason = "not invariant", why
     if factors is not None:
-        reason += ("; k on the worked example group (sigma = " + f"{_std(worked_rewards, sigma):.4g}): "
+        reason += ("; k on the worked example group (sigma = " + f"{group_sigma(np.asarray(worked_rewards, dtype=np.float64), sigma):.4g}): "
                    + ", ".join(f"phi = {x['phi']:g}: k = {x['k']:.6g}" for x in factors))
     if d == 0 and c == 0:
         clip = "global gradient-norm clipping sees the same gradients for every phi here, so it keeps the invariance"
