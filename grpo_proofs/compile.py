@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import sympy as sp
 import torch
 
-__all__ = ["FIX", "to_torch", "gradient_fn", "term_fn", "clip_fn"]
+__all__ = ["FIX", "to_torch", "gradient_fn", "term_fn", "clip_fn", "stopped_term_fn"]
 
 
 def _tensors(args: Sequence) -> list[torch.Tensor]:
@@ -104,3 +104,27 @@ def clip_fn(variant) -> Callable[..., torch.Tensor]:
     from .objective import clip_expr
 
     return to_torch([n.x], clip_expr(variant, sp.exp(n.x)))
+
+
+@lru_cache(maxsize=128)
+def stopped_term_fn(variant) -> Callable[..., torch.Tensor]:
+    """The per-token term ``alpha * phi`` of a token-level variant with its stop-gradients, compiled.
+
+    Returns ``f(alpha, A_i, x, lold, u)``: ``x`` the token's log-ratio, ``lold`` its log pi_old
+    (``x + lold`` = log pi_theta), ``u`` the completion's summed log-ratio (sequence weights). Each
+    stop-gradient placeholder of :func:`grpo_proofs.objective.phi_parts` is evaluated from the same
+    inputs and detached before it enters the term, so autograd of ``f`` is the derived gradient.
+    """
+    from . import notation as n
+    from .objective import lold, token_term
+
+    term, stops = token_term(variant)
+    ph = sorted(stops, key=str)
+    f = to_torch([n.a, n.A_i, n.x, lold, *ph], term)
+    parts = [to_torch([n.A_i, n.x, lold, n.u], stops[p]) for p in ph]
+
+    def call(alpha, A, x, old, u):
+        vals = [torch.broadcast_to(g(A, x, old, u), x.shape).detach() for g in parts]
+        return f(alpha, A, x, old, *vals)
+
+    return call
