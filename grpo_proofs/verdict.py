@@ -42,9 +42,10 @@ from .gradient import generic_gradient
 from .objective import exact
 from .overshoot_verdict import overshoot_verdict, reachable
 from .scale_verdict import CARD_PHIS, reward_scale_verdict, scale_degree
-from .variants import Ratio, Variant, get_variant
+from .objective import lold, phi_parts
+from .variants import Ratio, Surrogate, Variant, get_variant
 
-__all__ = ["Verdicts", "derive", "effective_coefficient", "scale_degree", "reachable", "WORKED", "worked_values",
+__all__ = ["Verdicts", "derive", "effective_coefficient", "value_factor", "scale_degree", "reachable", "WORKED", "worked_values",
            "CARD_PHIS"]
 
 #: the worked example group of the derivation pages (G = 4, first inner step, whole group shares the prefix)
@@ -80,11 +81,48 @@ def effective_coefficient(variant) -> sp.Expr:
     (s/(G*L_i*sigma), L_i*s/(G*sigma), Min(5, s)/(L_sum*sigma))
     """
     v = get_variant(variant)
-    u = v.replace(eps_low=None, eps_up=None) if v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) else v
+    plain_clip = v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) and v.surrogate is Surrogate.CLIP
+    u = v.replace(eps_low=None, eps_up=None) if plain_clip else v  # later terms: their gradient as derived
     d, args = generic_gradient(u)
     alpha = v.alpha_with_params().subs(_MASKS)
     sub = {n.a: alpha, n.Omega: n.L_i * alpha, n.x: sp.log(n.s), n.u: sp.log(n.s)}
     return sp.cancel(sp.powsimp(d.subs(sub) / n.A_i))
+
+
+def value_factor(variant) -> sp.Expr:
+    """phi(s = 1)/A_i of a token-level term (1 for Eq. 1's clip; SAPO: 2/tau(A_i)), derived from
+    :func:`grpo_proofs.objective.phi_parts` with A_i nonzero; 1 for sequence ratios.
+
+    >>> value_factor("sapo")
+    2/(21*Heaviside(-A_i)/20 + Heaviside(A_i))
+    """
+    v = get_variant(variant)
+    if v.ratio not in (Ratio.TOKEN,) or v.surrogate is Surrogate.CLIP:
+        return sp.Integer(1)
+    term, stop = phi_parts(v, n.x, n.A_nonzero, lold)
+    one = term.subs(stop).subs(n.x, 0).subs(sp.Heaviside(-n.A_nonzero), 1 - sp.Heaviside(n.A_nonzero))
+    return sp.cancel(sp.expand(one) / n.A_nonzero)  # H(A) + H(-A) = 1 for A != 0
+
+
+_OFF = {
+    Surrogate.QUADRATIC: ("the shared token has one ratio s for every completion, so W(s) = s [sum_i A_i alpha_i - "
+                          "(s - 1) sum_i |A_i| alpha_i / eps_i]: the penalty part never cancels, so off s = 1 the "
+                          "prefix is pulled back toward s = 1 in proportion to s - 1, whatever the weights"),
+    Surrogate.TV_MASK: ("inside the band |p - p_old| <= delta_tv the shared token has one ratio s for every "
+                        "completion, so W(s) = s W(1); past it only the completions of one advantage sign keep "
+                        "their gradient, a restoring net push back toward the band, never zero"),
+    Surrogate.UP: ("completions with A_i > 0 contribute alpha A_i at every s (REINFORCE), the others alpha A_i s "
+                   "(clipped below 1 - eps): W(s) = sum_(A>0) alpha A + s sum_(A<0) alpha A, nonzero for s != 1 "
+                   "even when it cancels at s = 1"),
+    Surrogate.SIGMOID: ("the gate's slope 4 s sigmoid'(tau (s - 1)) depends on tau, which differs by the sign of "
+                        "A_i: off s = 1, W = sum_i A_i alpha_i g_(tau_i)(s) does not cancel even with uniform weights"),
+    Surrogate.TAPER: ("the stop-gradient weight min(s_i, 1) of a negative completion depends on its own sequence "
+                      "ratio, so after the first inner step W = sum_i A_i alpha_i f(s_i) does not cancel even where "
+                      "it does at s = 1"),
+    Surrogate.GAMMA: ("the stop-gradient weight Phi(s_i) depends on the completion's own sequence ratio (and on "
+                      "the sign of A_i through k and lambda), so after the first inner step W = sum_i A_i alpha_i "
+                      "Phi_i does not cancel even where it does at s = 1"),
+}
 
 
 def _per_completion(expr: sp.Expr) -> set:
@@ -121,7 +159,9 @@ def _prefix(v: Variant, omega: sp.Expr, sigma: str) -> dict:
     wv = worked_values(v, sigma)
     terms = [A * w for A, w in zip(wv["A"], _on_worked(c, wv))]
     Wx = sp.simplify(sp.Add(*terms))
-    if v.ratio in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
+    if v.surrogate in _OFF:
+        off = _OFF[v.surrogate]
+    elif v.ratio in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
         off = ("after the first inner step the sequence ratios s_i differ across completions, so "
                "W = sum_i A_i omega_i(s_i) does not cancel even where it does at s = 1")
     elif v.ratio is Ratio.LOGPROB:
@@ -149,12 +189,12 @@ def _prefix(v: Variant, omega: sp.Expr, sigma: str) -> dict:
 
 def _loss(v: Variant, sigma: str) -> dict:
     reg = "" if v.beta == 0 else f" - beta R (beta = {v.beta:g}, {v.regularizer.value})"
-    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT, Ratio.SEQ_SG_WEIGHT):
         return {"regime": "log-likelihood", "J": "sum_i A_i sum_t alpha_(i,t) w_(i,t) log pi_theta(y_(i,t))" + reg,
                 "meaning": "an advantage-weighted log-likelihood: its value is set by the log-probs (w = 1 or the "
                            "stop-gradient weight), not by how good the policy is; only its gradient matches the "
                            "ratio form at s = 1", "worked": None}
-    Om = sp.cancel(n.L_i * _alpha(v))
+    Om = sp.cancel(n.L_i * _alpha(v) * value_factor(v))  # phi(1) = A_i value_factor (1 for Eq. 1)
     if not _per_completion(Om):
         regime, J = "zero", f"sum_i A_i Omega_i = ({plain(Om)}) sum_i A_i = 0"
         meaning = "the reward part is identically zero at the first inner step: the loss value is -beta R alone"
