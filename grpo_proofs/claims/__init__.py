@@ -30,6 +30,7 @@ _MODULES = [
     "grpo_proofs.claims.reward_scale_consequences",
     "grpo_proofs.claims.overshoot",
     "grpo_proofs.props.related.claims",
+    "grpo_proofs.props.frontier.claims",
     "grpo_proofs.claims.trainers",
     "grpo_proofs.claims.check",
 ]
