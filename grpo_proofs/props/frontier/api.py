@@ -96,4 +96,4 @@ def toy_excursion(zs, p_old: float = 0.5, bound: float = 1.2) -> dict:
     last = zs[cross - 1] - zs[cross - 2]
     peak = max(zs) - z_star
     return {"cross": cross, "last_step": last, "peak": peak, "peak_steps": peak / last,
-            "final_ratio": 1 / (1 + math.exp(-zs[-1])) / p_old}
+            "peak_ratio": 1 / (1 + math.exp(-max(zs))) / p_old, "final_ratio": 1 / (1 + math.exp(-zs[-1])) / p_old}
