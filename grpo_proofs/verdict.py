@@ -93,8 +93,8 @@ def value_factor(variant) -> sp.Expr:
     """phi(s = 1)/A_i of a token-level term (1 for Eq. 1's clip; SAPO: 2/tau(A_i)), derived from
     :func:`grpo_proofs.objective.phi_parts` with A_i nonzero; 1 for sequence ratios.
 
-    >>> value_factor("sapo")
-    2/(21*Heaviside(-A_i)/20 + Heaviside(A_i))
+    >>> value_factor("sapo")  # 2/tau: 2 for A > 0 (tau = 1), 40/21 for A < 0 (tau = 1.05)
+    -40/(Heaviside(A_i) - 21)
     """
     v = get_variant(variant)
     if v.ratio not in (Ratio.TOKEN,) or v.surrogate is Surrogate.CLIP:
