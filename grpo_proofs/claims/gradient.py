@@ -210,7 +210,7 @@ def check_eq15(ctx: Context) -> Outcome:
         per_token = [np.full_like(a, a.sum() * A) if v.ratio is Ratio.SEQ_PRODUCT else a * A for a, A in zip(num.alpha, num.A)]
         worst = max(worst, rel_err(at_one, per_token))
         if v.clipped:
-            wide = v.replace(eps_low=1e20 if v.eps_low is not None else None, eps_up=1e20 if v.eps_up is not None else None)
+            wide = v.replace(eps_low=1e18 if v.eps_low is not None else None, eps_up=1e18 if v.eps_up is not None else None)
             unclipped = without_clip(v)
             worst = max(worst, rel_err(token_gradient(wide, rewards, lengths, lr), token_gradient(unclipped, rewards, lengths, lr)))
     return Outcome(worst, tolerances.CLOSED_FORM, detail=f"worst: {where}" if where else "", data={"groups_per_variant": n_groups, "variants": len(VARIANTS)})

@@ -125,8 +125,13 @@ def clip_ratio(v: Variant, logp: torch.Tensor, old: torch.Tensor, mask: torch.Te
     return torch.exp(x)
 
 
-def forbidden(v: Variant, s: torch.Tensor, A: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def forbidden(v: Variant, s: torch.Tensor, A: torch.Tensor, mask: torch.Tensor,
+              old: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(bool (G, T): token on the side clipping should forbid, excursion past that bound (>= 0)).
+
+    Later terms: CFPO's bound is its restoring point (the same 1 +- eps); UP bounds the negative side
+    only; DPPO's is p - p_old beyond +-delta_tv (needs ``old``, log pi_old; the excursion is then in
+    probability units); TOPR and VESPO have no bound (nothing is forbidden).
 
     >>> v = get_variant("grpo")                      # clip 0.2 on both sides
     >>> s = torch.tensor([[1.5, 1.0], [0.5, 1.5]]); A = torch.tensor([1.0, -1.0]); mask = torch.ones(2, 2)
@@ -135,8 +140,14 @@ def forbidden(v: Variant, s: torch.Tensor, A: torch.Tensor, mask: torch.Tensor) 
     ([[True, False], [True, False]], [0.3, 0.0, 0.3, 0.0])
     """
     A = A[:, None].expand_as(s)
-    up = s - (1 + v.eps_up) if v.eps_up is not None else torch.full_like(s, -math.inf)
-    low = (1 - v.eps_low) - s if v.eps_low is not None else torch.full_like(s, -math.inf)
+    none = torch.full_like(s, -math.inf)
+    up = s - (1 + v.eps_up) if v.eps_up is not None and v.surrogate.value != "up" else none
+    low = (1 - v.eps_low) - s if v.eps_low is not None else none
+    if v.needs_old_logp:  # DPPO: p - p_old = p_old (s - 1) against +-delta_tv
+        if old is None:
+            raise InputError(f"variant {v.name!r}: the forbidden side needs log pi_old")
+        dp = torch.exp(old) * (s - 1)
+        up, low = dp - v.phi_params["delta_tv"], -v.phi_params["delta_tv"] - dp
     exc = torch.where(A > 0, up, torch.where(A < 0, low, torch.full_like(s, -math.inf)))
     on = mask > 0
     return (exc > 0) & on, torch.where(on, exc.clamp(min=0), torch.zeros_like(s))
@@ -163,7 +174,7 @@ def _measure(model, v, g, old, mask, r):
     with torch.no_grad():
         lp, _ = completion_logprobs(model, g.prompt, g.completions)
         s = clip_ratio(v, lp, old, mask)
-        bad, exc = forbidden(v, s, r - r.mean(), mask)
+        bad, exc = forbidden(v, s, r - r.mean(), mask, old)
     on = mask > 0
     vals = s[on].cpu().numpy()
     return vals, {"forbidden_frac": float(bad.sum() / on.sum()), "max_excursion": float(exc.max()),
@@ -247,7 +258,7 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
             opt.zero_grad()
             lp, _ = completion_logprobs(model, g.prompt, g.completions)
             with torch.no_grad():
-                clipped, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
+                clipped, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask, old)
             loss_fn(lp, old, r, mask).backward()
             full = flat_grad(model)
             gnorm = float(full.norm())
@@ -354,7 +365,7 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
         opt.zero_grad()
         lp, _ = completion_logprobs(model, prompt, comps)
         with torch.no_grad():
-            bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
+            bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask, old)
         clipped.append(bad.cpu().numpy())
         loss_fn(lp, old, r, mask).backward()
         grads.append(_take(flat_grad(model), idx).detach().cpu().numpy().copy())

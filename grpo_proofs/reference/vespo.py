@@ -12,16 +12,16 @@ Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term o
 
 from __future__ import annotations
 
-import math
 
 import torch
 
 from ..errors import InputError
 
-__all__ = ["loss", "K_POS", "LAMBDA_POS", "K_NEG", "LAMBDA_NEG"]
+__all__ = ["loss", "K_POS", "LAMBDA_POS", "K_NEG", "LAMBDA_NEG", "LOG_W_MIN"]
 
 K_POS, LAMBDA_POS = 2.0, 3.0  # TRL 1.16.0 GRPOConfig.vespo_k_pos, vespo_lambda_pos defaults
 K_NEG, LAMBDA_NEG = 3.0, 2.0  # TRL 1.16.0 GRPOConfig.vespo_k_neg, vespo_lambda_neg defaults
+LOG_W_MIN = -18.420680743952367  # TRL 1.16.0 get_gamma_weights: lower_clamp = math.log(1e-8), as a literal
 
 
 def loss(logp, old_logp, rewards, mask, *, sigma="pop", masks=None) -> torch.Tensor:
@@ -63,7 +63,7 @@ def loss(logp, old_logp, rewards, mask, *, sigma="pop", masks=None) -> torch.Ten
     alpha = torch.where(on, w[:, None], 0.0)  # alpha_{i,t} on real tokens, 0 on padding
     x = torch.where(on, logp - old_logp, 0.0)  # log I_{i,t} per token; padding dropped
     seq = torch.clamp(x, -20.0, 20.0).sum(1)  # TRL: sum_t clamp(log I, -20, 20), the sequence log-ratio
-    log_w = torch.clamp(seq, math.log(1e-8), 20.0)  # TRL: log w_i clamped to [log 1e-8, 20]
+    log_w = torch.clamp(seq, LOG_W_MIN, 20.0)  # TRL: log w_i clamped to [log 1e-8, 20]
     k = torch.where(A >= 0, torch.full_like(A, K_POS), torch.full_like(A, K_NEG))  # TRL: k by the sign of A_i (A >= 0: positive side)
     lam = torch.where(A >= 0, torch.full_like(A, LAMBDA_POS), torch.full_like(A, LAMBDA_NEG))  # TRL: lambda by the sign of A_i
     phi = torch.exp(lam + k * log_w - lam * torch.exp(log_w)).detach()  # Phi_i = e^lam w^k e^(-lam w), stop-gradient

@@ -13,7 +13,7 @@ import torch
 
 from ...overshoot import run_clip_toy
 
-__all__ = ["toy_measured", "toy_loss", "tv_toy"]
+__all__ = ["toy_measured", "toy_loss", "tv_toy", "mitigation_rows", "TABLE_VARIANTS"]
 
 
 def toy_loss(name: str, z: torch.Tensor, p_old: float, advantage: float, eps: float = 0.2) -> torch.Tensor:
@@ -59,3 +59,25 @@ def tv_toy(lr: float = 0.1, betas=(0.9, 0.999), eps: float = 1e-8, steps: int = 
         st = opt.state[z]
         rv.append(math.sqrt(float(st["exp_avg_sq"]) / (1 - betas[1] ** t)))
     return {"z": zs, "grad": gs, "sqrt_vhat": rv, "z0": math.log(p_old / (1 - p_old))}
+
+
+#: the variants of the mitigation table's later rows, next to PPO-clip (GRPO) under the same Adam
+TABLE_VARIANTS = ("grpo", "cfpo", "dppo_tv", "up", "topr")
+
+
+def mitigation_rows(quick: bool = False, seed: int = 0) -> list[dict]:
+    """Props. 3, 7 on the real policy (tiny float64 GPT-2) for the later terms: the mitigation table's setup
+    (:mod:`grpo_proofs.experiments.overshoot`: same seed, same first batch, the same first-step lr rule,
+    Adam with state carried across batches), one row per variant: the largest fraction of tokens past the
+    variant's own bound and the largest excursion past it, and the largest token ratio reached."""
+    from ...experiments import overshoot as ex
+
+    rows = []
+    for name in TABLE_VARIANTS:
+        setup = ex.Setup(variant=name, mu=8, n_batches=2 if quick else 3, seed=seed)
+        rn = ex.run(setup, "adam", "none")
+        summ = rn.summary()
+        summ.update(variant=name, max_ratio=max(s["ratio_quantiles"][-1] for s in rn.steps),
+                    per_step_max_ratio=[s["ratio_quantiles"][-1] for s in rn.steps])
+        rows.append(summ)
+    return rows
