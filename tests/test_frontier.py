@@ -65,7 +65,16 @@ def test_planted_wrong_statements_fail():
     assert not claims.overshoot_check(Context(quick=True), stated_smaller=False).passed
 
 
-@pytest.mark.parametrize("label", ["frontier-cfpo-restoring", "frontier-cfpo-overshoot"])
+@pytest.mark.parametrize("label", ["frontier-cfpo-restoring", "frontier-cfpo-overshoot", "frontier-prefix-sign-weights"])
 def test_claims_pass_quick(label):
     out = run_claim(label, Context(quick=True))
     assert out.passed, out.detail
+
+
+def test_prefix_sign_weights_claim_and_planted_k():
+    from grpo_proofs.props.frontier.claims import prefix_check
+
+    assert prefix_check(Context(quick=True), model_confirm=False).passed
+    assert not prefix_check(Context(quick=True), stated_stare_k=0.2, model_confirm=False).passed
+    W = derive.prefix_W_sign_weights()
+    assert W["uniform"] == 0 and W["wapo"] == derive.c_w * derive.S_P

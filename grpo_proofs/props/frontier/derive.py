@@ -22,7 +22,8 @@ from ... import notation as n
 from ...objective import lold, phi_parts
 from ...variants import get_variant
 
-__all__ = ["loss_gradient_x", "written_gradient_x", "restoring_point", "toy_loss_gradient", "toy_gradient", "linear_post_boundary", "z", "p_old", "q_stiff",
+__all__ = ["loss_gradient_x", "written_gradient_x", "restoring_point", "toy_loss_gradient", "prefix_W_sign_weights",
+           "sapo_gate_slope", "S_P", "c_w", "k_stare", "toy_gradient", "linear_post_boundary", "z", "p_old", "q_stiff",
            "kappa", "lam_root"]
 
 #: the toy's logit, pi_old(1), the restoring slope, the stiffness q and an eigenvalue
@@ -122,3 +123,37 @@ def toy_loss_gradient(name: str, p: float = 0.5, advantage: float = 1.0) -> sp.E
     term, stop = phi_parts(v, n.x, sp.nsimplify(advantage), lold)
     x_of_z = sp.log(1 / (1 + sp.exp(-z))) - sp.log(sp.nsimplify(p))
     return -(sp.diff(term, n.x).subs(stop)).subs(n.x, x_of_z) * sp.diff(x_of_z, z)
+
+
+#: STARE's extra weight on selected tokens (1 + k for A > 0, 1 - k for A < 0)
+k_stare = sp.Rational(1, 10)
+#: sum of the positive advantages of a group, S_P = sum_(A_i > 0) A_i = -sum_(A_i < 0) A_i = sum_i |A_i| / 2
+S_P = sp.Symbol("S_P", positive=True)
+c_w = sp.Symbol("c", positive=True)
+
+
+def prefix_W_sign_weights() -> dict:
+    """W on a token shared by the whole group, first inner step, uniform base weight c, every token
+    selected (STARE) -- sign-dependent weights break the cancellation although c is uniform:
+
+    STARE: (1 + k) S_P + (1 - k)(-S_P) = 2 k S_P (times c);   WAPO: S_P (times c).
+
+    >>> prefix_W_sign_weights()["stare"], prefix_W_sign_weights()["wapo"]
+    (S_P*c/5, S_P*c)
+    """
+    pos, neg = S_P, -S_P  # sum over A > 0 and over A < 0 (they cancel: sum_i A_i = 0)
+    return {"stare": sp.expand(c_w * ((1 + k_stare) * pos + (1 - k_stare) * neg)),
+            "wapo": sp.expand(c_w * (1 * pos + 0 * neg)),
+            "uniform": sp.expand(c_w * (pos + neg))}
+
+
+def sapo_gate_slope() -> sp.Expr:
+    """d/dx of SAPO's gate (4/tau) sigmoid(tau (exp(x) - 1)), per unit A, as a function of s = exp(x) and tau:
+    4 s sigma(z) (1 - sigma(z)), z = tau (s - 1); equal to 1 at s = 1 for every tau.
+
+    >>> sp.simplify(sapo_gate_slope().subs(sp.Symbol("s", positive=True), 1))
+    1
+    """
+    tau, s = sp.Symbol("tau", positive=True), sp.Symbol("s", positive=True)
+    d = sp.diff(4 / tau / (1 + sp.exp(-tau * (sp.exp(n.x) - 1))), n.x)
+    return sp.simplify(d.subs(sp.exp(n.x), s))
