@@ -3,10 +3,11 @@
     J = sum_i sum_{t<=|o_i|} alpha_{i,t} [ s_{i,t} A_i - |A_i| (s_{i,t} - 1)^2 / (2 eps) ]
     alpha_{i,t} = 1/(G |o_i| sigma(r)),   s_{i,t} = pi_theta/pi_old (per token),   eps = 0.2
 
-Source: Cagatan et al. 2026, "Clipping-Free Policy Optimization", arXiv 2601.22801: the clipped
-term of PPO/GRPO replaced by a convex quadratic penalty derived from a total-variation constraint
-(no zero-gradient region); GRPO's per-token weight. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+Source: Cagatan et al. 2026, "Clipping-Free Policy Optimization", arXiv 2601.22801: the clipped term of
+PPO/GRPO replaced by a convex quadratic penalty derived from a total-variation constraint (no
+zero-gradient region); GRPO's per-token weight. The loss is -J. A formulation published after arXiv
+2601.05002 (beyond its Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or
+weight.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@
     M_{i,t} = 1 if (A_i > 0 and p - p_old > delta) or (A_i < 0 and p - p_old < -delta), else 0
     p = pi_theta(y_{i,t}|...), p_old = pi_old(y_{i,t}|...),   alpha_{i,t} = 1/(G |o_i| sigma(r))
 
-Source: Qi et al. 2026, "Rethinking the Trust Region in LLM Reinforcement Learning", arXiv
-2602.04879 (DPPO, the Binary-TV mask): the trust region measured on token probabilities, not
-their ratio; GRPO's per-token weight. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+Source: Qi et al. 2026, "Rethinking the Trust Region in LLM Reinforcement Learning", arXiv 2602.04879
+(DPPO, the Binary-TV mask): the trust region measured on token probabilities, not their ratio; GRPO's
+per-token weight. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its Table 1),
+written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
 """
 
 from __future__ import annotations

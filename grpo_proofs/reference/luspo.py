@@ -4,10 +4,11 @@
       = sum_i sum_{t<=|o_i|} alpha_{i,t} min(...),   alpha_{i,t} = 1/(G sigma(r))
     s_i = (pi_theta(y_i)/pi_old(y_i))^(1/|y_i|)  (GSPO's sequence ratio)
 
-Source: arXiv 2602.05261 (LUSPO, length-unbiased sequence policy optimization): GSPO's
-sequence term multiplied by |o_i|, which removes GSPO's 1/|o_i| length weight; TRL 1.16.0
-``loss_type="luspo"`` (``(per_token_loss * mask).sum(-1).mean()``). GSPO's clip. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+Source: arXiv 2602.05261 (LUSPO, length-unbiased sequence policy optimization): GSPO's sequence term
+multiplied by |o_i|, which removes GSPO's 1/|o_i| length weight; TRL 1.16.0 ``loss_type="luspo"``
+(``(per_token_loss * mask).sum(-1).mean()``). GSPO's clip. The loss is -J. A formulation published after
+arXiv 2601.05002 (beyond its Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token
+term or weight.
 """
 
 from __future__ import annotations

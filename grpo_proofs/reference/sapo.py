@@ -4,9 +4,10 @@
     tau_i = tau_pos if A_i > 0 else tau_neg,   alpha_{i,t} = 1/(G |o_i| sigma(r))
 
 Source: Gao et al. 2025, "Soft Adaptive Policy Optimization", arXiv 2511.20347, as TRL 1.16.0
-implements it (``trl/trainer/grpo_trainer.py``, ``loss_type == "sapo"``: ``torch.sigmoid(
-temperatures * (coef_1 - 1)) * 4 / temperatures``, aggregated like ``"grpo"``). The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+implements it (``trl/trainer/grpo_trainer.py``, ``loss_type == "sapo"``:
+``torch.sigmoid(temperatures * (coef_1 - 1)) * 4 / temperatures``, aggregated like ``"grpo"``).
+The loss is -J. A formulation published after arXiv 2601.05002 (beyond its Table 1), written as
+that paper's Eq. 1 (beta = 0) with another per-token term or weight.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def loss(logp, old_logp, rewards, mask, *, sigma="pop", masks=None) -> torch.Ten
     alpha = torch.where(on, w[:, None], 0.0)  # alpha_{i,t} on real tokens, 0 on padding
     x = torch.where(on, logp - old_logp, 0.0)  # log s_{i,t}; padding junk never reaches exp
     s = torch.exp(x)  # s_{i,t} = pi_theta/pi_old per token
-    tau = torch.where(A > 0, torch.full_like(A, TAU_POS), torch.full_like(A, TAU_NEG))[:, None]  # SAPO: temperature by the sign of A_i
+    tau = torch.where(A > 0, torch.full_like(A, TAU_POS), torch.full_like(A, TAU_NEG))[:, None]  # SAPO: tau by sign of A
     gate = torch.sigmoid(tau * (s - 1)) * 4 / tau  # SAPO: the soft gate (4/tau) sigmoid(tau (s - 1))
     J = (alpha * gate * A[:, None]).sum()  # sum_i sum_t alpha gate A_i, beta = 0
     return -J  # the loss minimised: -J

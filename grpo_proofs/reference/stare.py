@@ -4,10 +4,11 @@
     omega_{i,t} = 1 + 0.1 chi_{i,t} (A_i > 0),  1 - 0.1 chi_{i,t} (A_i < 0);  chi_{i,t} = 1 on a selected
     (top-surprisal) token, 0 elsewhere;   alpha_{i,t} = 1/(sigma(r) sum_j |o_j|) (DAPO's token mean)
 
-Source: arXiv 2606.19236 (STARE): the policy-gradient loss times 1.1 on selected top-surprisal
-tokens of positive completions and 0.9 on those of negative ones (the selection is gated on the
-batch entropy; a closed gate is chi = 0). DAPO's token-level weight and clip as the base. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+Source: arXiv 2606.19236 (STARE): the policy-gradient loss times 1.1 on selected top-surprisal tokens of
+positive completions and 0.9 on those of negative ones (the selection is gated on the batch entropy; a
+closed gate is chi = 0). DAPO's token-level weight and clip as the base. The loss is -J. A formulation
+published after arXiv 2601.05002 (beyond its Table 1), written as that paper's Eq. 1 (beta = 0) with
+another per-token term or weight.
 """
 
 from __future__ import annotations

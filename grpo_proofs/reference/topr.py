@@ -4,9 +4,10 @@
     tau_i = 1 if A_i >= 0 else sg[clamp(s_i, 0, 1)],   s_i = pi_theta(y_i)/pi_old(y_i) (full product)
     alpha_{i,t} = 1/(G |o_i|) (seq-mean-token-mean),   A_i centered
 
-Source: Le Roux et al. 2025, "Tapered Off-Policy REINFORCE", arXiv 2503.14286: REINFORCE on
-positive completions, a truncated (tapered) sequence ratio on negative ones. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+Source: Le Roux et al. 2025, "Tapered Off-Policy REINFORCE", arXiv 2503.14286: REINFORCE on positive
+completions, a truncated (tapered) sequence ratio on negative ones. The loss is -J. A formulation
+published after arXiv 2601.05002 (beyond its Table 1), written as that paper's Eq. 1 (beta = 0) with
+another per-token term or weight.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
     phi = A_i exp(log pi_theta - sg[log pi_theta])                        if A_i > 0  (REINFORCE)
     phi = min(s_{i,t} A_i, clip(s_{i,t}, 1 - eps, 1 + eps) A_i)           if A_i <= 0
 
-Source: arXiv 2607.06987 (UP): no ratio and no clip for positive advantages, the clipped
-surrogate for the others; GRPO's per-token weight and clip. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+Source: arXiv 2607.06987 (UP): no ratio and no clip for positive advantages, the clipped surrogate for
+the others; GRPO's per-token weight and clip. The loss is -J. A formulation published after arXiv
+2601.05002 (beyond its Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or
+weight.
 """
 
 from __future__ import annotations

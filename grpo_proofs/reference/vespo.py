@@ -6,8 +6,9 @@
 
 Source: TRL 1.16.0 ``loss_type="vespo"`` (``trl/trainer/grpo_trainer.py``,
 ``GRPOTrainer.get_gamma_weights`` and ``per_token_loss = -phi_seq * advantages * per_token_logps``,
-normalised by the active tokens); no vLLM importance-sampling correction. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+normalised by the active tokens); no vLLM importance-sampling correction. The loss is -J. A formulation
+published after arXiv 2601.05002 (beyond its Table 1), written as that paper's Eq. 1 (beta = 0) with
+another per-token term or weight.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
     J = sum_{i: A_i > 0} sum_{t<=|o_i|} alpha_{i,t} min(s_{i,t} A_i, clip(s_{i,t}, 1-eps_low, 1+eps_up) A_i)
     alpha_{i,t} = 1/(sigma(r) sum_j |o_j|) (DAPO's token mean), s_{i,t} = pi_theta/pi_old per token
 
-Source: arXiv 2606.16154 (WAPO): only completions with a positive advantage are updated.
-DAPO's token-level weight and clip as the base. The loss is -J. A formulation published after arXiv 2601.05002 (beyond its
-Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
+Source: arXiv 2606.16154 (WAPO): only completions with a positive advantage are updated. DAPO's
+token-level weight and clip as the base. The loss is -J. A formulation published after arXiv 2601.05002
+(beyond its Table 1), written as that paper's Eq. 1 (beta = 0) with another per-token term or weight.
 """
 
 from __future__ import annotations
