@@ -60,7 +60,7 @@ def test_zero_stiffness_is_prop7_and_stiffness_shrinks_the_excursion():
 
 
 def test_planted_wrong_statements_fail():
-    wrong = {1: 6 * A / 5, -1: 16 * A / 5}  # (1 + eps) without the square and 1/eps
+    wrong = {1: 6 / 5, -1: 16 / 5}  # (1 + eps) without the square and 1/eps, per unit |A|
     assert not claims.restoring_check(Context(quick=True), stated_kappa=wrong).passed
     assert not claims.overshoot_check(Context(quick=True), stated_smaller=False).passed
 

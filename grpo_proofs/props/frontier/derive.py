@@ -23,7 +23,8 @@ from ...objective import lold, phi_parts
 from ...variants import get_variant
 
 __all__ = ["loss_gradient_x", "written_gradient_x", "restoring_point", "toy_loss_gradient", "prefix_W_sign_weights",
-           "sapo_gate_slope", "S_P", "c_w", "k_stare", "toy_gradient", "linear_post_boundary", "z", "p_old", "q_stiff",
+           "sapo_gate_slope", "S_P", "c_w", "k_stare", "restoring_values", "toy_values", "prefix_values",
+           "sapo_slope_value", "toy_gradient", "linear_post_boundary", "z", "p_old", "q_stiff",
            "kappa", "lam_root"]
 
 #: the toy's logit, pi_old(1), the restoring slope, the stiffness q and an eigenvalue
@@ -157,3 +158,33 @@ def sapo_gate_slope() -> sp.Expr:
     tau, s = sp.Symbol("tau", positive=True), sp.Symbol("s", positive=True)
     d = sp.diff(4 / tau / (1 + sp.exp(-tau * (sp.exp(n.x) - 1))), n.x)
     return sp.simplify(d.subs(sp.exp(n.x), s))
+
+
+# -- the derived values as plain numbers, for the claims (which import no SymPy) --------------------------
+
+
+def restoring_values(sign: int, abs_A: float) -> dict:
+    """s*, kappa at |A| = ``abs_A`` (eps = 0.2, the surrogate's derivative) and the written form's kappa at
+    eps = 1/5 minus the surrogate's (0 exactly), as Python numbers."""
+    rp = restoring_point(sign)
+    e = sp.Symbol("e", positive=True)
+    general = restoring_point(sign, e)
+    diff = sp.simplify(general["kappa"].subs(e, sp.Rational(1, 5)) - rp["kappa"])
+    return {"s_star": float(rp["s_star"]), "kappa": float(rp["kappa"].subs(_A, abs_A)), "written_minus": float(diff.subs(_A, 1)),
+            "kappa_expr": str(rp["kappa"]), "s_star_expr": str(rp["s_star"])}
+
+
+def toy_values(p: float, abs_A: float = 1.0) -> tuple[float, float]:
+    """(z*, kappa_z) of the one-logit toy at p_old = ``p`` as numbers."""
+    toy = toy_gradient()
+    return float(toy["z_star"].subs(p_old, p)), float(toy["kappa_z"].subs({p_old: p, _A: abs_A}))
+
+
+def prefix_values(c: float, s_pos: float) -> dict:
+    """STARE's and WAPO's W of :func:`prefix_W_sign_weights` at base weight ``c`` and S_P = ``s_pos``."""
+    return {k: float(v.subs({c_w: c, S_P: s_pos})) for k, v in prefix_W_sign_weights().items()}
+
+
+def sapo_slope_value(tau: float, s: float) -> float:
+    """SAPO's gate slope of :func:`sapo_gate_slope` at (tau, s) as a number."""
+    return float(sapo_gate_slope().subs({sp.Symbol("tau", positive=True): tau, sp.Symbol("s", positive=True): s}))
