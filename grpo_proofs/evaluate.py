@@ -16,24 +16,38 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .compile import clip_fn, gradient_fn, term_fn
+from .compile import clip_fn, gradient_fn, stopped_term_fn, term_fn
 from .errors import InputError
-from .objective import group_numbers
+from .objective import group_numbers, surprisal_selection
 from .validate import BYTES_PER_TOKEN, check_memory, log_ratios_for, rewards_and_lengths
 from .variants import Ratio, Variant, get_variant
 
-__all__ = ["token_gradient", "batched_gradient", "torch_surrogate"]
+__all__ = ["token_gradient", "batched_gradient", "torch_surrogate", "DEFAULT_OLD_PROB", "STARE_FRACTION"]
+
+#: pi_old of every token when a surrogate needs it and none is given (DPPO's TV mask): then
+#: p - p_old = (s - 1)/2 and the mask acts at s = 1 +- 2 delta_tv
+DEFAULT_OLD_PROB = 0.5
+#: the fraction of a group's tokens STARE selects by surprisal (when a surprisal is given)
+STARE_FRACTION = 0.2
 
 
-def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None) -> torch.Tensor:
+def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None, lold=None) -> torch.Tensor:
     """dJ/dx for a flat batch of tokens with the compiled symbolic gradient.
 
     ``alpha``, ``A`` (advantage of each token's completion) and ``x`` (log-ratio) are 1-D
-    tensors over tokens. Sequence kinds also need ``seq_index`` (completion of each token) and
-    ``lengths`` (tokens per completion).
+    tensors over tokens. Sequence kinds and sequence weights also need ``seq_index``
+    (completion of each token) and ``lengths`` (tokens per completion); a term that uses pi_old
+    itself (DPPO) needs ``lold``, log pi_old per token.
     """
     v = get_variant(variant)
     fn = gradient_fn(v)
+    if v.ratio is Ratio.SEQ_SG_WEIGHT:
+        sums = torch.zeros(int(lengths.shape[0]), dtype=x.dtype, device=x.device).index_add_(0, seq_index, x)
+        return fn(alpha, A, sums[seq_index])
+    if v.needs_old_logp:
+        if lold is None:
+            raise InputError(f"variant {v.name!r} needs log pi_old per token (lold)")
+        return fn(alpha, A, x, lold)
     if not v.sequence_level:
         return fn(alpha, A, x)
     G = int(lengths.shape[0])
@@ -51,6 +65,9 @@ def token_gradient(
     log_ratios: Sequence[Sequence[float]] | None = None,
     sigma: str = "pop",
     masks: Mapping[str, Sequence] | None = None,
+    *,
+    old_logp: Sequence[Sequence[float]] | None = None,
+    surprisal: Sequence[Sequence[float]] | None = None,
 ) -> list[np.ndarray]:
     """dJ/d log pi_theta(y_{i,t}) of the advantage part of Eq. 1 (J maximised, beta = 0).
 
@@ -58,6 +75,13 @@ def token_gradient(
     ``log_ratios`` are log pi_theta - log pi_old per token (default zeros, s = 1); ``sigma`` is
     the population (``"pop"``) or sample (``"sample"``) std of the rewards. Returns one array
     of length |o_i| per completion. At s = 1 the gradient is alpha_{i,t} A_i (Eq. 15).
+
+    Inputs beyond the log-ratios, for the variants that use them: ``old_logp`` (log pi_old per
+    token; DPPO's TV mask compares p = pi_theta with p_old = pi_old; default p_old =
+    ``DEFAULT_OLD_PROB`` = 1/2 for every token) and ``surprisal`` (-log pi per token; STARE selects
+    the top ``STARE_FRACTION`` of the group's tokens by it, :func:`~grpo_proofs.objective.surprisal_selection`;
+    default: every token selected, chi = 1, the case of a selected shared prefix). ``masks={"chi": ...}``
+    gives STARE's selection directly.
 
     Worked example of the prefix page: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
     std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
@@ -74,14 +98,24 @@ def token_gradient(
     n_tok = int(L0.sum())
     check_memory(BYTES_PER_TOKEN * float(n_tok), f"the per-token coefficients of {n_tok:,} tokens",
                  "give shorter completions or fewer of them")
+    if surprisal is not None:
+        if masks and "chi" in masks:
+            raise InputError("give STARE's selection either as surprisal or as masks['chi'], not both")
+        masks = dict(masks or {}, chi=surprisal_selection(log_ratios_for(L0, surprisal), STARE_FRACTION))
     num = group_numbers(v, rewards, lengths, sigma=sigma, masks=masks)
     lr = log_ratios_for(num.lengths, log_ratios)
+    lold = None
+    if v.needs_old_logp:
+        lold = torch.as_tensor(np.concatenate(log_ratios_for(num.lengths, old_logp) if old_logp is not None
+                                              else [np.full(L_, np.log(DEFAULT_OLD_PROB)) for L_ in num.lengths]))
+        if bool((lold > 0).any()):
+            raise InputError("old_logp are log-probabilities: every value must be <= 0")
     L = torch.as_tensor(num.lengths, dtype=torch.float64)
     idx = torch.repeat_interleave(torch.arange(len(L)), torch.as_tensor(num.lengths))
     alpha = torch.as_tensor(np.concatenate(num.alpha))
     A = torch.as_tensor(num.A)[idx]
     x = torch.as_tensor(np.concatenate(lr))
-    g = batched_gradient(v, alpha=alpha, A=A, x=x, lengths=L, seq_index=idx).numpy()
+    g = batched_gradient(v, alpha=alpha, A=A, x=x, lengths=L, seq_index=idx, lold=lold).numpy()
     return [part.copy() for part in np.split(g, np.cumsum(num.lengths)[:-1])]
 
 
@@ -116,6 +150,10 @@ def torch_surrogate(
     A = torch.as_tensor(num.A, dtype=logp.dtype, device=logp.device)
     x = torch.where(real, logp - old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
     lp = torch.where(real, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
+    if v.ratio is Ratio.SEQ_SG_WEIGHT or (v.ratio is Ratio.TOKEN and v.surrogate.value != "clip"):
+        old = torch.where(real, old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
+        u = x.sum(1, keepdim=True).expand_as(x)
+        return torch.where(real, stopped_term_fn(v)(alpha, A[:, None].expand_as(x), x, old, u), 0.0).sum()
     if v.ratio is Ratio.TOKEN:
         return torch.where(real, term_fn(v)(alpha, A[:, None], x), 0.0).sum()
     if v.sequence_level:

@@ -21,7 +21,8 @@ from sympy.core.parameters import evaluate
 from . import notation as n
 
 
-from .objective import S_sum, SymbolicGroup, clip_expr, token_term, w_sg
+from .objective import S_sum, SymbolicGroup, token_term
+from .terms import lold
 from .variants import Ratio, Variant, get_variant
 
 __all__ = ["group_gradient", "generic_gradient"]
@@ -41,7 +42,6 @@ def group_gradient(group: SymbolicGroup) -> tuple[tuple[sp.Expr, ...], ...]:
     ((A_1/2,), (A_2/2,))
     """
     v = group.variant
-    stop = {w_sg: clip_expr(v, sp.exp(n.x))} if v.ratio is Ratio.SG_WEIGHT else {}
     out = []
     for i, xi in enumerate(group.x):
         if v.sequence_level:
@@ -49,7 +49,7 @@ def group_gradient(group: SymbolicGroup) -> tuple[tuple[sp.Expr, ...], ...]:
             dF = sp.diff(group.template[i], S_sum).subs(S_sum, S_i)
             out.append(tuple(dF * sp.diff(S_i, x) for x in xi))
         else:
-            df = sp.diff(group.template[i], n.x).subs(stop)
+            df = sp.diff(group.template[i], n.x).subs(group.stop(i))
             with evaluate(False):
                 out.append(tuple(df.xreplace(group.token_symbols(i, t)) for t in range(len(xi))))
     return tuple(out)
@@ -59,9 +59,11 @@ def group_gradient(group: SymbolicGroup) -> tuple[tuple[sp.Expr, ...], ...]:
 def generic_gradient(variant: "str | Variant") -> tuple[sp.Expr, tuple[sp.Symbol, ...]]:
     """(dterm/dx, its arguments): the per-token gradient of a variant, derived by SymPy.
 
-    Token kinds: a function of ``(alpha, A_i, x)``; sequence geometric mean: of
-    ``(Omega, A_i, u, L_i)`` with u the mean log-ratio of the completion; sequence product: of
-    ``(Omega, A_i, u)`` with u the summed log-ratio.
+    Token kinds: a function of ``(alpha, A_i, x)``, or ``(alpha, A_i, x, lold)`` when the term
+    uses log pi_old itself (DPPO's TV mask); sequence geometric mean: of ``(Omega, A_i, u, L_i)``
+    with u the mean log-ratio of the completion; sequence product: of ``(Omega, A_i, u)`` with u
+    the summed log-ratio; a sequence stop-gradient weight (TOPR, VESPO): of ``(alpha, A_i, u)``
+    with u the summed log-ratio.
 
     >>> generic_gradient("gpg")
     (A_i*alpha, (alpha, A_i, x))
@@ -73,4 +75,9 @@ def generic_gradient(variant: "str | Variant") -> tuple[sp.Expr, tuple[sp.Symbol
         return d.subs(extra["rest"], n.L_i * n.u - n.x), (n.Omega, n.A_i, n.u, n.L_i)
     if v.ratio is Ratio.SEQ_PRODUCT:  # u is the summed log-ratio of the completion
         return d.subs(extra["rest"], n.u - n.x), (n.Omega, n.A_i, n.u)
-    return d.subs(extra), (n.a, n.A_i, n.x)
+    d = d.subs(extra)
+    if v.ratio is Ratio.SEQ_SG_WEIGHT:
+        return d, (n.a, n.A_i, n.u)
+    if v.needs_old_logp:
+        return d, (n.a, n.A_i, n.x, lold)
+    return d, (n.a, n.A_i, n.x)

@@ -1,7 +1,8 @@
 """The unified surrogate (arXiv 2601.05002, Eq. 1-3) for a variant and a group.
 
 Two forms of the same objective, built from one per-token term
-``phi(s, A) = min(s A, clip(s, 1 - eps_low, 1 + eps_up) A)``:
+``phi(s, A) = min(s A, clip(s, 1 - eps_low, 1 + eps_up) A)`` or a later term in its place
+(:mod:`grpo_proofs.terms`):
 
 * :func:`surrogate` -- the whole surrogate J of a concrete group (G and the lengths fixed),
   in SymPy, with one symbol ``x_{i,t} = log pi_theta - log pi_old`` per token and symbolic
@@ -25,52 +26,17 @@ import sympy as sp
 
 from . import notation as n
 from .errors import InputError
+from .terms import lold, phi_expr, phi_parts
 from .validate import check_memory, rewards_and_lengths, sigma_kind
 from .variants import Ratio, Variant, get_variant
 
 __all__ = [
-    "GroupNumbers", "SymbolicGroup", "group_numbers", "group_sigma", "clip_expr", "past_clip", "phi_expr",
-    "surrogate", "token_term", "exact",
+    "GroupNumbers", "SymbolicGroup", "group_numbers", "group_sigma", "surrogate", "token_term", "surprisal_selection",
+    "MASK_NAMES",
 ]
 
-
-def exact(value: float) -> sp.Rational:
-    """A float as the exact decimal it was written as (0.2 -> 1/5)."""
-    return sp.Rational(repr(float(value)))
-
-
-def clip_expr(v: Variant, s: sp.Expr) -> sp.Expr:
-    """clip(s, 1 - eps_low, 1 + eps_up) with a missing side left open."""
-    out = s
-    if v.eps_low is not None:
-        out = sp.Max(out, 1 - exact(v.eps_low))
-    if v.eps_up is not None:
-        out = sp.Min(out, 1 + exact(v.eps_up))
-    return out
-
-
-def past_clip(v: Variant, s, A):
-    """The clipped branch, where the clip zeroes the gradient: s > 1 + eps_up with A > 0, or s < 1 - eps_low with
-    A < 0 (a missing side never clips). ``s`` and ``A`` are NumPy arrays or Torch tensors that broadcast; the
-    answer is a bool array of the same kind. Ratios of GPG and CISPO have no clip region: pass them only
-    where the variant's ratio is clipped (:attr:`~grpo_proofs.variants.Variant.clipped`).
-
-    >>> import numpy as np
-    >>> from grpo_proofs.variants import get_variant
-    >>> past_clip(get_variant("grpo"), np.array([1.5, 1.5, 0.5, 1.0]), np.array([1.0, -1.0, -1.0, 1.0])).tolist()
-    [True, False, True, False]
-    """
-    never = s > float("inf")
-    up = (s > 1 + v.eps_up) if v.eps_up is not None else never
-    low = (s < 1 - v.eps_low) if v.eps_low is not None else never
-    return ((A > 0) & up) | ((A < 0) & low)
-
-
-def phi_expr(v: Variant, s: sp.Expr, A: sp.Expr) -> sp.Expr:
-    """The per-token PPO term min(s A, clip(s) A) (plain s A without clipping)."""
-    if not v.clipped:
-        return s * A
-    return sp.Min(s * A, clip_expr(v, s) * A)
+#: the per-token / per-completion masks a weight may contain (1 unless given)
+MASK_NAMES = ("M", "lam", "delta", "chi")
 
 
 def group_sigma(rewards: np.ndarray, kind: str = "pop", eps: float = 0.0) -> float:
@@ -100,7 +66,7 @@ class GroupNumbers:
 @lru_cache(maxsize=256)
 def _alpha_fn(alpha_srepr: str):
     alpha = sp.sympify(sp.parse_expr(alpha_srepr, local_dict={str(v): v for v in n.WEIGHT_SYMBOLS.values()}))
-    args = [n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.M, n.lam, n.delta]
+    args = [n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.M, n.lam, n.delta, n.chi]
     from .compile import to_numpy  # deferred: the bridge loads Torch
 
     return to_numpy(args, alpha)
@@ -116,8 +82,8 @@ def group_numbers(
 ) -> GroupNumbers:
     """Validate a group and evaluate the weights of ``variant`` on it.
 
-    ``masks`` may give ``"M"``/``"lam"`` (one array per completion) and ``"delta"`` (one value
-    per completion); they default to 1. ``L_max`` defaults to the longest completion.
+    ``masks`` may give ``"M"``/``"lam"``/``"chi"`` (one array per completion) and ``"delta"``
+    (one value per completion); they default to 1. ``L_max`` defaults to the longest completion.
 
     >>> g = group_numbers("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
     >>> g.A.tolist(), g.sigma
@@ -137,9 +103,9 @@ def group_numbers(
                 "give rewards that differ (such groups carry no signal) or a variant with sigma_eps > 0"
             )
     masks = dict(masks or {})
-    unknown = set(masks) - {"M", "lam", "delta"}
+    unknown = set(masks) - set(MASK_NAMES)
     if unknown:
-        raise InputError(f"unknown mask(s) {sorted(unknown)}; masks are M, lam (per token) and delta (per completion)")
+        raise InputError(f"unknown mask(s) {sorted(unknown)}; masks are M, lam, chi (per token) and delta (per completion)")
     # the weights kept (8 bytes a token) and one completion's temporaries (masks, products: ~6 arrays)
     check_memory(8.0 * float(L.sum()) + 48.0 * float(L.max()), f"the per-token weights of {int(L.sum()):,} tokens",
                  "give shorter completions or fewer of them")
@@ -149,21 +115,36 @@ def group_numbers(
     for i in range(G):
         Mi = np.asarray(masks["M"][i], dtype=np.float64) if "M" in masks else np.ones(L[i])
         li = np.asarray(masks["lam"][i], dtype=np.float64) if "lam" in masks else np.ones(L[i])
+        ci = np.asarray(masks["chi"][i], dtype=np.float64) if "chi" in masks else np.ones(L[i])
         di = float(masks["delta"][i]) if "delta" in masks else 1.0
-        if Mi.shape != (L[i],) or li.shape != (L[i],):
+        if Mi.shape != (L[i],) or li.shape != (L[i],) or ci.shape != (L[i],):
             raise InputError(f"mask for completion {i} must have {L[i]} values (one per token)")
-        val = fn(G, int(L[i]), Ls, Lm, sig if sig is not None else 1.0, A[i], Mi, li, di)
+        val = fn(G, int(L[i]), Ls, Lm, sig if sig is not None else 1.0, A[i], Mi, li, di, ci)
         alpha.append(np.broadcast_to(np.asarray(val, dtype=np.float64), (int(L[i]),)).copy())
     return GroupNumbers(r, L, A, sig, tuple(alpha))
 
 
+def surprisal_selection(surprisal: Sequence[Sequence[float]], fraction: float = 0.2) -> list[np.ndarray]:
+    """STARE's chi_{i,t}: 1 on the group's top ``fraction`` of tokens by surprisal, 0 elsewhere.
+
+    ``surprisal`` is one array per completion (-log pi of each token). The k = ceil(fraction N)
+    largest of the N values are selected; a value tied with the k-th largest is selected too (a
+    token shared by several completions is selected for all of them or for none).
+
+    >>> [c.tolist() for c in surprisal_selection([[0.1, 3.0], [2.0, 0.5, 3.0]], fraction=0.4)]
+    [[0.0, 1.0], [0.0, 0.0, 1.0]]
+    """
+    parts = [np.asarray(a, dtype=np.float64).ravel() for a in surprisal]
+    flat = np.concatenate(parts) if parts else np.zeros(0)
+    if not (0 < fraction <= 1) or flat.size == 0 or not np.all(np.isfinite(flat)):
+        raise InputError("surprisal needs finite values for every token and 0 < fraction <= 1")
+    k = int(np.ceil(fraction * flat.size))
+    cut = np.sort(flat)[::-1][k - 1]
+    return [(a >= cut).astype(np.float64) for a in parts]
+
+
 #: summed log-ratio S_i = sum_t x_{i,t} of one completion (sequence-level ratios)
 S_sum = sp.Symbol("S", real=True)
-#: log pi_old of one token (surrogates written on log pi itself: GPG, CISPO)
-lold = sp.Symbol("lold", real=True)
-#: stop-gradient placeholder sg[clip(I)] of one token (CISPO)
-w_sg = sp.Symbol("w", positive=True)
-
 
 @dataclass(frozen=True)
 class SymbolicGroup:
@@ -184,8 +165,16 @@ class SymbolicGroup:
     alpha: tuple[sp.Expr, ...]
     #: per-completion template (see the class docstring)
     template: tuple[sp.Expr, ...]
-    #: log pi_old_{i,t} symbols (GPG, CISPO only; empty otherwise)
+    #: log pi_old_{i,t} symbols (surrogates that use log pi or pi_old itself; empty otherwise)
     old: tuple[tuple[sp.Symbol, ...], ...]
+    #: per completion: the stop-gradient placeholders of its template and their values (in x, lold, u)
+    stops: tuple[dict, ...] = ()
+
+    def stop(self, i: int) -> dict:
+        """Completion i's stop-gradient values, with u (a sequence's log-ratio) written out."""
+        if not self.stops:
+            return {}
+        return {k: val.subs(n.u, sp.Add(*self.x[i])) for k, val in self.stops[i].items()}
 
     def token_symbols(self, i: int, t: int) -> dict:
         """The substitution that turns completion i's template into its token t."""
@@ -198,8 +187,7 @@ class SymbolicGroup:
         """J_i, written out token by token."""
         if self.variant.sequence_level:
             return self.template[i].subs(S_sum, sp.Add(*self.x[i]))
-        stop = {w_sg: clip_expr(self.variant, sp.exp(n.x))} if self.variant.ratio is Ratio.SG_WEIGHT else {}
-        f = self.template[i].subs(stop)
+        f = self.template[i].subs(self.stop(i))
         return sp.Add(*(f.xreplace(self.token_symbols(i, t)) for t in range(self.lengths[i])))
 
     @property
@@ -228,38 +216,35 @@ def surrogate(variant: "str | Variant", lengths: Sequence[int]) -> SymbolicGroup
     base = v.alpha_with_params().subs({n.G: G, n.L_sum: int(L.sum())})
     alpha = tuple(base.subs({n.L_i: int(L[i]), n.A_i: A[i]}) for i in range(G))
     old: tuple = ()
-    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT, Ratio.SEQ_SG_WEIGHT) or v.needs_old_logp:
         old = tuple(tuple(sp.Symbol(f"lold_{i + 1}_{t + 1}", real=True) for t in range(L[i])) for i in range(G))
-    templates = []
+    templates, stops = [], []
     for i in range(G):
-        if v.ratio is Ratio.TOKEN:
-            templates.append(alpha[i] * phi_expr(v, sp.exp(n.x), A[i]))
-        elif v.ratio is Ratio.SEQ_GEOMEAN:  # sum_t alpha_i phi(s_i) with s_i = exp(S_i / |o_i|)
+        if v.ratio is Ratio.SEQ_GEOMEAN:  # sum_t alpha_i phi(s_i) with s_i = exp(S_i / |o_i|)
             templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi_expr(v, sp.exp(S_sum / int(L[i])), A[i]))
         elif v.ratio is Ratio.SEQ_PRODUCT:  # s_i = exp(S_i)
             templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi_expr(v, sp.exp(S_sum), A[i]))
-        elif v.ratio is Ratio.LOGPROB:  # alpha A log pi, log pi = x + log pi_old
-            templates.append(alpha[i] * A[i] * (n.x + lold))
-        else:  # SG_WEIGHT: alpha sg[clip(I)] A log pi
-            templates.append(alpha[i] * w_sg * A[i] * (n.x + lold))
-    return SymbolicGroup(v, tuple(int(l) for l in L), xs, A, alpha, tuple(templates), old)
+        else:  # token-level terms: alpha phi, phi of phi_parts (log pi = x + log pi_old where it appears)
+            term, stop = phi_parts(v, n.x, A[i], lold)
+            templates.append(alpha[i] * term)
+            stops.append(stop)
+    return SymbolicGroup(v, tuple(int(l) for l in L), xs, A, alpha, tuple(templates), old, tuple(stops))
 
 
 def token_term(variant: "str | Variant") -> tuple[sp.Expr, dict]:
     """The surrogate's term for one generic token (token-level kinds) or one sequence.
 
-    Returns ``(term, stop_gradient)``. Token kinds: ``alpha * phi(exp(x), A)`` in the symbols
-    ``alpha, A_i, x``. Sequence kinds: ``Omega * phi(s_i, A)`` where s_i is written through one
+    Returns ``(term, extra)``. Token-level kinds: ``alpha * phi`` in the symbols ``alpha, A_i, x``
+    (and ``lold`` = log pi_old where the term uses it), ``extra`` its stop-gradient placeholders
+    (:func:`grpo_proofs.terms.phi_parts`; a sequence weight's placeholder is written in u, the completion's summed
+    log-ratio). Sequence kinds: ``Omega * phi(s_i, A)`` where s_i is written through one
     token's log-ratio ``x`` and the sum ``rest`` of the others (``s_i = exp((x + rest)/L_i)`` or
     ``exp(x + rest)``), so that d/dx is the derivative with respect to that token.
     """
     v = get_variant(variant)
-    if v.ratio is Ratio.TOKEN:
-        return n.a * phi_expr(v, sp.exp(n.x), n.A_i), {}
     if v.ratio in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
         rest = sp.Symbol("rest", real=True)
         si = sp.exp((n.x + rest) / n.L_i) if v.ratio is Ratio.SEQ_GEOMEAN else sp.exp(n.x + rest)
         return n.Omega * phi_expr(v, si, n.A_i), {"rest": rest}
-    if v.ratio is Ratio.LOGPROB:
-        return n.a * n.A_i * (n.x + lold), {}
-    return n.a * w_sg * n.A_i * (n.x + lold), {w_sg: clip_expr(v, sp.exp(n.x))}
+    term, stop = phi_parts(v, n.x, n.A_i, lold)
+    return n.a * term, stop

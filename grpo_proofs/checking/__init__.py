@@ -33,6 +33,8 @@ _MODULES = [
     "grpo_proofs.props.reward_scale.claims_consequences",
     "grpo_proofs.props.overshoot.claims",
     "grpo_proofs.props.related.claims",
+    "grpo_proofs.props.frontier.claims",
+    "grpo_proofs.check.claims_frontier",
     "grpo_proofs.trainers.claims",
     "grpo_proofs.check.claims",
 ]
