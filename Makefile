@@ -6,7 +6,7 @@
 #   make verify        set up, then run every claim (grpo-proofs verify)
 #   make test          set up, then the whole test suite (what CI runs)
 #   make book          set up, then build the executed Jupyter Book into book/_build/html
-#   make bench         set up, then the benchmark scripts
+#   make bench         set up, then every speed and memory figure with its goal (benchmarks/all.py)
 #   make lock          re-resolve the lock from pyproject.toml's ranges (needs the registry)
 #   make test-latest   the same suite in .venv-latest, built from the newest releases allowed
 PYTHON ?= python3
@@ -38,7 +38,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/symbolic.py
+	$(PY) benchmarks/all.py
 
 # every page is executed on every build (--all re-reads unchanged pages); HTML in book/_build/html.
 # IPYTHONDIR: the page kernel's own settings (book/_ipython), so its start-up log stays quiet.

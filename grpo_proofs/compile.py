@@ -33,7 +33,8 @@ from typing import Callable, Sequence
 import sympy as sp
 import torch
 
-__all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "term_fn", "clip_fn", "stopped_term_fn"]
+__all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "depends_on_ratio", "term_fn", "clip_fn",
+           "stopped_term_fn"]
 
 
 def _tensors(args: Sequence) -> list[torch.Tensor]:
@@ -109,6 +110,17 @@ def gradient_fn(variant) -> Callable[..., torch.Tensor]:
 
     expr, args = generic_gradient(variant)
     return to_torch(args, expr)
+
+
+@lru_cache(maxsize=128)
+def depends_on_ratio(variant) -> bool:
+    """False when the derived per-token gradient involves neither the log-ratio x nor log pi_old nor a
+    sequence's log-ratio u (REINFORCE: alpha A), so it can be evaluated once per completion."""
+    from . import notation as n
+    from .gradient import generic_gradient
+    from .terms import lold
+
+    return bool({n.x, n.u, lold} & generic_gradient(variant)[0].free_symbols)
 
 
 @lru_cache(maxsize=128)

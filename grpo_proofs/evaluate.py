@@ -16,13 +16,14 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .compile import clip_fn, gradient_fn, stopped_term_fn, term_fn
+from .compile import clip_fn, depends_on_ratio, gradient_fn, stopped_term_fn, term_fn
 from .errors import InputError
-from .objective import group_numbers, surprisal_selection
-from .validate import BYTES_PER_TOKEN, check_memory, log_ratios_for, rewards_and_lengths
-from .variants import Ratio, Variant, get_variant
+from .weights import group_weights, surprisal_selection
+from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, log_ratios_for, rewards_and_lengths
+from .variants import Ratio, Surrogate, Variant, get_variant
 
-__all__ = ["token_gradient", "batched_gradient", "torch_surrogate", "DEFAULT_OLD_PROB", "STARE_FRACTION"]
+__all__ = ["token_gradient", "batched_gradient", "sequence_gradient", "torch_surrogate", "DEFAULT_OLD_PROB",
+           "STARE_FRACTION"]
 
 #: pi_old of every token when a surrogate needs it and none is given (DPPO's TV mask): then
 #: p - p_old = (s - 1)/2 and the mask acts at s = 1 +- 2 delta_tv
@@ -31,31 +32,60 @@ DEFAULT_OLD_PROB = 0.5
 STARE_FRACTION = 0.2
 
 
+def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Tensor:
+    """values[i] repeated lengths[i] times (G,) -> (n_tok,), one pass over the output."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.repeat(values.numpy(), lengths.numpy()))
+    return torch.repeat_interleave(values, lengths, output_size=n_tok)
+
+
+def sequence_gradient(variant: "str | Variant", *, Omega, A, u, lengths) -> torch.Tensor:
+    """dJ/dx_{i,t} of a sequence-level variant, one value per completion (G,).
+
+    The sequence ratio s_i depends on the tokens only through u_i (the summed log-ratio, or its
+    mean for the geometric mean), so every token of completion i has the same gradient; the
+    compiled symbolic gradient is evaluated on the G completions. ``Omega`` = sum_t alpha_{i,t},
+    ``A``, ``u`` and ``lengths`` are (G,) tensors.
+    """
+    v = get_variant(variant)
+    fn = gradient_fn(v)
+    if v.ratio is Ratio.SEQ_GEOMEAN:
+        return fn(Omega, A, u, lengths.to(u.dtype))
+    return fn(Omega, A, u)
+
+
+def _sequence_sums(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """u_i = sum_t x_{i,t} of each completion, repeated on its tokens (n_tok,)."""
+    sums = torch.segment_reduce(x, "sum", lengths=counts)
+    return _expand(sums, counts.cpu(), int(x.shape[0])) if sums.device.type == "cpu" else torch.repeat_interleave(sums, counts)
+
+
 def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None, lold=None) -> torch.Tensor:
     """dJ/dx for a flat batch of tokens with the compiled symbolic gradient.
 
     ``alpha``, ``A`` (advantage of each token's completion) and ``x`` (log-ratio) are 1-D
-    tensors over tokens. Sequence kinds and sequence weights also need ``seq_index``
-    (completion of each token) and ``lengths`` (tokens per completion); a term that uses pi_old
-    itself (DPPO) needs ``lold``, log pi_old per token.
+    tensors over tokens. Sequence kinds and sequence stop-gradient weights (TOPR, VESPO) also
+    need ``lengths`` (tokens per completion, the completions lying one after another in the flat
+    tensors); ``seq_index`` (completion of each token) is accepted for compatibility and not
+    needed. A term that uses pi_old itself (DPPO) needs ``lold``, log pi_old per token.
     """
     v = get_variant(variant)
     fn = gradient_fn(v)
     if v.ratio is Ratio.SEQ_SG_WEIGHT:
-        sums = torch.zeros(int(lengths.shape[0]), dtype=x.dtype, device=x.device).index_add_(0, seq_index, x)
-        return fn(alpha, A, sums[seq_index])
+        return fn(alpha, A, _sequence_sums(x, torch.as_tensor(lengths).to(torch.int64)))
     if v.needs_old_logp:
         if lold is None:
             raise InputError(f"variant {v.name!r} needs log pi_old per token (lold)")
         return fn(alpha, A, x, lold)
     if not v.sequence_level:
         return fn(alpha, A, x)
-    G = int(lengths.shape[0])
-    Omega = torch.zeros(G, dtype=alpha.dtype, device=alpha.device).index_add_(0, seq_index, alpha)
-    sums = torch.zeros(G, dtype=x.dtype, device=x.device).index_add_(0, seq_index, x)
-    if v.ratio is Ratio.SEQ_GEOMEAN:
-        return fn(Omega[seq_index], A, (sums / lengths)[seq_index], lengths[seq_index])
-    return fn(Omega[seq_index], A, sums[seq_index])
+    counts = torch.as_tensor(lengths).to(torch.int64)
+    Omega = torch.segment_reduce(alpha, "sum", lengths=counts)
+    sums = torch.segment_reduce(x, "sum", lengths=counts)
+    starts = torch.cumsum(counts, 0) - counts
+    u = sums / counts.to(x.dtype) if v.ratio is Ratio.SEQ_GEOMEAN else sums
+    g = sequence_gradient(v, Omega=Omega, A=A[starts], u=u, lengths=counts)
+    return _expand(g, counts.cpu(), int(x.shape[0])) if g.device.type == "cpu" else torch.repeat_interleave(g, counts)
 
 
 def token_gradient(
@@ -74,12 +104,18 @@ def token_gradient(
     ``variant`` is a registry name or a :class:`~grpo_proofs.variants.Variant`;
     ``log_ratios`` are log pi_theta - log pi_old per token (default zeros, s = 1); ``sigma`` is
     the population (``"pop"``) or sample (``"sample"``) std of the rewards. Returns one array
-    of length |o_i| per completion. At s = 1 the gradient is alpha_{i,t} A_i (Eq. 15).
+    of length |o_i| per completion (views into one flat array). At s = 1 the gradient is
+    alpha_{i,t} A_i (Eq. 15).
+
+    The weights are evaluated once on whole arrays (:func:`grpo_proofs.weights.group_weights`),
+    the compiled symbolic gradient once on all tokens (token kinds) or on the G completions
+    (sequence kinds, whose gradient is the same on every token of a completion, and kinds whose
+    gradient does not depend on the ratio): no loop over completions beyond reading the input.
 
     Inputs beyond the log-ratios, for the variants that use them: ``old_logp`` (log pi_old per
     token; DPPO's TV mask compares p = pi_theta with p_old = pi_old; default p_old =
     ``DEFAULT_OLD_PROB`` = 1/2 for every token) and ``surprisal`` (-log pi per token; STARE selects
-    the top ``STARE_FRACTION`` of the group's tokens by it, :func:`~grpo_proofs.objective.surprisal_selection`;
+    the top ``STARE_FRACTION`` of the group's tokens by it, :func:`~grpo_proofs.weights.surprisal_selection`;
     default: every token selected, chi = 1, the case of a selected shared prefix). ``masks={"chi": ...}``
     gives STARE's selection directly.
 
@@ -102,21 +138,30 @@ def token_gradient(
         if masks and "chi" in masks:
             raise InputError("give STARE's selection either as surprisal or as masks['chi'], not both")
         masks = dict(masks or {}, chi=surprisal_selection(log_ratios_for(L0, surprisal), STARE_FRACTION))
-    num = group_numbers(v, rewards, lengths, sigma=sigma, masks=masks)
-    lr = log_ratios_for(num.lengths, log_ratios)
-    lold = None
+    w = group_weights(v, rewards, lengths, sigma=sigma, masks=masks)
+    x = torch.from_numpy(flat_log_ratios(w.lengths, log_ratios))
+    counts = torch.from_numpy(w.lengths)
+    A = torch.from_numpy(w.A)
     if v.needs_old_logp:
-        lold = torch.as_tensor(np.concatenate(log_ratios_for(num.lengths, old_logp) if old_logp is not None
-                                              else [np.full(L_, np.log(DEFAULT_OLD_PROB)) for L_ in num.lengths]))
+        lold = (torch.from_numpy(flat_log_ratios(w.lengths, old_logp)) if old_logp is not None
+                else torch.full((n_tok,), float(np.log(DEFAULT_OLD_PROB)), dtype=torch.float64))
         if bool((lold > 0).any()):
             raise InputError("old_logp are log-probabilities: every value must be <= 0")
-    L = torch.as_tensor(num.lengths, dtype=torch.float64)
-    idx = torch.repeat_interleave(torch.arange(len(L)), torch.as_tensor(num.lengths))
-    alpha = torch.as_tensor(np.concatenate(num.alpha))
-    A = torch.as_tensor(num.A)[idx]
-    x = torch.as_tensor(np.concatenate(lr))
-    g = batched_gradient(v, alpha=alpha, A=A, x=x, lengths=L, seq_index=idx, lold=lold).numpy()
-    return [part.copy() for part in np.split(g, np.cumsum(num.lengths)[:-1])]
+        g = gradient_fn(v)(torch.from_numpy(w.token_alpha()), _expand(A, counts, n_tok), x, lold)
+    elif v.ratio is Ratio.SEQ_SG_WEIGHT:
+        g = gradient_fn(v)(torch.from_numpy(w.token_alpha()), _expand(A, counts, n_tok), _sequence_sums(x, counts))
+    elif v.sequence_level:
+        Omega = torch.from_numpy(w.Omega)
+        sums = torch.segment_reduce(x, "sum", lengths=counts)
+        u = sums / counts.to(x.dtype) if v.ratio is Ratio.SEQ_GEOMEAN else sums
+        g = _expand(sequence_gradient(v, Omega=Omega, A=A, u=u, lengths=counts), counts, n_tok)
+    elif w.per_token is None and not depends_on_ratio(v):  # e.g. REINFORCE: alpha_i A_i on every token
+        per = gradient_fn(v)(torch.from_numpy(w.per_completion), A, torch.zeros_like(A))
+        g = _expand(per, counts, n_tok)
+    else:
+        alpha = torch.from_numpy(w.token_alpha())
+        g = gradient_fn(v)(alpha, _expand(A, counts, n_tok), x)
+    return np.split(g.numpy(), np.cumsum(w.lengths)[:-1])
 
 
 def torch_surrogate(
@@ -142,15 +187,18 @@ def torch_surrogate(
                          f"{tuple(logp.shape)}, {tuple(old_logp.shape)}, {tuple(mask.shape)}")
     lengths = mask.sum(1).round().to(torch.int64).cpu().numpy()
     r = rewards.detach().cpu().numpy() if isinstance(rewards, torch.Tensor) else np.asarray(rewards, dtype=np.float64)
-    num = group_numbers(v, r, lengths, sigma=sigma, masks=masks)
+    w = group_weights(v, r, lengths, sigma=sigma, masks=masks)
     real = mask > 0
-    alpha = torch.zeros(logp.shape, dtype=logp.dtype, device=logp.device)
-    for i, a in enumerate(num.alpha):
-        alpha[i, real[i]] = torch.as_tensor(a, dtype=logp.dtype, device=logp.device)
-    A = torch.as_tensor(num.A, dtype=logp.dtype, device=logp.device)
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    if w.per_token is None:
+        alpha = torch.where(real, torch.as_tensor(w.per_completion, dtype=logp.dtype, device=logp.device)[:, None], zero)
+    else:  # the real tokens of each row, in order, are that completion's tokens
+        alpha = torch.zeros(logp.shape, dtype=logp.dtype, device=logp.device)
+        alpha[real] = torch.as_tensor(w.per_token, dtype=logp.dtype, device=logp.device)
+    A = torch.as_tensor(w.A, dtype=logp.dtype, device=logp.device)
     x = torch.where(real, logp - old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
     lp = torch.where(real, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
-    if v.ratio is Ratio.SEQ_SG_WEIGHT or (v.ratio is Ratio.TOKEN and v.surrogate.value != "clip"):
+    if v.ratio is Ratio.SEQ_SG_WEIGHT or (v.ratio is Ratio.TOKEN and v.surrogate is not Surrogate.CLIP):
         old = torch.where(real, old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
         u = x.sum(1, keepdim=True).expand_as(x)
         return torch.where(real, stopped_term_fn(v)(alpha, A[:, None].expand_as(x), x, old, u), 0.0).sum()

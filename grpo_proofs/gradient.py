@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 import sympy as sp
-from sympy.core.parameters import evaluate
 
 from . import notation as n
 
 
-from .objective import S_sum, SymbolicGroup, token_term
+from .objective import SymbolicGroup, instantiator, token_term
 from .terms import lold
 from .variants import Ratio, Variant, get_variant
 
@@ -32,9 +31,11 @@ def group_gradient(group: SymbolicGroup) -> tuple[tuple[sp.Expr, ...], ...]:
     """dJ/dx_{i,t} for every token of a concrete group, by SymPy differentiation.
 
     J = sum_j J_j and J_j contains only completion j's variables, so dJ/dx_{i,t} = dJ_i/dx_{i,t}.
-    Token kinds: J_i = sum_t f_i(x_{i,t}), so SymPy differentiates f_i once and the result is
-    instantiated at each token. Sequence kinds: J_i = F_i(S_i) with S_i = sum_t x_{i,t}; SymPy
-    differentiates F_i with respect to S_i and S_i with respect to x_{i,t} (the chain rule).
+    Token kinds: J_i = sum_t f_i(x_{i,t}) with f_i = alpha_i phi(exp(x), A_i) (or the log-prob
+    forms), so SymPy differentiates the generic f = alpha phi(exp(x), A_i) once per variant
+    (:func:`generic_gradient`, cached) and the result is instantiated at each completion's
+    alpha_i, A_i and each token's x_{i,t}. Sequence kinds: J_i = F_i(S_i) with S_i = sum_t x_{i,t};
+    SymPy differentiates F_i with respect to S_i and S_i with respect to x_{i,t} (the chain rule).
     Stop-gradient placeholders are substituted only after differentiating.
 
     >>> from grpo_proofs.objective import surrogate
@@ -43,19 +44,28 @@ def group_gradient(group: SymbolicGroup) -> tuple[tuple[sp.Expr, ...], ...]:
     """
     v = group.variant
     out = []
-    for i, xi in enumerate(group.x):
-        if v.sequence_level:
+    expr, _ = generic_gradient(v)
+    if v.sequence_level:  # dJ_i/dS_i, the same for every token of completion i (dS_i/dx_{i,t} = 1)
+        at = instantiator(expr, (n.Omega, n.A_i, n.u, n.L_i))
+        for i, xi in enumerate(group.x):
+            L = len(xi)
             S_i = sp.Add(*xi)
-            dF = sp.diff(group.template[i], S_sum).subs(S_sum, S_i)
-            out.append(tuple(dF * sp.diff(S_i, x) for x in xi))
-        else:
-            df = sp.diff(group.template[i], n.x).subs(group.stop(i))
-            with evaluate(False):
-                out.append(tuple(df.xreplace(group.token_symbols(i, t)) for t in range(len(xi))))
+            u = S_i / L if v.ratio is Ratio.SEQ_GEOMEAN else S_i
+            dF = at({n.Omega: L * group.alpha[i], n.A_i: group.A[i], n.u: u, n.L_i: sp.Integer(L)})
+            out.append((dF,) * L)
+        return tuple(out)
+    at = instantiator(expr, (n.a, n.A_i, n.x, n.u, lold))
+    uses_u = n.u in expr.free_symbols  # a sequence stop-gradient weight (TOPR, VESPO), in u = S_i
+    for i, xi in enumerate(group.x):
+        values = {n.a: group.alpha[i], n.A_i: group.A[i]}
+        if uses_u:
+            values[n.u] = sp.Add(*xi)
+        per_completion = instantiator(at(values), (n.x, lold))
+        old = group.old[i] if group.old else (lold,) * len(xi)
+        out.append(tuple(per_completion({n.x: x, lold: o}) for x, o in zip(xi, old)))
     return tuple(out)
 
 
-@lru_cache(maxsize=128)
 def generic_gradient(variant: "str | Variant") -> tuple[sp.Expr, tuple[sp.Symbol, ...]]:
     """(dterm/dx, its arguments): the per-token gradient of a variant, derived by SymPy.
 
@@ -69,6 +79,17 @@ def generic_gradient(variant: "str | Variant") -> tuple[sp.Expr, tuple[sp.Symbol
     (A_i*alpha, (alpha, A_i, x))
     """
     v = get_variant(variant)
+    # the term depends on nothing else: one derivation per ratio, clip and term
+    key = (v.ratio, v.eps_low, v.eps_up, v.surrogate, tuple(sorted(v.phi_params.items())))
+    if key not in _BY_SHAPE:
+        _BY_SHAPE[key] = _derive(v)
+    return _BY_SHAPE[key]
+
+
+_BY_SHAPE: dict = {}
+
+
+def _derive(v: Variant) -> tuple[sp.Expr, tuple[sp.Symbol, ...]]:
     term, extra = token_term(v)
     d = sp.diff(term, n.x)
     if v.ratio is Ratio.SEQ_GEOMEAN:  # s_i written through u, the mean log-ratio of the completion

@@ -10,141 +10,133 @@ Two forms of the same objective, built from one per-token term
 * :func:`token_term` -- the same term for one generic token (or one generic sequence), which
   :mod:`grpo_proofs.gradient` differentiates once and compiles to a batched Torch function.
 
-:func:`group_numbers` turns rewards and lengths into the numbers both forms need (centered
-advantages, sigma, the per-token weights alpha_{i,t}); :func:`grpo_proofs.evaluate.torch_surrogate` evaluates J on
-padded Torch tensors with autograd (the loss a real model is trained on).
+:func:`~grpo_proofs.weights.group_numbers` and :func:`~grpo_proofs.weights.group_weights` (in
+:mod:`grpo_proofs.weights`, also importable from here) turn rewards and lengths into the numbers both
+forms need (centered advantages, sigma, the per-token weights alpha_{i,t});
+:func:`instantiator` substitutes into a derived form fast, many times;
+:func:`grpo_proofs.evaluate.torch_surrogate` evaluates J on padded Torch tensors with autograd (the
+loss a real model is trained on).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import sympy as sp
+from sympy.core.operations import AssocOp
+from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 from . import notation as n
-from .errors import InputError
-from .terms import lold, phi_expr, phi_parts
-from .validate import check_memory, rewards_and_lengths, sigma_kind
-from .variants import Ratio, Variant, get_variant
+# the per-token terms live in terms; named here too, beside the surrogate they build
+from .terms import clip_expr, exact, lold, past_clip, phi_expr, phi_parts
+from .validate import rewards_and_lengths
+from .variants import Ratio, Surrogate, Variant, get_variant
+# the numbers of a group live in weights; named here too, beside the surrogate they feed
+from .weights import (MASK_NAMES, GroupNumbers, GroupWeights, group_numbers, group_sigma, group_weights,
+                      surprisal_selection)
 
 __all__ = [
-    "GroupNumbers", "SymbolicGroup", "group_numbers", "group_sigma", "surrogate", "token_term", "surprisal_selection",
+    "GroupNumbers", "GroupWeights", "SymbolicGroup", "group_numbers", "group_weights", "group_sigma", "clip_expr",
+    "past_clip", "phi_expr", "surrogate", "token_term", "exact", "instantiator", "generic_phi", "surprisal_selection",
     "MASK_NAMES",
 ]
 
-#: the per-token / per-completion masks a weight may contain (1 unless given)
-MASK_NAMES = ("M", "lam", "delta", "chi")
+
+def _raw(node: sp.Basic, args: tuple) -> sp.Basic:
+    """``node`` with new ``args``, built without re-running its class's simplifications."""
+    cls = type(node)
+    if isinstance(node, AssocOp):  # Add, Mul
+        return cls._from_args(args, node.is_commutative)
+    if isinstance(node, MinMaxBase):
+        obj = sp.Expr.__new__(cls, *args)
+        obj._argset = frozenset(args)
+        return obj
+    if isinstance(node, sp.Pow):
+        obj = sp.Expr.__new__(cls, *args)
+        obj.is_commutative = node.is_commutative
+        return obj
+    if isinstance(node, sp.Function):  # exp, Heaviside, Abs, Piecewise, ...
+        return sp.Expr.__new__(cls, *args)
+    return node.func(*args)
 
 
-def group_sigma(rewards: np.ndarray, kind: str = "pop", eps: float = 0.0) -> float:
-    """std of the group's rewards (population ``"pop"`` or sample ``"sample"``) plus ``eps``."""
-    return float(np.std(rewards, ddof=0 if sigma_kind(kind) == "pop" else 1)) + eps
+def _same_kind(arg, values: dict) -> bool:
+    """True unless ``arg`` is replaced by something other than a symbol of its own assumptions."""
+    new = values.get(arg)
+    return new is None or (isinstance(new, sp.Symbol) and new.assumptions0 == arg.assumptions0)
 
 
-@dataclass(frozen=True)
-class GroupNumbers:
-    """The numbers of one group: centered advantages, sigma and per-token weights."""
+def instantiator(expr: sp.Expr, keys) -> "Callable[[dict], sp.Expr]":
+    """A function that substitutes values for the symbols ``keys`` in ``expr``, fast, many times.
 
-    rewards: np.ndarray
-    lengths: np.ndarray
-    #: centered advantages A_i = r_i - mean r (any 1/sigma lives in alpha)
-    A: np.ndarray
-    #: the sigma value used in alpha (None for centered-only variants)
-    sigma: float | None
-    #: alpha_{i,t}, one array per completion
-    alpha: tuple[np.ndarray, ...]
+    ``expr`` is a derived form in generic symbols (one token, one completion); the returned
+    function maps ``{key: value}`` to ``expr`` at those values. A symbol replaced by a symbol
+    of the same assumptions (x -> x_{i,t}, A_i -> A_1) leaves every simplification SymPy made
+    valid, so the nodes above it are rebuilt as they are, without re-evaluation (re-running the
+    Min/Max/Heaviside simplifications is what makes ``xreplace`` slow). A sum, product or power
+    with a replaced argument that is not such a symbol is built by its own constructor (so that
+    alpha = 1/(G L_i sigma) joins the product it multiplies); functions (exp, Heaviside, Min, Max)
+    of such a value are kept unevaluated, so values should be symbolic (a sum of log-ratios, an
+    advantage symbol), not numbers. The result equals ``expr.xreplace(values)`` up to the order of
+    commutative arguments and unevaluated functions.
 
-    @property
-    def Omega(self) -> np.ndarray:
-        """Omega_i = sum_t alpha_{i,t}."""
-        return np.array([a.sum() for a in self.alpha])
-
-
-@lru_cache(maxsize=256)
-def _alpha_fn(alpha_srepr: str):
-    alpha = sp.sympify(sp.parse_expr(alpha_srepr, local_dict={str(v): v for v in n.WEIGHT_SYMBOLS.values()}))
-    args = [n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.M, n.lam, n.delta, n.chi]
-    from .compile import to_numpy  # deferred: the bridge loads Torch
-
-    return to_numpy(args, alpha)
-
-
-def group_numbers(
-    variant: "str | Variant",
-    rewards: Sequence[float],
-    lengths: Sequence[int],
-    sigma: str = "pop",
-    masks: Mapping[str, Sequence] | None = None,
-    L_max: int | None = None,
-) -> GroupNumbers:
-    """Validate a group and evaluate the weights of ``variant`` on it.
-
-    ``masks`` may give ``"M"``/``"lam"``/``"chi"`` (one array per completion) and ``"delta"``
-    (one value per completion); they default to 1. ``L_max`` defaults to the longest completion.
-
-    >>> g = group_numbers("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
-    >>> g.A.tolist(), g.sigma
-    ([0.5, -0.5, -0.5, 0.5], 0.5)
-    >>> float(g.alpha[0][0])  # 1/(G |o_1| sigma) = 1/(4*10*0.5)
-    0.05
+    >>> x, y, A = sp.symbols("x y A", real=True)
+    >>> f = instantiator(sp.Min(A * sp.exp(x), 1), (x, A))
+    >>> f({x: y, A: sp.Rational(1, 2)})
+    Min(1, exp(y)/2)
     """
-    v = get_variant(variant)
-    r, L = rewards_and_lengths(rewards, lengths)
-    A = r - r.mean()
-    sig = None
-    if v.std_normalised:
-        sig = group_sigma(r, sigma, v.sigma_eps)
-        if sig <= 0:
-            raise InputError(
-                f"all rewards are equal, so sigma = 0 and the std-normalised weight of {v.name!r} is undefined; "
-                "give rewards that differ (such groups carry no signal) or a variant with sigma_eps > 0"
-            )
-    masks = dict(masks or {})
-    unknown = set(masks) - set(MASK_NAMES)
-    if unknown:
-        raise InputError(f"unknown mask(s) {sorted(unknown)}; masks are M, lam, chi (per token) and delta (per completion)")
-    # the weights kept (8 bytes a token) and one completion's temporaries (masks, products: ~6 arrays)
-    check_memory(8.0 * float(L.sum()) + 48.0 * float(L.max()), f"the per-token weights of {int(L.sum()):,} tokens",
-                 "give shorter completions or fewer of them")
-    fn = _alpha_fn(sp.srepr(v.alpha_with_params()))
-    G, Ls, Lm = len(r), int(L.sum()), int(L_max if L_max is not None else L.max())
-    alpha = []
-    for i in range(G):
-        Mi = np.asarray(masks["M"][i], dtype=np.float64) if "M" in masks else np.ones(L[i])
-        li = np.asarray(masks["lam"][i], dtype=np.float64) if "lam" in masks else np.ones(L[i])
-        ci = np.asarray(masks["chi"][i], dtype=np.float64) if "chi" in masks else np.ones(L[i])
-        di = float(masks["delta"][i]) if "delta" in masks else 1.0
-        if Mi.shape != (L[i],) or li.shape != (L[i],) or ci.shape != (L[i],):
-            raise InputError(f"mask for completion {i} must have {L[i]} values (one per token)")
-        val = fn(G, int(L[i]), Ls, Lm, sig if sig is not None else 1.0, A[i], Mi, li, di, ci)
-        alpha.append(np.broadcast_to(np.asarray(val, dtype=np.float64), (int(L[i]),)).copy())
-    return GroupNumbers(r, L, A, sig, tuple(alpha))
+    keys = frozenset(keys)
+    # the nodes that contain a key, children before parents (each once), with the positions of
+    # their arguments that change
+    plan: list = []
+    seen: dict = {}
+
+    def visit(node) -> bool:
+        hit = seen.get(node)
+        if hit is None:
+            if node in keys:
+                hit = True
+            else:
+                moved = [k for k, a in enumerate(node.args) if visit(a)]
+                hit = bool(moved)
+                if hit:
+                    direct = [a for a in node.args if a in keys]
+                    check = tuple(direct) if isinstance(node, (AssocOp, sp.Pow)) else ()
+                    plan.append((node, tuple((k, node.args[k]) for k in moved), check))
+            seen[node] = hit
+        return hit
+
+    visit(expr)
+
+    def build(values: dict) -> sp.Expr:
+        new = dict(values)
+        for node, moved, check in plan:
+            args = list(node.args)
+            for k, child in moved:
+                args[k] = new.get(child, child)
+            if check and not all(_same_kind(a, values) for a in check):
+                new[node] = node.func(*args)
+            else:
+                new[node] = _raw(node, tuple(args))
+        return new.get(expr, expr)
+
+    return build
 
 
-def surprisal_selection(surprisal: Sequence[Sequence[float]], fraction: float = 0.2) -> list[np.ndarray]:
-    """STARE's chi_{i,t}: 1 on the group's top ``fraction`` of tokens by surprisal, 0 elsewhere.
+@lru_cache(maxsize=64)
+def generic_phi(eps_low: float | None, eps_up: float | None) -> sp.Expr:
+    """phi(exp(u), A_i) of a clip (None: that side open), built once per clip and cached."""
+    from types import SimpleNamespace
 
-    ``surprisal`` is one array per completion (-log pi of each token). The k = ceil(fraction N)
-    largest of the N values are selected; a value tied with the k-th largest is selected too (a
-    token shared by several completions is selected for all of them or for none).
-
-    >>> [c.tolist() for c in surprisal_selection([[0.1, 3.0], [2.0, 0.5, 3.0]], fraction=0.4)]
-    [[0.0, 1.0], [0.0, 0.0, 1.0]]
-    """
-    parts = [np.asarray(a, dtype=np.float64).ravel() for a in surprisal]
-    flat = np.concatenate(parts) if parts else np.zeros(0)
-    if not (0 < fraction <= 1) or flat.size == 0 or not np.all(np.isfinite(flat)):
-        raise InputError("surprisal needs finite values for every token and 0 < fraction <= 1")
-    k = int(np.ceil(fraction * flat.size))
-    cut = np.sort(flat)[::-1][k - 1]
-    return [(a >= cut).astype(np.float64) for a in parts]
+    shape = SimpleNamespace(eps_low=eps_low, eps_up=eps_up, clipped=eps_low is not None or eps_up is not None)
+    return phi_expr(shape, sp.exp(n.u), n.A_i)
 
 
 #: summed log-ratio S_i = sum_t x_{i,t} of one completion (sequence-level ratios)
 S_sum = sp.Symbol("S", real=True)
+
 
 @dataclass(frozen=True)
 class SymbolicGroup:
@@ -219,16 +211,21 @@ def surrogate(variant: "str | Variant", lengths: Sequence[int]) -> SymbolicGroup
     if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT, Ratio.SEQ_SG_WEIGHT) or v.needs_old_logp:
         old = tuple(tuple(sp.Symbol(f"lold_{i + 1}_{t + 1}", real=True) for t in range(L[i])) for i in range(G))
     templates, stops = [], []
+    phi = instantiator(generic_phi(v.eps_low, v.eps_up), (n.u, n.A_i))  # phi(exp(u), A_i), built once
     for i in range(G):
-        if v.ratio is Ratio.SEQ_GEOMEAN:  # sum_t alpha_i phi(s_i) with s_i = exp(S_i / |o_i|)
-            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi_expr(v, sp.exp(S_sum / int(L[i])), A[i]))
+        if v.ratio is Ratio.TOKEN and v.surrogate is Surrogate.CLIP:
+            templates.append(alpha[i] * phi({n.u: n.x, n.A_i: A[i]}))
+            stops.append({})
+        elif v.ratio is Ratio.SEQ_GEOMEAN:  # sum_t alpha_i phi(s_i) with s_i = exp(S_i / |o_i|)
+            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi({n.u: S_sum / int(L[i]), n.A_i: A[i]}))
         elif v.ratio is Ratio.SEQ_PRODUCT:  # s_i = exp(S_i)
-            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi_expr(v, sp.exp(S_sum), A[i]))
-        else:  # token-level terms: alpha phi, phi of phi_parts (log pi = x + log pi_old where it appears)
+            templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi({n.u: S_sum, n.A_i: A[i]}))
+        else:  # the other token-level terms: alpha phi, phi of phi_parts (log pi = x + log pi_old where it appears)
             term, stop = phi_parts(v, n.x, A[i], lold)
             templates.append(alpha[i] * term)
             stops.append(stop)
-    return SymbolicGroup(v, tuple(int(l) for l in L), xs, A, alpha, tuple(templates), old, tuple(stops))
+    return SymbolicGroup(v, tuple(int(l) for l in L), xs, A, alpha, tuple(templates), old,
+                         tuple(stops) if any(stops) else ())
 
 
 def token_term(variant: "str | Variant") -> tuple[sp.Expr, dict]:
@@ -236,8 +233,8 @@ def token_term(variant: "str | Variant") -> tuple[sp.Expr, dict]:
 
     Returns ``(term, extra)``. Token-level kinds: ``alpha * phi`` in the symbols ``alpha, A_i, x``
     (and ``lold`` = log pi_old where the term uses it), ``extra`` its stop-gradient placeholders
-    (:func:`grpo_proofs.terms.phi_parts`; a sequence weight's placeholder is written in u, the completion's summed
-    log-ratio). Sequence kinds: ``Omega * phi(s_i, A)`` where s_i is written through one
+    (:func:`grpo_proofs.terms.phi_parts`; a sequence weight's placeholder is written in u, the completion's
+    summed log-ratio). Sequence kinds: ``Omega * phi(s_i, A)`` where s_i is written through one
     token's log-ratio ``x`` and the sum ``rest`` of the others (``s_i = exp((x + rest)/L_i)`` or
     ``exp(x + rest)``), so that d/dx is the derivative with respect to that token.
     """

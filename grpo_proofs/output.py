@@ -13,8 +13,6 @@ import shutil
 import tempfile
 from typing import Any
 
-import numpy as np
-
 __all__ = ["to_jsonable", "replace_dir"]
 
 
@@ -41,6 +39,8 @@ def replace_dir(src: str, dest: str) -> None:
 
 def to_jsonable(obj: Any) -> Any:
     """``obj`` with NumPy scalars and arrays as Python values and non-finite floats as text."""
+    import numpy as np  # deferred: the command line loads it only when a command writes results
+
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["rewards_and_lengths", "sigma_kind", "log_ratios_for", "memory_budget", "check_memory",
+__all__ = ["rewards_and_lengths", "sigma_kind", "log_ratios_for", "flat_log_ratios", "memory_budget", "check_memory",
            "BYTES_PER_TOKEN"]
 
 #: peak memory of :func:`grpo_proofs.evaluate.token_gradient` per token, rounded up: measured 74 (CISPO) to
@@ -84,6 +84,40 @@ def sigma_kind(sigma: str) -> str:
     if sigma not in ("pop", "sample"):
         raise InputError(f"sigma must be 'pop' (population std) or 'sample' (sample std), got {sigma!r}")
     return sigma
+
+
+def flat_log_ratios(lengths: np.ndarray, log_ratios) -> np.ndarray:
+    """log pi_theta - log pi_old of every token, completions one after another (default zeros: s = 1).
+
+    ``log_ratios`` holds one sequence per completion (a single value stands for all its tokens),
+    or is a (G, T) array when every completion has T tokens (read without copying).
+
+    >>> flat_log_ratios(np.array([2, 1]), [[0.1, 0.2], [0.3]]).tolist()
+    [0.1, 0.2, 0.3]
+    """
+    L = np.asarray(lengths, dtype=np.int64)
+    if log_ratios is None:
+        return np.zeros(int(L.sum()))
+    if len(log_ratios) != len(L):
+        raise InputError(f"log_ratios has {len(log_ratios)} entries for {len(L)} completions; give one array per completion")
+    if isinstance(log_ratios, np.ndarray) and log_ratios.ndim == 2 and np.all(L == log_ratios.shape[1]):
+        flat = np.ascontiguousarray(log_ratios, dtype=np.float64).reshape(-1)
+    else:
+        parts = [np.asarray(lr, dtype=np.float64).reshape(-1) for lr in log_ratios]
+        sizes = np.fromiter((p.size for p in parts), dtype=np.int64, count=len(parts))
+        for i in np.flatnonzero((sizes == 1) & (L > 1)):
+            parts[i] = np.full(int(L[i]), float(parts[i][0]))
+            sizes[i] = L[i]
+        bad = np.flatnonzero(sizes != L)
+        if bad.size:
+            i = int(bad[0])
+            raise InputError(f"log_ratios[{i}] has {sizes[i]} values for a completion of {L[i]} tokens")
+        flat = np.concatenate(parts)
+    finite = np.isfinite(flat)
+    if not finite.all():
+        i = int(np.searchsorted(np.cumsum(L), int(np.argmin(finite)), side="right"))
+        raise InputError(f"log_ratios[{i}] contains NaN or inf")
+    return flat
 
 
 def log_ratios_for(lengths: np.ndarray, log_ratios) -> list[np.ndarray]:

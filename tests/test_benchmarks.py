@@ -42,3 +42,16 @@ def test_audit_overhead_smoke():
     assert "TRL 1.16.0 GRPOTrainer" in out.stdout and "overhead ratio audited/bare (medians):" in out.stdout
     share = float(out.stdout.split("ms = ")[1].split("%")[0])
     assert 0 < share < 100  # a figure was measured (its size is the benchmark's to report, not asserted)
+
+
+def test_all_benchmarks_print_each_figure_with_goal_and_ratio():
+    import json
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), "--only", "derive", "--repeats", "1", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["machine"]["cores"] >= 1 and len(data["machine"]["load_before"]) == 3
+    (fig,) = data["figures"]
+    assert fig["section"] == "derive" and fig["unit"] == "s" and fig["goal"] == 3.0
+    assert fig["ratio"] == fig["value"] / fig["goal"] and fig["met"] == (fig["value"] <= fig["goal"])

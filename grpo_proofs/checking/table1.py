@@ -1,31 +1,31 @@
 """Table 1 of arXiv 2601.05002, typed by hand: the stated side of the Prop. 1 and Prop. 4 checks.
 
 Each method's weight alpha_{i,t}, kind of ratio s_{i,t} and clip bounds, written as plain numbers and
-functions of plain arithmetic, independently of :data:`grpo_proofs.variants.REGISTRY` (so a wrong
+functions of plain arithmetic, independently of ``grpo_proofs.variants.REGISTRY`` (so a wrong
 weight or bound in the registry cannot be read back into the side that should catch it).
 
-Shorthand: alpha^S_i = 1/(G |o_i| sigma(r)). The weight functions take keyword numbers (Python or
-numpy numbers, numpy arrays, or SymPy expressions: only +, *, / and one comparison are used):
+Shorthand: alpha^S_i = 1/(G len(o_i) sigma(r)). The weight functions take keyword numbers (Python or
+numpy numbers, numpy arrays, or SymPy expressions: only ``+``, ``*``, ``/`` and one comparison are used):
 
-    G        group size                     L_i     |o_i|, the completion's length
-    L_sum    sum_j |o_j|                    sigma   std of the group's rewards (+ any constant)
+    G        group size                     L_i     len(o_i), the completion's length
+    L_sum    sum_j len(o_j)                 sigma   std of the group's rewards (+ any constant)
     A_i      centered advantage r_i - mean r
     M, lam, delta   masks (1 unless given)
 
-================  ===============================  =================  ================
-method            alpha_{i,t}                      s_{i,t}            clip (low, up)
-================  ===============================  =================  ================
-grpo              1/(G L_i sigma)                  token              0.2, 0.2
-grpo_v32          M/(G L_i)                        token              0.2, 0.2
-gspo              1/(G L_i sigma)                  sequence-geomean   3e-4, 4e-4
-gtpo              delta lam/(G L_i)                token              0.2, 0.2
-dapo              1/(sigma L_sum)                  token              0.2, 0.28
-cppo              1[|A_i| > gamma sigma]/(G L_i sigma), gamma = 0     0.2, 0.2
-dr_grpo           1/G                              token              0.2, 0.2
-gpg               alpha_hat/(F_norm L_sum), 1, 1   logprob            none
-cispo             M/(sigma L_sum)                  sg-weight          none, 4.0
-gcpo              1/(sigma G)                      sequence-product   0.2, 0.2
-================  ===============================  =================  ================
+==========  =========================================  ===================  ================
+method      alpha_{i,t}                                s_{i,t}              clip (low, up)
+==========  =========================================  ===================  ================
+grpo        1/(G L_i sigma)                            token                0.2, 0.2
+grpo_v32    M/(G L_i)                                  token                0.2, 0.2
+gspo        1/(G L_i sigma)                            sequence-geomean     3e-4, 4e-4
+gtpo        delta lam/(G L_i)                          token                0.2, 0.2
+dapo        1/(sigma L_sum)                            token                0.2, 0.28
+cppo        1[abs(A_i) > gamma sigma]/(G L_i sigma)    token (gamma = 0)    0.2, 0.2
+dr_grpo     1/G                                        token                0.2, 0.2
+gpg         alpha_hat/(F_norm L_sum), both 1           logprob              none
+cispo       M/(sigma L_sum)                            sg-weight            none, 4.0
+gcpo        1/(sigma G)                                sequence-product     0.2, 0.2
+==========  =========================================  ===================  ================
 
 >>> TABLE1["grpo"].alpha(G=4, L_i=2, L_sum=9, sigma=0.5, A_i=1.0)
 0.25

@@ -9,14 +9,7 @@ before anything is allocated; a group that would not fit is refused in one line.
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..props.gradient.derive import plain
 from ..errors import InputError
-from ..evaluate import token_gradient
-from ..objective import group_numbers
-from ..validate import BYTES_PER_TOKEN, check_memory, rewards_and_lengths
-from ..variants import get_variant
 from .common import add_json_flag, emit_json, float_lists, floats, ints, whole
 
 __all__ = ["register", "PER_TOKEN_JSON", "JSON_BYTES_PER_TOKEN", "MAX_JSON_BYTES"]
@@ -29,12 +22,20 @@ JSON_BYTES_PER_TOKEN = 60
 MAX_JSON_BYTES = 200_000_000
 
 
-def _summary(arr: np.ndarray) -> dict:
+def _summary(arr) -> dict:
     return {"tokens": int(arr.size), "first": float(arr[0]), "last": float(arr[-1]), "min": float(arr.min()),
             "max": float(arr.max()), "sum": float(arr.sum())}
 
 
 def run(args) -> int:
+    import numpy as np
+
+    from ..props.gradient.derive import plain
+    from ..evaluate import token_gradient
+    from ..objective import group_numbers
+    from ..validate import BYTES_PER_TOKEN, check_memory, rewards_and_lengths
+    from ..variants import get_variant
+
     v = get_variant(args.variant)
     rewards = floats(args.rewards, "--rewards")
     lengths = ints(args.lengths, "--lengths")

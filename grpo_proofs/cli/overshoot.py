@@ -14,7 +14,6 @@ import math
 import sys
 
 from ..errors import InputError
-from ..props.overshoot.api import overshoot_ratio, overshoot_total
 from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, number, write_failed
 
 __all__ = ["register"]
@@ -32,6 +31,8 @@ def _g(x: float) -> str:
 
 
 def closed_form(args) -> int:
+    from ..props.overshoot.api import overshoot_ratio, overshoot_total
+
     b1 = number(args.beta1, "--beta1", lo=0, hi=1, open_lo=True, open_hi=True)
     b2 = number(args.beta2, "--beta2", lo=0, hi=1, open_lo=True, open_hi=True)
     T = number(args.T, "--T", kind=int, lo=2)

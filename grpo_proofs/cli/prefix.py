@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import sys
 
-from ..props.gradient.derive import plain
 from ..errors import InputError
-from ..props.prefix.api import prefix_terms
-from ..variants import get_variant
 from .common import add_device_flag, add_json_flag, check_out_dir, emit_json, floats, ints, number, whole, write_failed
 
 __all__ = ["register"]
 
 
 def closed_form(args) -> int:
+    from ..props.gradient.derive import plain
+    from ..props.prefix.api import prefix_terms
+    from ..variants import get_variant
+
     missing = [f for f in ("variant", "rewards", "lengths") if getattr(args, f) is None]
     if missing:
         raise InputError(f"missing --{', --'.join(missing)}; e.g. --variant grpo --rewards 1,0,0,1 --lengths 10,30,20,40")
@@ -78,6 +79,7 @@ def closed_form(args) -> int:
 
 def confirm(args) -> int:
     from ..props.prefix import model as ex
+    from ..variants import get_variant
     from .verify import cuda_or_fail
 
     cuda_or_fail(args.device)

@@ -17,27 +17,24 @@ from __future__ import annotations
 
 import os
 
-import sympy as sp
-import yaml
-
-from .. import notation as n
 from ..errors import InputError
 from .common import add_json_flag, emit_json
 
 __all__ = ["register", "parse_pairs", "load_config", "describe", "read_spec"]
 
+# keyed by the name of the symbol in grpo_proofs.notation (looked up when a config is described)
 _LEGEND = {
-    n.K_acc: "K: micro-batches accumulated into the optimizer step",
-    n.b_k: "b_k: rows (completions) in micro-batch k",
-    n.N_k: "N_k: active tokens in micro-batch k",
-    n.T_k: "T_k: padded width of micro-batch k's response tensor",
-    n.T_pad: "T_pad: padded width of the generation batch (padding included in the mean)",
-    n.B_step: "B: rows in the optimizer step (verl: the PPO mini-batch)",
-    n.S_seq: "S: non-empty sequences in the optimizer step",
-    n.L_i: "L_i: |o_i|, tokens of completion i",
-    n.L_max: "L_max: max_completion_length",
-    n.C_scale: "C: loss_scale_factor",
-    n.S_gen: "S_g: steps_per_generation (optimizer-step slices of one generation batch)",
+    "K_acc": "K: micro-batches accumulated into the optimizer step",
+    "b_k": "b_k: rows (completions) in micro-batch k",
+    "N_k": "N_k: active tokens in micro-batch k",
+    "T_k": "T_k: padded width of micro-batch k's response tensor",
+    "T_pad": "T_pad: padded width of the generation batch (padding included in the mean)",
+    "B_step": "B: rows in the optimizer step (verl: the PPO mini-batch)",
+    "S_seq": "S: non-empty sequences in the optimizer step",
+    "L_i": "L_i: |o_i|, tokens of completion i",
+    "L_max": "L_max: max_completion_length",
+    "C_scale": "C: loss_scale_factor",
+    "S_gen": "S_g: steps_per_generation (optimizer-step slices of one generation batch)",
 }
 _N_MEANING = {"trl": "N: active tokens in the whole generation batch (num_items_in_batch)",
               "verl": "N: active tokens in the PPO mini-batch (batch_num_tokens)",
@@ -65,6 +62,8 @@ def _split(text: str) -> list[str]:
 
 def parse_pairs(text: str | None) -> dict:
     """'loss_type=dapo,epsilon_high=0.28' -> {'loss_type': 'dapo', 'epsilon_high': 0.28} (YAML values)."""
+    import yaml
+
     out: dict = {}
     for part in _split(text or ""):
         if "=" not in part:
@@ -129,17 +128,23 @@ def _plain(v):
 
 def _show(expr) -> str:
     """sstr with the 1e-8 length guards written as 1e-8."""
+    import sympy as sp
+
     return sp.sstr(expr).replace("1/100000000", "1e-8")
 
 
 def describe(trainer: str, config: dict, version=None) -> dict:
     """Everything the command prints, as a JSON-able dict."""
+    import sympy as sp
+
+    from .. import notation as n
     from ..trainers import propositions, to_variant
 
     mp = to_variant(trainer, config, version=version)
     v = mp.variant
     symbols = sorted(mp.weight.free_symbols | (mp.kl_weight.free_symbols if mp.kl_weight is not None else set()), key=str)
-    legend = [_N_MEANING[mp.trainer] if s is n.N_step else _LEGEND[s] for s in symbols if s in _LEGEND or s is n.N_step]
+    legend_of = {getattr(n, name): text for name, text in _LEGEND.items()}
+    legend = [_N_MEANING[mp.trainer] if s is n.N_step else legend_of[s] for s in symbols if s in legend_of or s is n.N_step]
     eff = {k: _plain(val) for k, val in mp.config.items() if not k.startswith("_")}
     rel = mp.release
     return {

@@ -6,11 +6,12 @@ formulations published after it; a term other than Eq. 1's clip is named in the 
 
 from __future__ import annotations
 
-import sympy as sp
+from typing import TYPE_CHECKING
 
-from ..props.gradient.derive import plain
-from ..variants import VARIANTS, Variant
 from .common import add_json_flag, emit_json
+
+if TYPE_CHECKING:
+    from ..variants import Variant
 
 __all__ = ["register", "rows"]
 
@@ -25,6 +26,11 @@ def _eps(v: Variant) -> str:
 
 def rows() -> list[dict]:
     """One dict per registered method: the columns of Table 1, the family and the per-token term."""
+    import sympy as sp
+
+    from ..props.gradient.derive import plain
+    from ..variants import VARIANTS
+
     return [
         {
             "name": v.name,
@@ -50,6 +56,8 @@ def rows() -> list[dict]:
 
 
 def run(args) -> int:
+    from ..variants import VARIANTS
+
     data = rows()
     if args.json:
         emit_json(data)

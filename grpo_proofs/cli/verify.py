@@ -20,11 +20,13 @@ from __future__ import annotations
 import sys
 import time
 
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
-from ..checking import Context, all_claims, run_claim
 from ..errors import InputError
 from .common import add_device_flag, add_json_flag, emit_json
+
+if TYPE_CHECKING:
+    from ..checking import Context
 
 __all__ = ["register", "cuda_or_fail", "precisions_for", "DEFAULT_PRECISIONS", "WIDTH"]
 
@@ -58,6 +60,8 @@ def precisions_for(device: str, text: str | None) -> list[str]:
 
 def _jobs(claims: dict, labels: list[str], args, precisions: list[str]) -> list[tuple[str, str | None, Context]]:
     """(label, precision shown or None, context) for every run."""
+    from ..checking import Context
+
     tag = len(precisions) > 1 or precisions != ["float64"]
     jobs = []
     for label in labels:
@@ -113,6 +117,10 @@ def _list(claims: dict, labels: list[str], as_json: bool) -> int:
 
 
 def run(args) -> int:
+    from tqdm import tqdm
+
+    from ..checking import all_claims, run_claim
+
     cuda_or_fail(args.device)
     precisions = precisions_for(args.device, args.precision)
     if args.model is not None and args.model not in _MODELS:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..runtime.adam import noninvariant_threshold
 from ..props.overshoot.api import overshoot_ratio
+from ..runtime.adam import noninvariant_threshold
 
 __all__ = ["prompt_groups", "common_prefix", "weight_metrics", "prefix_metrics", "clip_masks", "clip_metrics",
            "OvershootTracker", "scale_metrics", "loss_metrics", "SCALE_TOL", "LENGTH_RTOL", "PPO_LOSSES"]

@@ -38,9 +38,11 @@ bias under ``lm_head.bias``; :func:`build_policy` of that folder restores it (a 
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -226,6 +228,23 @@ def _finish(model: nn.Module, dtype: str, device: str) -> nn.Module:
     return model.to(device=device, dtype=_DTYPES[dtype]).train()
 
 
+@lru_cache(maxsize=2)
+def _initial_model(cfg: PolicyConfig) -> nn.Module:
+    """The random-init float32 CPU model of ``cfg``, built once (every build of a config copies it)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = AutoModelForCausalLM.from_config(cfg.hf_config(), dtype=torch.float32)
+    if cfg.norm_in_dtype:
+        _swap_norms(model)
+    if cfg.eos_logit_bias:
+        bias = torch.zeros(cfg.vocab_size)
+        bias[cfg.eos_token_id] = cfg.eos_logit_bias
+        _add_head_bias(model, bias)
+    return model
+
+
 def build_policy(config_or_path: PolicyConfig | str | os.PathLike, *, dtype: str | None = None,
                  device: str | None = None) -> nn.Module:
     """Build a causal LM in train mode (dropout 0) with the requested dtype and device.
@@ -244,16 +263,7 @@ def build_policy(config_or_path: PolicyConfig | str | os.PathLike, *, dtype: str
     if isinstance(config_or_path, PolicyConfig):
         cfg = replace(config_or_path, **{k: v for k, v in (("dtype", dtype), ("device", device)) if v})
         _check_device(cfg.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            model = AutoModelForCausalLM.from_config(cfg.hf_config(), dtype=torch.float32)
-        if cfg.norm_in_dtype:
-            _swap_norms(model)
-        if cfg.eos_logit_bias:
-            bias = torch.zeros(cfg.vocab_size)
-            bias[cfg.eos_token_id] = cfg.eos_logit_bias
-            _add_head_bias(model, bias)
-        return _finish(model, cfg.dtype, cfg.device)
+        return _finish(copy.deepcopy(_initial_model(replace(cfg, dtype="float32", device="cpu"))), cfg.dtype, cfg.device)
     if not isinstance(config_or_path, (str, os.PathLike)):
         raise InputError(f"build_policy needs a PolicyConfig or a checkpoint path, got {type(config_or_path).__name__}")
     path, dtype, device = os.fspath(config_or_path), dtype or "float64", device or "cpu"

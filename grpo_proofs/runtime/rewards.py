@@ -34,6 +34,7 @@ def _answer(group: Group, i: int) -> tuple[int, ...]:
 def last_token_even(group: Group) -> np.ndarray:
     """r_i = 1 if the last non-EOS free token of o_i has an even id, else 0 (also 0 if there is none).
 
+    >>> from grpo_proofs.runtime.sampling import Group
     >>> g = Group(prompt=(3,), prefix=(5,), shared=(0,), completions=((5, 4, 0), (7, 0), (0,)),
     ...           eos_token_id=0)
     >>> last_token_even(g).tolist()
@@ -49,6 +50,7 @@ def last_token_even(group: Group) -> np.ndarray:
 def answer_count_odd(group: Group, answer_token: int = ANSWER_TOKEN) -> np.ndarray:
     """r_i = 1 if ``answer_token`` occurs an odd number of times in the free continuation of o_i.
 
+    >>> from grpo_proofs.runtime.sampling import Group
     >>> g = Group(prompt=(3,), prefix=(1,), shared=(0, 1), completions=((1, 1, 0), (1, 2, 2), (1, 0)),
     ...           eos_token_id=0)
     >>> answer_count_odd(g).tolist()   # the forced prefix token 1 does not count
@@ -64,6 +66,7 @@ def short_is_correct(group: Group, within: int = SHORT_WITHIN) -> np.ndarray:
     Used by the GRPO vs Dr. GRPO comparison: with alpha ~ 1/|o_i| (GRPO) short correct answers get
     the larger per-token weight.
 
+    >>> from grpo_proofs.runtime.sampling import Group
     >>> g = Group(prompt=(3,), prefix=(5, 6), shared=(0, 1), completions=((5, 6, 2, 0), (5, 6, 2, 3, 4, 0)),
     ...           eos_token_id=0)
     >>> short_is_correct(g).tolist()
@@ -95,6 +98,7 @@ def reward_rule(reward: str | Callable[[Group], np.ndarray]) -> Callable[[Group]
 def score(group: Group, reward: str | Callable[[Group], np.ndarray]) -> np.ndarray:
     """Rewards r_i of a group under a rule (a name in :data:`REWARD_RULES` or a callable): float64 (G,).
 
+    >>> from grpo_proofs.runtime.sampling import Group
     >>> g = Group(prompt=(3,), prefix=(), shared=(), completions=((2, 0), (3, 0)), eos_token_id=0)
     >>> score(g, "last_token_even").tolist()
     [1.0, 0.0]
