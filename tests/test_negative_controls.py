@@ -229,3 +229,25 @@ def test_training_drift_fails_when_every_dr_grpo_step_was_skipped():
     runs[("dr_grpo", True)] = run("dr_grpo", True, [0] * 5, 0)
     ok = drift_outcome(dr.DriftResult(setup, runs))
     assert ok.passed and ok.data["compared"] == 4
+
+
+def test_findings_table_fails_on_a_planted_reference_loss():
+    """Planted: CFPO's reference loss replaced by GRPO's (a clip where CFPO restores). The findings table's
+    measures and verdicts no longer agree; with the true losses the same check passes."""
+    from grpo_proofs.props.findings.claims import table_check
+    from grpo_proofs.reference import REFERENCE
+
+    bad = table_check(QUICK, references={**REFERENCE, "cfpo": REFERENCE["grpo"]})
+    assert not bad.passed and "18 of 19" in bad.detail
+    assert table_check(QUICK).passed
+
+
+def test_findings_verdicts_follow_the_measures():
+    """Planted: measures of a clip with a nonzero gradient past the bound; the verdict must not say momentum."""
+    from grpo_proofs.props.findings.api import verdicts
+
+    m = {"W": 0.0, "W_rel": 0.0, "rho": 1.0, "residual": 0.0, "past_up": 0.0, "past_low": 0.0}
+    assert "momentum only" in verdicts(m)["overshoot"]
+    assert "momentum only" not in verdicts({**m, "past_low": 1e-6})["overshoot"]
+    assert verdicts({**m, "residual": 1e-3})["scale"] == "not proportional"
+    assert verdicts({**m, "W_rel": 1e-6, "W": -1.0})["prefix"] == "W < 0"

@@ -35,6 +35,7 @@ _MODULES = [
     "grpo_proofs.props.related.claims",
     "grpo_proofs.props.frontier.claims",
     "grpo_proofs.check.claims_frontier",
+    "grpo_proofs.props.findings.claims",
     "grpo_proofs.trainers.claims",
     "grpo_proofs.check.claims",
 ]
