@@ -251,3 +251,12 @@ def test_findings_verdicts_follow_the_measures():
     assert "momentum only" not in verdicts({**m, "past_low": 1e-6})["overshoot"]
     assert verdicts({**m, "residual": 1e-3})["scale"] == "not proportional"
     assert verdicts({**m, "W_rel": 1e-6, "W": -1.0})["prefix"] == "W < 0"
+
+
+def test_cfpo_real_model_fails_on_a_planted_bound():
+    """Planted: CFPO's final excursion stated at most 1% of PPO-clip's (measured: about a third); the real-model
+    claim must fail, and pass with the stated half."""
+    from grpo_proofs.props.frontier.claims import real_model_check
+
+    assert not real_model_check(QUICK, stated_bound=0.01).passed
+    assert real_model_check(QUICK).passed

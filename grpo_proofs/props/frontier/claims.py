@@ -9,6 +9,9 @@ hand-written losses) and states its coverage.
   ``torch.optim.Adam`` on the hand-written loss (PPO-clip and CFPO, 6 settings); CFPO's excursion past
   1 + eps is smaller than PPO-clip's in every setting; and the post-boundary excursion recurrence at
   zero stiffness is Prop. 7's sum of C_(T,k);
+* ``frontier-cfpo-real-model`` -- on the real policy (tiny float64 GPT-2), the same Adam on PPO-clip's and
+  CFPO's hand-written losses: the derived gradient equals reference autograd at the final policy on every
+  token, past the bound PPO-clip's gradient is zero and CFPO's points back, and CFPO ends nearer its bound;
 * ``frontier-prefix-sign-weights`` -- Prop. 1's W for STARE, WAPO, LUSPO (against GSPO) and SAPO (against the
   hard clip): derived against autograd of the reference losses (:func:`prefix_closed_form`, here), and the
   verdict card's real-model prefix confirmation; the claim is registered by
@@ -29,7 +32,8 @@ from ...checking.tolerances import CLOSED_FORM, OPTIMIZER_FLOAT64
 from ..overshoot.api import overshoot_ratio, overshoot_total
 from . import api, derive, model
 
-__all__ = ["PAGE", "SETTINGS", "PREFIX_GROUP", "SAPO_RATIO", "restoring_check", "overshoot_check", "prefix_closed_form"]
+__all__ = ["PAGE", "SETTINGS", "PREFIX_GROUP", "SAPO_RATIO", "restoring_check", "overshoot_check", "prefix_closed_form",
+           "real_model_check", "REAL_FINAL_BOUND"]
 
 PAGE = "frontier"
 #: (lr, betas) of the toy runs: two step sizes, three momentum settings
@@ -172,3 +176,55 @@ def prefix_closed_form(stated_stare_k: float = 0.1) -> tuple[list[float], list[d
     facts = (rows[0]["relative_W"] > 1e-3 and rows[1]["W_reference"] > 0 and rows[2]["relative_W"] < 1e-14
              and rows[3]["relative_W"] > 1e-3 and rows[4]["relative_W"] > 1e-3)
     return errs, rows, facts
+
+
+#: the stated bound on CFPO's final excursion past its point, as a fraction of PPO-clip's on the same run
+REAL_FINAL_BOUND = 0.5
+
+
+def real_model_check(ctx: Context, stated_bound: float = REAL_FINAL_BOUND) -> Outcome:
+    """CFPO against PPO-clip on the real policy (:func:`.model.real_run`, the same group, seed and Adam): the
+    derived gradient (:func:`grpo_proofs.evaluate.token_gradient`) against autograd of the reference loss at
+    each final policy on every token; PPO-clip's gradient exactly zero on every token past its bound, CFPO's
+    of the sign of -A there; CFPO's final excursion at most ``stated_bound`` times PPO-clip's (a planted
+    smaller bound must fail)."""
+    from ...checking.coverage import compare, merge
+    from ...evaluate import token_gradient
+
+    runs = {name: model.real_run(name, seed=ctx.seed, mu=6) for name in ("grpo", "cfpo")}
+    parts, facts = [], {}
+    for name, rn in runs.items():
+        L = rn.mask.sum(1).round().to(torch.int64).tolist()
+        x = [(rn.logp[i, :Li] - rn.old[i, :Li]).numpy() for i, Li in enumerate(L)]
+        derived = token_gradient(name, rn.rewards.numpy(), L, log_ratios=x)
+        ref = [rn.grad[i, :Li].numpy() for i, Li in enumerate(L)]
+        scale = max(float(np.abs(np.concatenate(ref)).max()), 1e-300)
+        parts.append(compare(derived, ref, scale=[np.full(len(a), scale) for a in ref], floor=sum(L), what="tokens"))
+        A = (rn.rewards - rn.rewards.mean()).numpy()
+        s = np.concatenate([np.exp(xi) for xi in x])
+        a = np.repeat(A, L)
+        g = np.concatenate(ref)
+        past = ((a > 0) & (s > 1.2)) | ((a < 0) & (s < 0.8))
+        facts[name] = {"past": int(past.sum()), "zero": bool(np.all(g[past] == 0)),
+                       "restoring": bool(np.all(np.sign(g[past]) == -np.sign(a[past]))),
+                       "final": rn.excursion[-1], "peak": max(rn.excursion), "excursion": rn.excursion}
+    c = merge(parts)
+    clip, quad = facts["grpo"], facts["cfpo"]
+    ok = (clip["past"] > 0 and quad["past"] > 0 and clip["zero"] and quad["restoring"]
+          and quad["final"] <= stated_bound * clip["final"])
+    return Outcome(c.error if ok else math.inf, CLOSED_FORM,
+                   f"derived vs reference autograd at the final policies: {c.message}; tokens past the bound: "
+                   f"PPO-clip {clip['past']} (gradient exactly zero: {clip['zero']}), CFPO {quad['past']} (gradient "
+                   f"toward the bound: {quad['restoring']}); final excursion CFPO {quad['final']:.4f} (peak "
+                   f"{quad['peak']:.4f}) vs PPO-clip {clip['final']:.4f} (stated: at most {stated_bound:g} of it)",
+                   data={"compared": c.compared, "facts": facts})
+
+
+@claim("frontier-cfpo-real-model", title="CFPO against PPO-clip on the real transformer", page=PAGE, kind="model",
+       statement="On the tiny float64 GPT-2 policy, one sampled group, the same torch.optim.Adam (lr 1e-4, 6 inner "
+                 "steps) on PPO-clip's and on CFPO's hand-written losses: at each final policy the derived gradient "
+                 "equals autograd of the reference loss on every token; on the tokens past 1 + sgn(A) eps, "
+                 "PPO-clip's gradient is exactly zero while CFPO's points back toward the bound; and CFPO's final "
+                 "excursion past its bound is at most half of PPO-clip's.")
+def check_real_model(ctx: Context) -> Outcome:
+    return real_model_check(ctx)
