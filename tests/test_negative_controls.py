@@ -260,3 +260,28 @@ def test_cfpo_real_model_fails_on_a_planted_bound():
 
     assert not real_model_check(QUICK, stated_bound=0.01).passed
     assert real_model_check(QUICK).passed
+
+
+def test_other_trainers_fail_on_a_planted_transcription():
+    """Planted: NeMo-RL's loss transcribed with the plain group std (no leave-one-out); the mapped surrogate and
+    the transcription disagree on the unbalanced group."""
+    import torch
+
+    from grpo_proofs.trainers.claims_others import defaults_check
+
+    def plain(logp, old, rewards, mask):
+        r = torch.as_tensor(rewards, dtype=logp.dtype)
+        A = ((r - r.mean()) / r.std())[:, None]
+        s = torch.exp(logp - old)
+        return -((torch.minimum(s * A, s.clamp(0.8, 1.2) * A) * mask).sum() / mask.sum())
+
+    assert not defaults_check(QUICK, transcriptions={"nemo_rl": plain}).passed
+    assert defaults_check(QUICK).passed
+
+
+def test_nemo_singleton_fails_on_a_planted_condition():
+    """Planted: 'the std is zero iff the rewards of the whole group are equal' (wrong for the singleton)."""
+    from grpo_proofs.trainers.claims_others import singleton_check
+
+    out = singleton_check(QUICK, condition=lambda r, i: len(set(r)) <= 1)
+    assert not out.passed and out.data["wrong"] > 0

@@ -36,6 +36,7 @@ _MODULES = [
     "grpo_proofs.props.frontier.claims",
     "grpo_proofs.check.claims_frontier",
     "grpo_proofs.props.findings.claims",
+    "grpo_proofs.trainers.claims_others",
     "grpo_proofs.trainers.claims",
     "grpo_proofs.check.claims",
 ]

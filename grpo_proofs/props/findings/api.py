@@ -47,12 +47,14 @@ def inside_ratios(lengths=LENGTHS) -> list[np.ndarray]:
     return [1e-5 * np.sin(np.arange(L) + 1.7 * i) for i, L in enumerate(lengths)]
 
 
-def derived_gradient(name: str, rewards, log_ratios) -> list[np.ndarray]:
-    """dJ/d log pi by the compiled symbolic gradient, pi_old = :data:`P_OLD` per token."""
+def derived_gradient(name, rewards, log_ratios, sigma: str = "pop", masks=None) -> list[np.ndarray]:
+    """dJ/d log pi by the compiled symbolic gradient of ``name`` (a registry name or a Variant), pi_old =
+    :data:`P_OLD` per token; ``masks`` maps the rewards to the weight's masks (or is None)."""
     from ...evaluate import token_gradient
 
     old = [np.full(L, math.log(P_OLD)) for L in LENGTHS]
-    return token_gradient(name, list(rewards), list(LENGTHS), log_ratios=log_ratios, old_logp=old)
+    return token_gradient(name, list(rewards), list(LENGTHS), log_ratios=log_ratios, old_logp=old, sigma=sigma,
+                          masks=masks(rewards) if masks else None)
 
 
 def reference_gradient(name: str, rewards, log_ratios, references: dict | None = None) -> list[np.ndarray]:
@@ -119,6 +121,8 @@ def verdicts(m: dict) -> dict:
         scale = "unchanged (sigma cancels)"
     elif abs(m["rho"] - PHI) <= 1e-6 * PHI:
         scale = f"x{PHI:g}; Adam's step unchanged up to eps"
+    elif abs(m["rho"] - 1) <= 1e-2:
+        scale = f"x{m['rho']:.6g} (sigma cancels up to its added constant)"
     else:
         scale = f"x{m['rho']:.3g}"
     up, low = _side(m["past_up"]), _side(m["past_low"])
