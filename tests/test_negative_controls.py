@@ -285,3 +285,11 @@ def test_nemo_singleton_fails_on_a_planted_condition():
 
     out = singleton_check(QUICK, condition=lambda r, i: len(set(r)) <= 1)
     assert not out.passed and out.data["wrong"] > 0
+
+
+def test_sgd_scale_fails_on_a_planted_invariance():
+    """Planted: SGD stated scale-invariant (factor 1 instead of phi = 10); the measured steps differ by 10x."""
+    from grpo_proofs.props.reward_scale.claims_practice import sgd_check
+
+    out = sgd_check(QUICK, stated_sgd_factor=1.0)
+    assert not out.passed and out.data["sgd_error"] > 1

@@ -31,6 +31,7 @@ _MODULES = [
     "grpo_proofs.props.loss_value.claims",
     "grpo_proofs.props.reward_scale.claims",
     "grpo_proofs.props.reward_scale.claims_consequences",
+    "grpo_proofs.props.reward_scale.claims_practice",
     "grpo_proofs.props.overshoot.claims",
     "grpo_proofs.props.related.claims",
     "grpo_proofs.props.frontier.claims",
