@@ -33,7 +33,8 @@ from typing import Callable, Sequence
 import sympy as sp
 import torch
 
-__all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "depends_on_ratio", "term_fn", "clip_fn"]
+__all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "depends_on_ratio", "term_fn", "clip_fn",
+           "stopped_term_fn"]
 
 
 def _tensors(args: Sequence) -> list[torch.Tensor]:
@@ -113,12 +114,13 @@ def gradient_fn(variant) -> Callable[..., torch.Tensor]:
 
 @lru_cache(maxsize=128)
 def depends_on_ratio(variant) -> bool:
-    """False when the derived per-token gradient does not involve the log-ratio x (REINFORCE: alpha A),
-    so it can be evaluated once per completion."""
+    """False when the derived per-token gradient involves neither the log-ratio x nor log pi_old nor a
+    sequence's log-ratio u (REINFORCE: alpha A), so it can be evaluated once per completion."""
     from . import notation as n
     from .gradient import generic_gradient
+    from .terms import lold
 
-    return n.x in generic_gradient(variant)[0].free_symbols
+    return bool({n.x, n.u, lold} & generic_gradient(variant)[0].free_symbols)
 
 
 @lru_cache(maxsize=128)
@@ -129,7 +131,7 @@ def term_fn(variant) -> Callable[..., torch.Tensor]:
     ``phi(exp(u), A)`` of ``(A_i, u)`` with u the log of the sequence ratio (multiply by Omega_i).
     """
     from . import notation as n
-    from .objective import phi_expr
+    from .terms import phi_expr
 
     if variant.sequence_level:
         return to_torch([n.A_i, n.u], phi_expr(variant, sp.exp(n.u), n.A_i))
@@ -140,6 +142,31 @@ def term_fn(variant) -> Callable[..., torch.Tensor]:
 def clip_fn(variant) -> Callable[..., torch.Tensor]:
     """clip(s, 1 - eps_low, 1 + eps_up) of ``variant`` as a function of the log-ratio x, compiled."""
     from . import notation as n
-    from .objective import clip_expr
+    from .terms import clip_expr
 
     return to_torch([n.x], clip_expr(variant, sp.exp(n.x)))
+
+
+@lru_cache(maxsize=128)
+def stopped_term_fn(variant) -> Callable[..., torch.Tensor]:
+    """The per-token term ``alpha * phi`` of a token-level variant with its stop-gradients, compiled.
+
+    Returns ``f(alpha, A_i, x, lold, u)``: ``x`` the token's log-ratio, ``lold`` its log pi_old
+    (``x + lold`` = log pi_theta), ``u`` the completion's summed log-ratio (sequence weights). Each
+    stop-gradient placeholder of :func:`grpo_proofs.terms.phi_parts` is evaluated from the same
+    inputs and detached before it enters the term, so autograd of ``f`` is the derived gradient.
+    """
+    from . import notation as n
+    from .objective import token_term
+    from .terms import lold
+
+    term, stops = token_term(variant)
+    ph = sorted(stops, key=str)
+    f = to_torch([n.a, n.A_i, n.x, lold, *ph], term)
+    parts = [to_torch([n.A_i, n.x, lold, n.u], stops[p]) for p in ph]
+
+    def call(alpha, A, x, old, u):
+        vals = [torch.broadcast_to(g(A, x, old, u), x.shape).detach() for g in parts]
+        return f(alpha, A, x, old, *vals)
+
+    return call

@@ -16,13 +16,20 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .compile import clip_fn, depends_on_ratio, gradient_fn, term_fn
+from .compile import clip_fn, depends_on_ratio, gradient_fn, stopped_term_fn, term_fn
 from .errors import InputError
-from .weights import GroupWeights, group_weights
-from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, rewards_and_lengths
-from .variants import Ratio, Variant, get_variant
+from .weights import GroupWeights, group_weights, surprisal_selection
+from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, log_ratios_for, rewards_and_lengths
+from .variants import Ratio, Surrogate, Variant, get_variant
 
-__all__ = ["token_gradient", "weights_gradient", "batched_gradient", "sequence_gradient", "torch_surrogate"]
+__all__ = ["token_gradient", "weights_gradient", "batched_gradient", "sequence_gradient", "torch_surrogate",
+           "DEFAULT_OLD_PROB", "STARE_FRACTION"]
+
+#: pi_old of every token when a surrogate needs it and none is given (DPPO's TV mask): then
+#: p - p_old = (s - 1)/2 and the mask acts at s = 1 +- 2 delta_tv
+DEFAULT_OLD_PROB = 0.5
+#: the fraction of a group's tokens STARE selects by surprisal (when a surprisal is given)
+STARE_FRACTION = 0.2
 
 
 def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Tensor:
@@ -47,16 +54,29 @@ def sequence_gradient(variant: "str | Variant", *, Omega, A, u, lengths) -> torc
     return fn(Omega, A, u)
 
 
-def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None) -> torch.Tensor:
+def _sequence_sums(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """u_i = sum_t x_{i,t} of each completion, repeated on its tokens (n_tok,)."""
+    sums = torch.segment_reduce(x, "sum", lengths=counts)
+    return _expand(sums, counts.cpu(), int(x.shape[0])) if sums.device.type == "cpu" else torch.repeat_interleave(sums, counts)
+
+
+def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq_index=None, lold=None) -> torch.Tensor:
     """dJ/dx for a flat batch of tokens with the compiled symbolic gradient.
 
     ``alpha``, ``A`` (advantage of each token's completion) and ``x`` (log-ratio) are 1-D
-    tensors over tokens. Sequence kinds also need ``lengths`` (tokens per completion, the
-    completions lying one after another in the flat tensors); ``seq_index`` (completion of each
-    token) is accepted for compatibility and not needed.
+    tensors over tokens. Sequence kinds and sequence stop-gradient weights (TOPR, VESPO) also
+    need ``lengths`` (tokens per completion, the completions lying one after another in the flat
+    tensors); ``seq_index`` (completion of each token) is accepted for compatibility and not
+    needed. A term that uses pi_old itself (DPPO) needs ``lold``, log pi_old per token.
     """
     v = get_variant(variant)
     fn = gradient_fn(v)
+    if v.ratio is Ratio.SEQ_SG_WEIGHT:
+        return fn(alpha, A, _sequence_sums(x, torch.as_tensor(lengths).to(torch.int64)))
+    if v.needs_old_logp:
+        if lold is None:
+            raise InputError(f"variant {v.name!r} needs log pi_old per token (lold)")
+        return fn(alpha, A, x, lold)
     if not v.sequence_level:
         return fn(alpha, A, x)
     counts = torch.as_tensor(lengths).to(torch.int64)
@@ -75,6 +95,9 @@ def token_gradient(
     log_ratios: Sequence[Sequence[float]] | None = None,
     sigma: str = "pop",
     masks: Mapping[str, Sequence] | None = None,
+    *,
+    old_logp: Sequence[Sequence[float]] | None = None,
+    surprisal: Sequence[Sequence[float]] | None = None,
 ) -> list[np.ndarray]:
     """dJ/d log pi_theta(y_{i,t}) of the advantage part of Eq. 1 (J maximised, beta = 0).
 
@@ -88,6 +111,13 @@ def token_gradient(
     the compiled symbolic gradient once on all tokens (token kinds) or on the G completions
     (sequence kinds, whose gradient is the same on every token of a completion, and kinds whose
     gradient does not depend on the ratio): no loop over completions beyond reading the input.
+
+    Inputs beyond the log-ratios, for the variants that use them: ``old_logp`` (log pi_old per
+    token; DPPO's TV mask compares p = pi_theta with p_old = pi_old; default p_old =
+    ``DEFAULT_OLD_PROB`` = 1/2 for every token) and ``surprisal`` (-log pi per token; STARE selects
+    the top ``STARE_FRACTION`` of the group's tokens by it, :func:`~grpo_proofs.weights.surprisal_selection`;
+    default: every token selected, chi = 1, the case of a selected shared prefix). ``masks={"chi": ...}``
+    gives STARE's selection directly.
 
     Worked example of the prefix page: G = 4, r = [1,0,0,1], |o| = [10,30,20,40], GRPO, population
     std: alpha_1 A_1 = 1/(4*10*1/2) * 1/2 = 1/40.
@@ -104,14 +134,21 @@ def token_gradient(
     n_tok = int(L0.sum())
     check_memory(BYTES_PER_TOKEN * float(n_tok), f"the per-token coefficients of {n_tok:,} tokens",
                  "give shorter completions or fewer of them")
-    return weights_gradient(v, group_weights(v, rewards, lengths, sigma=sigma, masks=masks), log_ratios)
+    if surprisal is not None:
+        if masks and "chi" in masks:
+            raise InputError("give STARE's selection either as surprisal or as masks['chi'], not both")
+        masks = dict(masks or {}, chi=surprisal_selection(log_ratios_for(L0, surprisal), STARE_FRACTION))
+    return weights_gradient(v, group_weights(v, rewards, lengths, sigma=sigma, masks=masks), log_ratios,
+                            old_logp=old_logp)
 
 
-def weights_gradient(v: Variant, w: GroupWeights, log_ratios: Sequence[Sequence[float]] | None = None) -> list[np.ndarray]:
+def weights_gradient(v: Variant, w: GroupWeights, log_ratios: Sequence[Sequence[float]] | None = None, *,
+                     old_logp: Sequence[Sequence[float]] | None = None) -> list[np.ndarray]:
     """:func:`token_gradient` of a resolved variant on a group whose weights ``w`` are already evaluated.
 
     For callers that evaluate one group's gradient at several ratios: the weights do not depend on
     them, so they are computed once (:func:`grpo_proofs.weights.group_weights`) and passed here.
+    ``old_logp`` as in :func:`token_gradient`.
 
     >>> from grpo_proofs.variants import get_variant
     >>> from grpo_proofs.weights import group_weights
@@ -125,7 +162,15 @@ def weights_gradient(v: Variant, w: GroupWeights, log_ratios: Sequence[Sequence[
     x = torch.from_numpy(flat_log_ratios(w.lengths, log_ratios))
     counts = torch.from_numpy(w.lengths)
     A = torch.from_numpy(w.A)
-    if v.sequence_level:
+    if v.needs_old_logp:
+        lold = (torch.from_numpy(flat_log_ratios(w.lengths, old_logp)) if old_logp is not None
+                else torch.full((n_tok,), float(np.log(DEFAULT_OLD_PROB)), dtype=torch.float64))
+        if bool((lold > 0).any()):
+            raise InputError("old_logp are log-probabilities: every value must be <= 0")
+        g = gradient_fn(v)(torch.from_numpy(w.token_alpha()), _expand(A, counts, n_tok), x, lold)
+    elif v.ratio is Ratio.SEQ_SG_WEIGHT:
+        g = gradient_fn(v)(torch.from_numpy(w.token_alpha()), _expand(A, counts, n_tok), _sequence_sums(x, counts))
+    elif v.sequence_level:
         Omega = torch.from_numpy(w.Omega)
         sums = torch.segment_reduce(x, "sum", lengths=counts)
         u = sums / counts.to(x.dtype) if v.ratio is Ratio.SEQ_GEOMEAN else sums
@@ -173,6 +218,10 @@ def torch_surrogate(
     A = torch.as_tensor(w.A, dtype=logp.dtype, device=logp.device)
     x = torch.where(real, logp - old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
     lp = torch.where(real, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
+    if v.ratio is Ratio.SEQ_SG_WEIGHT or (v.ratio is Ratio.TOKEN and v.surrogate is not Surrogate.CLIP):
+        old = torch.where(real, old_logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
+        u = x.sum(1, keepdim=True).expand_as(x)
+        return torch.where(real, stopped_term_fn(v)(alpha, A[:, None].expand_as(x), x, old, u), 0.0).sum()
     if v.ratio is Ratio.TOKEN:
         return torch.where(real, term_fn(v)(alpha, A[:, None], x), 0.0).sum()
     if v.sequence_level:

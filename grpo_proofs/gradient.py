@@ -20,6 +20,7 @@ from . import notation as n
 
 
 from .objective import SymbolicGroup, instantiator, token_term
+from .terms import lold
 from .variants import Ratio, Variant, get_variant
 
 __all__ = ["group_gradient", "generic_gradient"]
@@ -52,25 +53,33 @@ def group_gradient(group: SymbolicGroup) -> tuple[tuple[sp.Expr, ...], ...]:
             dF = at({n.Omega: L * group.alpha[i], n.A_i: group.A[i], n.u: u, n.L_i: sp.Integer(L)})
             out.append((dF,) * L)
         return tuple(out)
-    at = instantiator(expr, (n.a, n.A_i, n.x))
+    at = instantiator(expr, (n.a, n.A_i, n.x, n.u, lold))
+    uses_u = n.u in expr.free_symbols  # a sequence stop-gradient weight (TOPR, VESPO), in u = S_i
     for i, xi in enumerate(group.x):
-        per_completion = instantiator(at({n.a: group.alpha[i], n.A_i: group.A[i]}), (n.x,))
-        out.append(tuple(per_completion({n.x: x}) for x in xi))
+        values = {n.a: group.alpha[i], n.A_i: group.A[i]}
+        if uses_u:
+            values[n.u] = sp.Add(*xi)
+        per_completion = instantiator(at(values), (n.x, lold))
+        old = group.old[i] if group.old else (lold,) * len(xi)
+        out.append(tuple(per_completion({n.x: x, lold: o}) for x, o in zip(xi, old)))
     return tuple(out)
 
 
 def generic_gradient(variant: "str | Variant") -> tuple[sp.Expr, tuple[sp.Symbol, ...]]:
     """(dterm/dx, its arguments): the per-token gradient of a variant, derived by SymPy.
 
-    Token kinds: a function of ``(alpha, A_i, x)``; sequence geometric mean: of
-    ``(Omega, A_i, u, L_i)`` with u the mean log-ratio of the completion; sequence product: of
-    ``(Omega, A_i, u)`` with u the summed log-ratio.
+    Token kinds: a function of ``(alpha, A_i, x)``, or ``(alpha, A_i, x, lold)`` when the term
+    uses log pi_old itself (DPPO's TV mask); sequence geometric mean: of ``(Omega, A_i, u, L_i)``
+    with u the mean log-ratio of the completion; sequence product: of ``(Omega, A_i, u)`` with u
+    the summed log-ratio; a sequence stop-gradient weight (TOPR, VESPO): of ``(alpha, A_i, u)``
+    with u the summed log-ratio.
 
     >>> generic_gradient("gpg")
     (A_i*alpha, (alpha, A_i, x))
     """
     v = get_variant(variant)
-    key = (v.ratio, v.eps_low, v.eps_up)  # the term depends on nothing else: one derivation per ratio and clip
+    # the term depends on nothing else: one derivation per ratio, clip and term
+    key = (v.ratio, v.eps_low, v.eps_up, v.surrogate, tuple(sorted(v.phi_params.items())))
     if key not in _BY_SHAPE:
         _BY_SHAPE[key] = _derive(v)
     return _BY_SHAPE[key]
@@ -86,4 +95,9 @@ def _derive(v: Variant) -> tuple[sp.Expr, tuple[sp.Symbol, ...]]:
         return d.subs(extra["rest"], n.L_i * n.u - n.x), (n.Omega, n.A_i, n.u, n.L_i)
     if v.ratio is Ratio.SEQ_PRODUCT:  # u is the summed log-ratio of the completion
         return d.subs(extra["rest"], n.u - n.x), (n.Omega, n.A_i, n.u)
-    return d.subs(extra), (n.a, n.A_i, n.x)
+    d = d.subs(extra)
+    if v.ratio is Ratio.SEQ_SG_WEIGHT:
+        return d, (n.a, n.A_i, n.u)
+    if v.needs_old_logp:
+        return d, (n.a, n.A_i, n.x, lold)
+    return d, (n.a, n.A_i, n.x)

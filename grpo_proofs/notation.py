@@ -14,6 +14,7 @@ symbol         meaning (arXiv 2601.05002 notation)
 ``M``          per-token mask M_{i,t} (off-policy sequence mask, CISPO mask); 1 by default
 ``lam``        GTPO per-token conflict weight lambda_{i,t}; 1 by default
 ``delta``      GTPO per-completion entropy filter delta_i; 1 by default
+``chi``        STARE per-token selection chi_{i,t} (1 on a selected top-surprisal token); 1 by default
 ``gamma``      CPPO pruning threshold on |A_i| / sigma
 ``F_norm``     GPG normaliser F_norm
 ``alpha_hat``  GPG batch correction alpha-hat
@@ -29,7 +30,7 @@ from __future__ import annotations
 import sympy as sp
 
 __all__ = [
-    "G", "L_i", "L_sum", "L_max", "sigma", "A_i", "M", "lam", "delta", "gamma", "F_norm",
+    "G", "L_i", "L_sum", "L_max", "sigma", "A_i", "M", "lam", "delta", "chi", "gamma", "F_norm",
     "alpha_hat", "s", "x", "u", "eps_low", "eps_up", "beta", "a", "Omega",
     "DEFAULT_MASKS", "WEIGHT_SYMBOLS", "PARAMETER_SYMBOLS", "PER_TOKEN_SYMBOLS", "PER_COMPLETION_SYMBOLS",
     # Adam and the momentum overshoot (Props 3, 7)
@@ -45,8 +46,11 @@ A_i = sp.Symbol("A_i", real=True)
 M = sp.Symbol("M", nonnegative=True)
 lam = sp.Symbol("lambda", nonnegative=True)
 delta = sp.Symbol("delta", nonnegative=True)
-#: every mask at its default 1 (no token dropped, no completion pruned): the values ``group_numbers`` uses
-DEFAULT_MASKS = {M: 1, lam: 1, delta: 1}
+#: STARE's selection of top-surprisal tokens (arXiv 2606.19236): 1 on a selected token, 0 elsewhere
+chi = sp.Symbol("chi", nonnegative=True)
+#: every mask at its default 1 (no token dropped, no completion pruned, every token selected): the values
+#: ``group_numbers`` uses
+DEFAULT_MASKS = {M: 1, lam: 1, delta: 1, chi: 1}
 gamma = sp.Symbol("gamma", nonnegative=True)
 F_norm = sp.Symbol("F_norm", positive=True)
 alpha_hat = sp.Symbol("alphahat", positive=True)
@@ -83,12 +87,12 @@ momentum = sp.Symbol("mu_m", positive=True)
 #: symbols a weight formula may use, by the name a user writes
 WEIGHT_SYMBOLS: dict[str, sp.Symbol] = {
     "G": G, "L_i": L_i, "L_sum": L_sum, "L_max": L_max, "sigma": sigma, "A_i": A_i,
-    "M": M, "lam": lam, "delta": delta, "gamma": gamma, "F_norm": F_norm, "alpha_hat": alpha_hat,
+    "M": M, "lam": lam, "delta": delta, "chi": chi, "gamma": gamma, "F_norm": F_norm, "alpha_hat": alpha_hat,
 }
 #: method parameters: constants whose value a Variant fixes
 PARAMETER_SYMBOLS = {gamma, F_norm, alpha_hat}
 #: data-dependent masks, 1 unless given per token / per completion
-PER_TOKEN_SYMBOLS = {M, lam}
+PER_TOKEN_SYMBOLS = {M, lam, chi}
 PER_COMPLETION_SYMBOLS = {delta}
 
 # --- reward scaling and Adam invariance (Props 5, 6, 2) -----------------------

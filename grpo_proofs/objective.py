@@ -1,7 +1,8 @@
 """The unified surrogate (arXiv 2601.05002, Eq. 1-3) for a variant and a group.
 
 Two forms of the same objective, built from one per-token term
-``phi(s, A) = min(s A, clip(s, 1 - eps_low, 1 + eps_up) A)``:
+``phi(s, A) = min(s A, clip(s, 1 - eps_low, 1 + eps_up) A)`` or a later term in its place
+(:mod:`grpo_proofs.terms`):
 
 * :func:`surrogate` -- the whole surrogate J of a concrete group (G and the lengths fixed),
   in SymPy, with one symbol ``x_{i,t} = log pi_theta - log pi_old`` per token and symbolic
@@ -28,54 +29,19 @@ from sympy.core.operations import AssocOp
 from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 from . import notation as n
+# the per-token terms live in terms; named here too, beside the surrogate they build
+from .terms import clip_expr, exact, lold, past_clip, phi_expr, phi_parts
 from .validate import rewards_and_lengths
-from .variants import Ratio, Variant, get_variant
+from .variants import Ratio, Surrogate, Variant, get_variant
 # the numbers of a group live in weights; named here too, beside the surrogate they feed
-from .weights import GroupNumbers, GroupWeights, group_numbers, group_sigma, group_weights
+from .weights import (MASK_NAMES, GroupNumbers, GroupWeights, group_numbers, group_sigma, group_weights,
+                      surprisal_selection)
 
 __all__ = [
     "GroupNumbers", "GroupWeights", "SymbolicGroup", "group_numbers", "group_weights", "group_sigma", "clip_expr",
-    "past_clip", "phi_expr", "surrogate", "token_term", "exact", "instantiator", "generic_phi",
+    "past_clip", "phi_expr", "surrogate", "token_term", "exact", "instantiator", "generic_phi", "surprisal_selection",
+    "MASK_NAMES",
 ]
-
-
-def exact(value: float) -> sp.Rational:
-    """A float as the exact decimal it was written as (0.2 -> 1/5)."""
-    return sp.Rational(repr(float(value)))
-
-
-def clip_expr(v: Variant, s: sp.Expr) -> sp.Expr:
-    """clip(s, 1 - eps_low, 1 + eps_up) with a missing side left open."""
-    out = s
-    if v.eps_low is not None:
-        out = sp.Max(out, 1 - exact(v.eps_low))
-    if v.eps_up is not None:
-        out = sp.Min(out, 1 + exact(v.eps_up))
-    return out
-
-
-def past_clip(v: Variant, s, A):
-    """The clipped branch, where the clip zeroes the gradient: s > 1 + eps_up with A > 0, or s < 1 - eps_low with
-    A < 0 (a missing side never clips). ``s`` and ``A`` are NumPy arrays or Torch tensors that broadcast; the
-    answer is a bool array of the same kind. Ratios of GPG and CISPO have no clip region: pass them only
-    where the variant's ratio is clipped (:attr:`~grpo_proofs.variants.Variant.clipped`).
-
-    >>> import numpy as np
-    >>> from grpo_proofs.variants import get_variant
-    >>> past_clip(get_variant("grpo"), np.array([1.5, 1.5, 0.5, 1.0]), np.array([1.0, -1.0, -1.0, 1.0])).tolist()
-    [True, False, True, False]
-    """
-    never = s > float("inf")
-    up = (s > 1 + v.eps_up) if v.eps_up is not None else never
-    low = (s < 1 - v.eps_low) if v.eps_low is not None else never
-    return ((A > 0) & up) | ((A < 0) & low)
-
-
-def phi_expr(v: Variant, s: sp.Expr, A: sp.Expr) -> sp.Expr:
-    """The per-token PPO term min(s A, clip(s) A) (plain s A without clipping)."""
-    if not v.clipped:
-        return s * A
-    return sp.Min(s * A, clip_expr(v, s) * A)
 
 
 def _raw(node: sp.Basic, args: tuple) -> sp.Basic:
@@ -170,10 +136,6 @@ def generic_phi(eps_low: float | None, eps_up: float | None) -> sp.Expr:
 
 #: summed log-ratio S_i = sum_t x_{i,t} of one completion (sequence-level ratios)
 S_sum = sp.Symbol("S", real=True)
-#: log pi_old of one token (surrogates written on log pi itself: GPG, CISPO)
-lold = sp.Symbol("lold", real=True)
-#: stop-gradient placeholder sg[clip(I)] of one token (CISPO)
-w_sg = sp.Symbol("w", positive=True)
 
 
 @dataclass(frozen=True)
@@ -195,8 +157,16 @@ class SymbolicGroup:
     alpha: tuple[sp.Expr, ...]
     #: per-completion template (see the class docstring)
     template: tuple[sp.Expr, ...]
-    #: log pi_old_{i,t} symbols (GPG, CISPO only; empty otherwise)
+    #: log pi_old_{i,t} symbols (surrogates that use log pi or pi_old itself; empty otherwise)
     old: tuple[tuple[sp.Symbol, ...], ...]
+    #: per completion: the stop-gradient placeholders of its template and their values (in x, lold, u)
+    stops: tuple[dict, ...] = ()
+
+    def stop(self, i: int) -> dict:
+        """Completion i's stop-gradient values, with u (a sequence's log-ratio) written out."""
+        if not self.stops:
+            return {}
+        return {k: val.subs(n.u, sp.Add(*self.x[i])) for k, val in self.stops[i].items()}
 
     def token_symbols(self, i: int, t: int) -> dict:
         """The substitution that turns completion i's template into its token t."""
@@ -209,8 +179,7 @@ class SymbolicGroup:
         """J_i, written out token by token."""
         if self.variant.sequence_level:
             return self.template[i].subs(S_sum, sp.Add(*self.x[i]))
-        stop = {w_sg: clip_expr(self.variant, sp.exp(n.x))} if self.variant.ratio is Ratio.SG_WEIGHT else {}
-        f = self.template[i].subs(stop)
+        f = self.template[i].subs(self.stop(i))
         return sp.Add(*(f.xreplace(self.token_symbols(i, t)) for t in range(self.lengths[i])))
 
     @property
@@ -239,39 +208,40 @@ def surrogate(variant: "str | Variant", lengths: Sequence[int]) -> SymbolicGroup
     base = v.alpha_with_params().subs({n.G: G, n.L_sum: int(L.sum())})
     alpha = tuple(base.subs({n.L_i: int(L[i]), n.A_i: A[i]}) for i in range(G))
     old: tuple = ()
-    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT, Ratio.SEQ_SG_WEIGHT) or v.needs_old_logp:
         old = tuple(tuple(sp.Symbol(f"lold_{i + 1}_{t + 1}", real=True) for t in range(L[i])) for i in range(G))
-    templates = []
+    templates, stops = [], []
     phi = instantiator(generic_phi(v.eps_low, v.eps_up), (n.u, n.A_i))  # phi(exp(u), A_i), built once
     for i in range(G):
-        if v.ratio is Ratio.TOKEN:
+        if v.ratio is Ratio.TOKEN and v.surrogate is Surrogate.CLIP:
             templates.append(alpha[i] * phi({n.u: n.x, n.A_i: A[i]}))
+            stops.append({})
         elif v.ratio is Ratio.SEQ_GEOMEAN:  # sum_t alpha_i phi(s_i) with s_i = exp(S_i / |o_i|)
             templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi({n.u: S_sum / int(L[i]), n.A_i: A[i]}))
         elif v.ratio is Ratio.SEQ_PRODUCT:  # s_i = exp(S_i)
             templates.append(sp.Add(*[alpha[i]] * int(L[i])) * phi({n.u: S_sum, n.A_i: A[i]}))
-        elif v.ratio is Ratio.LOGPROB:  # alpha A log pi, log pi = x + log pi_old
-            templates.append(alpha[i] * A[i] * (n.x + lold))
-        else:  # SG_WEIGHT: alpha sg[clip(I)] A log pi
-            templates.append(alpha[i] * w_sg * A[i] * (n.x + lold))
-    return SymbolicGroup(v, tuple(int(l) for l in L), xs, A, alpha, tuple(templates), old)
+        else:  # the other token-level terms: alpha phi, phi of phi_parts (log pi = x + log pi_old where it appears)
+            term, stop = phi_parts(v, n.x, A[i], lold)
+            templates.append(alpha[i] * term)
+            stops.append(stop)
+    return SymbolicGroup(v, tuple(int(l) for l in L), xs, A, alpha, tuple(templates), old,
+                         tuple(stops) if any(stops) else ())
 
 
 def token_term(variant: "str | Variant") -> tuple[sp.Expr, dict]:
     """The surrogate's term for one generic token (token-level kinds) or one sequence.
 
-    Returns ``(term, stop_gradient)``. Token kinds: ``alpha * phi(exp(x), A)`` in the symbols
-    ``alpha, A_i, x``. Sequence kinds: ``Omega * phi(s_i, A)`` where s_i is written through one
+    Returns ``(term, extra)``. Token-level kinds: ``alpha * phi`` in the symbols ``alpha, A_i, x``
+    (and ``lold`` = log pi_old where the term uses it), ``extra`` its stop-gradient placeholders
+    (:func:`grpo_proofs.terms.phi_parts`; a sequence weight's placeholder is written in u, the completion's
+    summed log-ratio). Sequence kinds: ``Omega * phi(s_i, A)`` where s_i is written through one
     token's log-ratio ``x`` and the sum ``rest`` of the others (``s_i = exp((x + rest)/L_i)`` or
     ``exp(x + rest)``), so that d/dx is the derivative with respect to that token.
     """
     v = get_variant(variant)
-    if v.ratio is Ratio.TOKEN:
-        return n.a * phi_expr(v, sp.exp(n.x), n.A_i), {}
     if v.ratio in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
         rest = sp.Symbol("rest", real=True)
         si = sp.exp((n.x + rest) / n.L_i) if v.ratio is Ratio.SEQ_GEOMEAN else sp.exp(n.x + rest)
         return n.Omega * phi_expr(v, si, n.A_i), {"rest": rest}
-    if v.ratio is Ratio.LOGPROB:
-        return n.a * n.A_i * (n.x + lold), {}
-    return n.a * w_sg * n.A_i * (n.x + lold), {w_sg: clip_expr(v, sp.exp(n.x))}
+    term, stop = phi_parts(v, n.x, n.A_i, lold)
+    return n.a * term, stop

@@ -3,7 +3,10 @@
 A :class:`Variant` says, in the paper's terms (Eq. 1-3), what a method optimises: the weight
 alpha_{i,t} as a SymPy expression of the symbols in :mod:`grpo_proofs.notation`, the kind of
 importance ratio, the clip bounds, the advantage normalisation, the regulariser and the
-method's parameters. ``REGISTRY`` holds the ten methods of Table 1; users build their own.
+method's parameters, each kind from :mod:`grpo_proofs.kinds` (re-exported here). ``REGISTRY`` holds the ten methods of Table 1; ``BEYOND_TABLE1`` holds
+formulations published after the paper (family ``"2026"``), each with the per-token term
+(``surrogate``) it uses instead of the clipped one where it differs; ``VARIANTS`` is both, and
+:func:`get_variant` finds a name in either. Users build their own.
 
 >>> from grpo_proofs.variants import REGISTRY
 >>> REGISTRY["grpo"].alpha
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 from types import MappingProxyType
 from typing import Mapping
 
@@ -24,35 +26,10 @@ import sympy as sp
 
 from . import notation as n
 from .errors import InputError
+from .kinds import PHI_PARAMS, Ratio, Regularizer, Surrogate
 
-__all__ = ["Ratio", "Regularizer", "Variant", "REGISTRY", "get_variant"]
-
-
-class Ratio(str, Enum):
-    """How s_{i,t} depends on the policy (paper Table 1, column s_{i,t})."""
-
-    #: s = pi_theta / pi_old per token
-    TOKEN = "token"
-    #: s_i = (pi_theta(y_i) / pi_old(y_i))^(1/|y_i|), GSPO: the same for every token of y_i
-    SEQ_GEOMEAN = "sequence-geomean"
-    #: s_i = pi_theta(y_i) / pi_old(y_i), GCPO: the full product
-    SEQ_PRODUCT = "sequence-product"
-    #: the surrogate is alpha * A * log pi_theta (REINFORCE, GPG): no ratio, no clip
-    LOGPROB = "logprob"
-    #: the surrogate is alpha * sg[clip(I)] * A * log pi_theta (CISPO): the clip acts on a weight
-    SG_WEIGHT = "sg-weight"
-
-
-class Regularizer(str, Enum):
-    """R(theta) in Eq. 1."""
-
-    NONE = "none"
-    #: k3 estimator pi_ref/pi - log(pi_ref/pi) - 1
-    K3 = "k3"
-    #: importance-weighted k3, I * k3 (DeepSeek-V3.2)
-    IW_K3 = "iw-k3"
-    #: an entropy term (GTPO)
-    ENTROPY = "entropy"
+__all__ = ["Ratio", "Regularizer", "Surrogate", "Variant", "REGISTRY", "BEYOND_TABLE1", "VARIANTS", "get_variant",
+           "PHI_PARAMS"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +41,9 @@ class Variant:
     the numeric sigma is std(r) + ``sigma_eps`` (population or sample std is chosen per call).
     ``eps_low``/``eps_up`` of ``None`` mean no bound on that side; both ``None`` is no clipping.
     ``params`` fixes the method parameters that appear in ``alpha`` (CPPO ``gamma``, GPG
-    ``F_norm``/``alpha_hat``).
+    ``F_norm``/``alpha_hat``). ``surrogate`` replaces Eq. 1's clipped term by another per-token
+    term (:class:`Surrogate`), whose parameters ``phi_params`` holds; ``family`` is ``"table1"``
+    for the paper's ten methods and ``"2026"`` for the formulations published after it.
     """
 
     name: str
@@ -80,6 +59,9 @@ class Variant:
     title: str = ""
     source: str = ""
     notes: str = ""
+    surrogate: Surrogate = Surrogate.CLIP
+    phi_params: Mapping[str, float] = field(default_factory=dict)
+    family: str = "table1"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", sp.sympify(self.alpha))
@@ -123,16 +105,50 @@ class Variant:
             raise InputError(f"variant {self.name!r}: weight uses parameter(s) {', '.join(sorted(missing))} without a value in params")
         if self.ratio in (Ratio.LOGPROB,) and (self.eps_low is not None or self.eps_up is not None):
             raise InputError(f"variant {self.name!r}: a log-prob (REINFORCE) surrogate has no clipping; set eps_low=eps_up=None")
+        self._check_surrogate()
+
+    def _check_surrogate(self) -> None:
+        object.__setattr__(self, "surrogate", Surrogate(self.surrogate))
+        object.__setattr__(self, "phi_params", MappingProxyType(dict(self.phi_params)))
+        if self.family not in ("table1", "2026"):
+            raise InputError(f"variant {self.name!r}: family must be 'table1' or '2026', got {self.family!r}")
+        keys, ratio = PHI_PARAMS[self.surrogate]
+        if set(self.phi_params) != set(keys):
+            raise InputError(f"variant {self.name!r}: surrogate {self.surrogate.value!r} takes the parameters "
+                             f"{', '.join(keys) or 'none'}; got {', '.join(sorted(self.phi_params)) or 'none'}")
+        for key, val in self.phi_params.items():
+            if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
+                raise InputError(f"variant {self.name!r}: {key} must be a positive number, got {val!r}")
+        if ratio is not None and self.ratio is not ratio:
+            raise InputError(f"variant {self.name!r}: surrogate {self.surrogate.value!r} needs the ratio "
+                             f"{ratio.value!r}, got {self.ratio.value!r}")
+        if self.ratio is Ratio.SEQ_SG_WEIGHT and self.surrogate not in (Surrogate.TAPER, Surrogate.GAMMA):
+            raise InputError(f"variant {self.name!r}: ratio 'sequence-sg-weight' needs the surrogate 'taper' or 'gamma'")
+        if self.surrogate is Surrogate.QUADRATIC and (self.eps_low is None or self.eps_up is None):
+            raise InputError(f"variant {self.name!r}: the quadratic penalty needs eps_low and eps_up (its scale per sign of A)")
+        if self.surrogate in (Surrogate.TV_MASK, Surrogate.SIGMOID, Surrogate.TAPER, Surrogate.GAMMA) and self.clipped:
+            raise InputError(f"variant {self.name!r}: surrogate {self.surrogate.value!r} has no ratio clip; set eps_low=eps_up=None")
 
     def __hash__(self) -> int:
         return hash((self.name, sp.srepr(self.alpha), self.ratio, self.eps_low, self.eps_up, self.advantage,
-                     self.sigma_eps, self.regularizer, self.beta, tuple(sorted(self.params.items()))))
+                     self.sigma_eps, self.regularizer, self.beta, tuple(sorted(self.params.items())),
+                     self.surrogate, tuple(sorted(self.phi_params.items())), self.family))
 
     # -- conveniences -----------------------------------------------------------------
     @property
     def clipped(self) -> bool:
         """True if some clip bound is set."""
         return self.eps_low is not None or self.eps_up is not None
+
+    @property
+    def table1(self) -> bool:
+        """True for the ten methods of the paper's Table 1."""
+        return self.family == "table1"
+
+    @property
+    def needs_old_logp(self) -> bool:
+        """True if the gradient depends on log pi_old itself, not only on the log-ratio (DPPO's TV mask)."""
+        return self.surrogate is Surrogate.TV_MASK
 
     @property
     def std_normalised(self) -> bool:
@@ -191,10 +207,67 @@ REGISTRY: dict[str, Variant] = {
 }
 
 
+_TOKEN_MEAN = 1 / (n.sigma * n.L_sum)  # DAPO's token-level mean: uniform within a group
+
+
+def _by_sign(pos, neg):
+    """A factor that is ``pos`` for A_i > 0, ``neg`` for A_i < 0 (and 1 at A_i = 0, where A_i omega = 0)."""
+    return sp.Piecewise((pos, n.A_i > 0), (neg, n.A_i < 0), (1, True))
+
+
+#: formulations published after the paper, written as the unified surrogate (family "2026")
+BEYOND_TABLE1: dict[str, Variant] = {
+    v.name: v
+    for v in [
+        Variant("cfpo", _S, Ratio.TOKEN, 0.2, 0.2, "std", surrogate=Surrogate.QUADRATIC, family="2026",
+                title="CFPO", source="Cagatan et al. 2026, arXiv 2601.22801",
+                notes="quadratic penalty |A|(s-1)^2/(2 eps) instead of the clip: the gradient vanishes at "
+                      "s = 1 + sgn(A) eps and pushes back beyond it; GRPO's weight"),
+        Variant("dppo_tv", _S, Ratio.TOKEN, None, None, "std", surrogate=Surrogate.TV_MASK,
+                phi_params={"delta_tv": 0.2}, family="2026",
+                title="DPPO (binary TV)", source="Qi et al. 2026, arXiv 2602.04879",
+                notes="trust region on p - p_old (token probabilities), a hard mask; GRPO's weight; "
+                      "delta_tv = 0.2 is this registry's value (the paper tunes it)"),
+        Variant("up", _S, Ratio.TOKEN, 0.2, 0.2, "std", surrogate=Surrogate.UP, family="2026",
+                title="UP", source="arXiv 2607.06987",
+                notes="REINFORCE (no ratio, no clip) for A > 0, the clipped term for A <= 0; GRPO's weight"),
+        Variant("topr", 1 / (n.G * n.L_i), Ratio.SEQ_SG_WEIGHT, None, None, "centered", surrogate=Surrogate.TAPER,
+                family="2026", title="TOPR", source="Le Roux et al. 2025, arXiv 2503.14286",
+                notes="sg[min(s_i, 1)] tapers negative-advantage completions only; seq-mean-token-mean weight"),
+        Variant("luspo", 1 / (n.G * n.sigma), Ratio.SEQ_GEOMEAN, 3e-4, 4e-4, "std", family="2026",
+                title="LUSPO", source="arXiv 2602.05261 (TRL loss_type='luspo')",
+                notes="GSPO's sequence term times |o_i|: the 1/|o_i| length weight removed"),
+        Variant("sapo", _S, Ratio.TOKEN, None, None, "std", surrogate=Surrogate.SIGMOID,
+                phi_params={"tau_pos": 1.0, "tau_neg": 1.05}, family="2026",
+                title="SAPO", source="Gao et al. 2025, arXiv 2511.20347 (TRL 1.16.0 loss_type='sapo')",
+                notes="smooth sigmoid gate instead of the hard clip; TRL's temperatures and weight"),
+        Variant("vespo", _TOKEN_MEAN, Ratio.SEQ_SG_WEIGHT, None, None, "std", surrogate=Surrogate.GAMMA,
+                phi_params={"k_pos": 2.0, "lambda_pos": 3.0, "k_neg": 3.0, "lambda_neg": 2.0}, family="2026",
+                title="VESPO", source="TRL 1.16.0 loss_type='vespo' (GRPOTrainer.get_gamma_weights)",
+                notes="stop-gradient gamma weight of the sequence ratio on a log-likelihood term; TRL's "
+                      "token-mean weight and (k, lambda)"),
+        Variant("stare", _TOKEN_MEAN * _by_sign(1 + n.chi / 10, 1 - n.chi / 10), Ratio.TOKEN, 0.2, 0.28, "std",
+                family="2026", title="STARE", source="arXiv 2606.19236",
+                notes="weight x1.1 on selected (top-surprisal) tokens with A > 0, x0.9 with A < 0 (chi = 1 on "
+                      "a selected token); DAPO's token mean and clip as the base"),
+        Variant("wapo", _TOKEN_MEAN * sp.Piecewise((1, n.A_i > 0), (0, True)), Ratio.TOKEN, 0.2, 0.28, "std",
+                family="2026", title="WAPO", source="arXiv 2606.16154",
+                notes="updates only completions with A > 0; DAPO's token mean and clip as the base"),
+    ]
+}
+
+#: every registered variant: the ten of Table 1, then those beyond it
+VARIANTS: dict[str, Variant] = {**REGISTRY, **BEYOND_TABLE1}
+
+
 def get_variant(variant: "str | Variant") -> Variant:
-    """A registry name or a Variant -> the Variant (clear error for an unknown name)."""
+    """A registry name or a Variant -> the Variant (clear error for an unknown name).
+
+    >>> get_variant("cfpo").family, get_variant("grpo").table1
+    ('2026', True)
+    """
     if isinstance(variant, Variant):
         return variant
-    if isinstance(variant, str) and variant in REGISTRY:
-        return REGISTRY[variant]
-    raise InputError(f"unknown variant {variant!r}; choose one of: {', '.join(REGISTRY)} (or pass a Variant)")
+    if isinstance(variant, str) and variant in VARIANTS:
+        return VARIANTS[variant]
+    raise InputError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)} (or pass a Variant)")

@@ -21,7 +21,13 @@ from .errors import InputError
 from .validate import check_memory, rewards_and_lengths, sigma_kind
 from .variants import Variant, get_variant
 
-__all__ = ["GroupNumbers", "GroupWeights", "group_numbers", "group_weights", "group_sigma", "split_by_completion"]
+__all__ = ["GroupNumbers", "GroupWeights", "group_numbers", "group_weights", "group_sigma", "split_by_completion",
+           "surprisal_selection", "MASK_NAMES"]
+
+#: the per-token (M, lam, chi) and per-completion (delta) masks a weight may contain (1 unless given)
+MASK_NAMES = ("M", "lam", "delta", "chi")
+#: the masks given per token
+_TOKEN_MASKS = ("M", "lam", "chi")
 
 
 def group_sigma(rewards: np.ndarray, kind: str = "pop", eps: float = 0.0) -> float:
@@ -51,7 +57,7 @@ class GroupNumbers:
 @lru_cache(maxsize=256)
 def _alpha_fn(alpha_srepr: str):
     alpha = sp.sympify(sp.parse_expr(alpha_srepr, local_dict={str(v): v for v in n.WEIGHT_SYMBOLS.values()}))
-    args = [n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.M, n.lam, n.delta]
+    args = [n.G, n.L_i, n.L_sum, n.L_max, n.sigma, n.A_i, n.M, n.lam, n.delta, n.chi]
     from .compile import to_numpy  # deferred: the bridge loads Torch
 
     return to_numpy(args, alpha)
@@ -62,8 +68,8 @@ class GroupWeights:
     """The weights of one group in flat form: alpha_{i,t} evaluated once, vectorised over the group.
 
     Exactly one of ``per_completion`` (G,) and ``per_token`` (sum_i |o_i|,) is set: the weight
-    depends on the token only through the per-token masks M and lambda, so without them it is one
-    number per completion.
+    depends on the token only through the per-token masks M, lambda and chi, so without them it is
+    one number per completion.
     """
 
     rewards: np.ndarray
@@ -109,8 +115,8 @@ def group_weights(
 ) -> GroupWeights:
     """Validate a group and evaluate the weights of ``variant`` on it, vectorised.
 
-    ``masks`` may give ``"M"``/``"lam"`` (one array per completion) and ``"delta"`` (one value
-    per completion); they default to 1. ``L_max`` defaults to the longest completion. The weight
+    ``masks`` may give ``"M"``/``"lam"``/``"chi"`` (one array per completion) and ``"delta"`` (one
+    value per completion); they default to 1. ``L_max`` defaults to the longest completion. The weight
     expression is compiled once per variant and evaluated on whole arrays: on the G completions
     when no per-token mask enters it, else on every token.
 
@@ -130,9 +136,9 @@ def group_weights(
                 "give rewards that differ (such groups carry no signal) or a variant with sigma_eps > 0"
             )
     masks = dict(masks or {})
-    unknown = set(masks) - {"M", "lam", "delta"}
+    unknown = set(masks) - set(MASK_NAMES)
     if unknown:
-        raise InputError(f"unknown mask(s) {sorted(unknown)}; masks are M, lam (per token) and delta (per completion)")
+        raise InputError(f"unknown mask(s) {sorted(unknown)}; masks are M, lam, chi (per token) and delta (per completion)")
     # the weights kept (8 bytes a token) and the masks and products of the per-token case (~6 arrays)
     check_memory(8.0 * float(L.sum()) + 48.0 * float(L.max()), f"the per-token weights of {int(L.sum()):,} tokens",
                  "give shorter completions or fewer of them")
@@ -144,17 +150,13 @@ def group_weights(
         delta = np.asarray(masks["delta"], dtype=np.float64).reshape(-1)
         if delta.shape != (G,):
             raise InputError(f"mask delta must have {G} values (one per completion)")
-    token_masks = {key: _flat_mask(masks, key, L) for key in ("M", "lam") if key in masks}
+    token_masks = {key: _flat_mask(masks, key, L) for key in _TOKEN_MASKS if key in masks}
     if not token_masks:
-        val = fn(G, L, Ls, Lm, s, A, 1.0, 1.0, delta)
+        val = fn(G, L, Ls, Lm, s, A, 1.0, 1.0, delta, 1.0)
         return GroupWeights(r, L, A, sig, np.broadcast_to(np.asarray(val, dtype=np.float64), (G,)).copy(), None)
-    ones = None
-    M = token_masks.get("M")
-    lam = token_masks.get("lam")
-    if M is None or lam is None:
-        ones = np.ones(Ls)
-    val = fn(G, np.repeat(L, L), Ls, Lm, s, np.repeat(A, L), ones if M is None else M, ones if lam is None else lam,
-             np.repeat(delta, L))
+    ones = np.ones(Ls) if len(token_masks) < len(_TOKEN_MASKS) else None
+    M, lam, chi = (token_masks.get(key, ones) for key in _TOKEN_MASKS)
+    val = fn(G, np.repeat(L, L), Ls, Lm, s, np.repeat(A, L), M, lam, np.repeat(delta, L), chi)
     return GroupWeights(r, L, A, sig, None, np.broadcast_to(np.asarray(val, dtype=np.float64), (Ls,)).copy())
 
 
@@ -169,8 +171,8 @@ def group_numbers(
     """Validate a group and evaluate the weights of ``variant`` on it, one array per completion.
 
     The same numbers as :func:`group_weights`, with alpha split by completion.
-    ``masks`` may give ``"M"``/``"lam"`` (one array per completion) and ``"delta"`` (one value
-    per completion); they default to 1. ``L_max`` defaults to the longest completion.
+    ``masks`` may give ``"M"``/``"lam"``/``"chi"`` (one array per completion) and ``"delta"`` (one
+    value per completion); they default to 1. ``L_max`` defaults to the longest completion.
 
     >>> g = group_numbers("grpo", [1, 0, 0, 1], [10, 30, 20, 40])
     >>> g.A.tolist(), g.sigma
@@ -185,3 +187,22 @@ def split_by_completion(w: GroupWeights) -> GroupNumbers:
     """The group numbers of evaluated weights ``w``, alpha split by completion (nothing is recomputed)."""
     alpha = tuple(np.split(w.token_alpha(), np.cumsum(w.lengths)[:-1]))
     return GroupNumbers(w.rewards, w.lengths, w.A, w.sigma, alpha)
+
+
+def surprisal_selection(surprisal: Sequence[Sequence[float]], fraction: float = 0.2) -> list[np.ndarray]:
+    """STARE's chi_{i,t}: 1 on the group's top ``fraction`` of tokens by surprisal, 0 elsewhere.
+
+    ``surprisal`` is one array per completion (-log pi of each token). The k = ceil(fraction N)
+    largest of the N values are selected; a value tied with the k-th largest is selected too (a
+    token shared by several completions is selected for all of them or for none).
+
+    >>> [c.tolist() for c in surprisal_selection([[0.1, 3.0], [2.0, 0.5, 3.0]], fraction=0.4)]
+    [[0.0, 1.0], [0.0, 0.0, 1.0]]
+    """
+    parts = [np.asarray(a, dtype=np.float64).ravel() for a in surprisal]
+    flat = np.concatenate(parts) if parts else np.zeros(0)
+    if not (0 < fraction <= 1) or flat.size == 0 or not np.all(np.isfinite(flat)):
+        raise InputError("surprisal needs finite values for every token and 0 < fraction <= 1")
+    k = int(np.ceil(fraction * flat.size))
+    cut = np.sort(flat)[::-1][k - 1]
+    return [(a >= cut).astype(np.float64) for a in parts]

@@ -250,3 +250,67 @@ def test_overshoot_adam_fails_when_nothing_is_compared(monkeypatch):
     out = oc._check_adam(QUICK)
     assert not out.passed and out.error == math.inf and "below the floor" in out.detail
     assert out.data["compared"] == 0
+
+
+def test_findings_table_fails_on_a_planted_reference_loss():
+    """Planted: CFPO's reference loss replaced by GRPO's (a clip where CFPO restores). The findings table's
+    measures and verdicts no longer agree; with the true losses the same check passes."""
+    from grpo_proofs.props.findings.claims import table_check
+    from grpo_proofs.reference import REFERENCE
+
+    bad = table_check(QUICK, references={**REFERENCE, "cfpo": REFERENCE["grpo"]})
+    assert not bad.passed and "18 of 19" in bad.detail
+    assert table_check(QUICK).passed
+
+
+def test_findings_verdicts_follow_the_measures():
+    """Planted: measures of a clip with a nonzero gradient past the bound; the verdict must not say momentum."""
+    from grpo_proofs.props.findings.api import verdicts
+
+    m = {"W": 0.0, "W_rel": 0.0, "rho": 1.0, "residual": 0.0, "past_up": 0.0, "past_low": 0.0}
+    assert "momentum only" in verdicts(m)["overshoot"]
+    assert "momentum only" not in verdicts({**m, "past_low": 1e-6})["overshoot"]
+    assert verdicts({**m, "residual": 1e-3})["scale"] == "not proportional"
+    assert verdicts({**m, "W_rel": 1e-6, "W": -1.0})["prefix"] == "W < 0"
+
+
+def test_cfpo_real_model_fails_on_a_planted_bound():
+    """Planted: CFPO's final excursion stated at most 1% of PPO-clip's (measured: about a third); the real-model
+    claim must fail, and pass with the stated half."""
+    from grpo_proofs.props.frontier.claims import real_model_check
+
+    assert not real_model_check(QUICK, stated_bound=0.01).passed
+    assert real_model_check(QUICK).passed
+
+
+def test_other_trainers_fail_on_a_planted_transcription():
+    """Planted: NeMo-RL's loss transcribed with the plain group std (no leave-one-out); the mapped surrogate and
+    the transcription disagree on the unbalanced group."""
+    import torch
+
+    from grpo_proofs.trainers.claims_others import defaults_check
+
+    def plain(logp, old, rewards, mask):
+        r = torch.as_tensor(rewards, dtype=logp.dtype)
+        A = ((r - r.mean()) / r.std())[:, None]
+        s = torch.exp(logp - old)
+        return -((torch.minimum(s * A, s.clamp(0.8, 1.2) * A) * mask).sum() / mask.sum())
+
+    assert not defaults_check(QUICK, transcriptions={"nemo_rl": plain}).passed
+    assert defaults_check(QUICK).passed
+
+
+def test_nemo_singleton_fails_on_a_planted_condition():
+    """Planted: 'the std is zero iff the rewards of the whole group are equal' (wrong for the singleton)."""
+    from grpo_proofs.trainers.claims_others import singleton_check
+
+    out = singleton_check(QUICK, condition=lambda r, i: len(set(r)) <= 1)
+    assert not out.passed and out.data["wrong"] > 0
+
+
+def test_sgd_scale_fails_on_a_planted_invariance():
+    """Planted: SGD stated scale-invariant (factor 1 instead of phi = 10); the measured steps differ by 10x."""
+    from grpo_proofs.props.reward_scale.claims_practice import sgd_check
+
+    out = sgd_check(QUICK, stated_sgd_factor=1.0)
+    assert not out.passed and out.data["sgd_error"] > 1

@@ -30,6 +30,8 @@ from grpo_proofs.reference import REFERENCE
 from grpo_proofs.checking.tolerances import CLOSED_FORM
 
 NAMES = ["grpo", "grpo_v32", "gspo", "gtpo", "dapo", "cppo", "dr_grpo", "gpg", "cispo", "gcpo"]
+#: the registered formulations beyond Table 1 (closed forms: tests/test_variants_beyond.py)
+BEYOND = ["cfpo", "dppo_tv", "up", "topr", "luspo", "sapo", "vespo", "stare", "wapo"]
 
 # Table 1 once more, by hand: ratio kind, eps_low, eps_up (None: no bound), 1/sigma in alpha
 SPEC = {
@@ -281,9 +283,21 @@ def test_bad_input_raises(name):
 
 def test_reference_names_and_constants_match_registry():
     """The hand-copied constants agree with the registry (a copy each side must keep in step)."""
-    from grpo_proofs.variants import REGISTRY
+    from grpo_proofs.variants import BEYOND_TABLE1, REGISTRY
 
-    assert sorted(REFERENCE) == sorted(REGISTRY) == sorted(NAMES)
+    assert sorted(REGISTRY) == sorted(NAMES) and sorted(BEYOND_TABLE1) == sorted(BEYOND)
+    assert sorted(REFERENCE) == sorted(NAMES + BEYOND)
+    mod = {name: sys.modules[REFERENCE[name].__module__] for name in BEYOND}
+    b = BEYOND_TABLE1
+    assert mod["cfpo"].EPS == b["cfpo"].eps_low == b["cfpo"].eps_up
+    assert mod["dppo_tv"].DELTA == b["dppo_tv"].phi_params["delta_tv"]
+    for name in ("up", "luspo", "stare", "wapo"):
+        assert (mod[name].EPS_LOW, mod[name].EPS_UP) == (b[name].eps_low, b[name].eps_up)
+    assert (mod["sapo"].TAU_POS, mod["sapo"].TAU_NEG) == (b["sapo"].phi_params["tau_pos"], b["sapo"].phi_params["tau_neg"])
+    vp = b["vespo"].phi_params
+    assert (mod["vespo"].K_POS, mod["vespo"].LAMBDA_POS, mod["vespo"].K_NEG, mod["vespo"].LAMBDA_NEG) == (
+        vp["k_pos"], vp["lambda_pos"], vp["k_neg"], vp["lambda_neg"])
+    assert mod["vespo"].LOG_W_MIN == math.log(1e-8)
     for name, (kind, el, eu, std) in SPEC.items():
         v = REGISTRY[name]
         module = sys.modules[REFERENCE[name].__module__]
@@ -315,4 +329,4 @@ def test_importing_reference_loads_no_sympy():
                          cwd=pathlib.Path(__file__).resolve().parents[1]).stdout
     loaded = set(ast.literal_eval(out))
     assert loaded == {"grpo_proofs", "grpo_proofs.errors", "grpo_proofs.reference"} | {
-        f"grpo_proofs.reference.{n}" for n in NAMES}
+        f"grpo_proofs.reference.{n}" for n in NAMES + BEYOND}

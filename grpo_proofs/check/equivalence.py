@@ -13,17 +13,16 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import notation as n
-from ..variants import REGISTRY, Variant, get_variant
+from ..variants import VARIANTS, Variant, get_variant
 
 __all__ = ["equivalents", "weight_at_defaults", "CONST_FACTOR"]
 
-#: masks at their default value
 #: symbols a factor may contain and still be constant within a group
 CONST_FACTOR = {n.G, n.L_max}
 
 
 def weight_at_defaults(v: Variant) -> sp.Expr:
-    """alpha with parameters and masks (M = lam = delta = 1) substituted, A_i taken nonzero."""
+    """alpha with parameters and masks (M = lam = delta = chi = 1) substituted, A_i taken nonzero."""
     return v.alpha_with_params().subs(n.DEFAULT_MASKS).subs(n.A_i, n.A_nonzero)
 
 
@@ -41,7 +40,7 @@ def equivalents(variant, alpha: sp.Expr | None = None) -> dict:
     v = get_variant(variant)
     mine = weight_at_defaults(v if alpha is None else v.replace(alpha=alpha))
     matches, same_weight = [], []
-    for name, ref in REGISTRY.items():
+    for name, ref in VARIANTS.items():
         q = sp.cancel(sp.powsimp(mine / weight_at_defaults(ref)))
         if q.has(sp.Piecewise) or not q.free_symbols <= CONST_FACTOR | {n.sigma} or q == 0 or q.is_positive is None:
             continue
@@ -52,10 +51,12 @@ def equivalents(variant, alpha: sp.Expr | None = None) -> dict:
                "differs": ([] if q.is_positive else ["sign (a negative factor reverses the objective)"])
                + (["advantage normalisation (the factor contains sigma)"] if std else []) + [f for f, a, b in (("regularizer", v.regularizer, ref.regularizer), ("beta", v.beta, ref.beta),
                                              ("sigma_eps", v.sigma_eps, ref.sigma_eps)) if a != b]}
-        if q.is_positive and not std and ref.ratio is v.ratio and (ref.eps_low, ref.eps_up) == (v.eps_low, v.eps_up):
+        same_term = ref.surrogate is v.surrogate and dict(ref.phi_params) == dict(v.phi_params)
+        if q.is_positive and not std and ref.ratio is v.ratio and (ref.eps_low, ref.eps_up) == (v.eps_low, v.eps_up) \
+                and same_term:
             matches.append(row)
         else:
-            row["differs"] = [f for f, ok in (("ratio", ref.ratio is v.ratio),
+            row["differs"] = [f for f, ok in (("ratio", ref.ratio is v.ratio), ("term", same_term),
                                              ("clip", (ref.eps_low, ref.eps_up) == (v.eps_low, v.eps_up))) if not ok] + row["differs"]
             same_weight.append(row)
     return {"matches": matches, "same_weight": same_weight,

@@ -2,7 +2,7 @@
 
 Four ways to name a GRPO-style objective (the unified surrogate of arXiv 2601.05002, Eq. 1):
 
-* a registry name: ``grpo``, ``dapo``, ... (:data:`grpo_proofs.variants.REGISTRY`);
+* a registry name: ``grpo``, ``dapo``, ``cfpo``, ... (:data:`grpo_proofs.variants.VARIANTS`);
 * ``FILE.py:NAME``: the Python file is executed (only because the user named it) and ``NAME`` must
   be a :class:`~grpo_proofs.variants.Variant` or a zero-argument callable returning one;
 * a declarative YAML, TOML or JSON spec, whose weight is a formula string parsed safely by

@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..errors import InputError, kind_of
-from ..variants import REGISTRY, Variant
+from ..variants import VARIANTS, Variant
 from .spec import OPTIONAL, REQUIRED, TRAINER_KEYS, Spec, spec_from_mapping, trainer_spec
 
 __all__ = ["load_spec"]
@@ -139,8 +139,8 @@ def load_spec(spec: str | None = None, variant_file: str | None = None) -> Spec:
         raise InputError("name one variant: SPEC (a registry name or a .yaml/.toml/.json file) or --variant-file FILE.py:NAME")
     if variant_file is not None:
         return _python_spec(variant_file)
-    if spec in REGISTRY:
-        return Spec(REGISTRY[spec], "pop", "registry", spec)
+    if spec in VARIANTS:
+        return Spec(VARIANTS[spec], "pop", "registry", spec)
     head = spec.rpartition(":")[0]
     if head.endswith(".py"):
         return _python_spec(spec)
@@ -148,5 +148,5 @@ def load_spec(spec: str | None = None, variant_file: str | None = None) -> Spec:
         raise InputError(f"a Python variant needs the name of the Variant: {spec}:NAME")
     if os.path.splitext(spec)[1].lower() in (".yaml", ".yml", ".toml", ".json") or os.path.exists(spec):
         return _spec_file(spec)
-    raise InputError(f"{spec!r} is neither a registry variant ({', '.join(REGISTRY)}) nor a spec file; "
+    raise InputError(f"{spec!r} is neither a registry variant ({', '.join(VARIANTS)}) nor a spec file; "
                      "give a name, a .yaml/.toml/.json path or FILE.py:NAME")

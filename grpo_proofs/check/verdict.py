@@ -36,14 +36,14 @@ import sympy as sp
 
 from .. import notation as n
 from ..props.gradient.derive import gradient_branches, plain, ratio_legend
-from ..props.prefix.derive import effective_coefficient
+from ..props.prefix.derive import effective_coefficient, value_factor
 from .equivalence import equivalents, weight_at_defaults as _alpha
 from ..errors import InputError
 from ..gradient import generic_gradient
-from ..objective import exact
+from ..terms import exact
 from ..props.overshoot.verdict import overshoot_verdict, reachable
 from ..props.reward_scale.verdict import CARD_PHIS, reward_scale_verdict, scale_degree
-from ..variants import Ratio, Variant, get_variant
+from ..variants import Ratio, Surrogate, Variant, get_variant
 
 __all__ = ["Verdicts", "derive", "scale_degree", "reachable", "WORKED", "worked_values",
            "CARD_PHIS"]
@@ -68,6 +68,27 @@ class Verdicts:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_OFF = {
+    Surrogate.QUADRATIC: ("the shared token has one ratio s for every completion, so W(s) = s [sum_i A_i alpha_i - "
+                          "(s - 1) sum_i |A_i| alpha_i / eps_i]: the penalty part never cancels, so off s = 1 the "
+                          "prefix is pulled back toward s = 1 in proportion to s - 1, whatever the weights"),
+    Surrogate.TV_MASK: ("inside the band |p - p_old| <= delta_tv the shared token has one ratio s for every "
+                        "completion, so W(s) = s W(1); past it only the completions of one advantage sign keep "
+                        "their gradient, a restoring net push back toward the band, never zero"),
+    Surrogate.UP: ("completions with A_i > 0 contribute alpha A_i at every s (REINFORCE), the others alpha A_i s "
+                   "(clipped below 1 - eps): W(s) = sum_(A>0) alpha A + s sum_(A<0) alpha A, nonzero for s != 1 "
+                   "even when it cancels at s = 1"),
+    Surrogate.SIGMOID: ("the gate's slope 4 s sigmoid'(tau (s - 1)) depends on tau, which differs by the sign of "
+                        "A_i: off s = 1, W = sum_i A_i alpha_i g_(tau_i)(s) does not cancel even with uniform weights"),
+    Surrogate.TAPER: ("the stop-gradient weight min(s_i, 1) of a negative completion depends on its own sequence "
+                      "ratio, so after the first inner step W = sum_i A_i alpha_i f(s_i) does not cancel even where "
+                      "it does at s = 1"),
+    Surrogate.GAMMA: ("the stop-gradient weight Phi(s_i) depends on the completion's own sequence ratio (and on "
+                      "the sign of A_i through k and lambda), so after the first inner step W = sum_i A_i alpha_i "
+                      "Phi_i does not cancel even where it does at s = 1"),
+}
 
 
 def _per_completion(expr: sp.Expr) -> set:
@@ -104,7 +125,9 @@ def _prefix(v: Variant, omega: sp.Expr, sigma: str) -> dict:
     wv = worked_values(v, sigma)
     terms = [A * w for A, w in zip(wv["A"], _on_worked(c, wv))]
     Wx = sp.simplify(sp.Add(*terms))
-    if v.ratio in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
+    if v.surrogate in _OFF:
+        off = _OFF[v.surrogate]
+    elif v.ratio in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT):
         off = ("after the first inner step the sequence ratios s_i differ across completions, so "
                "W = sum_i A_i omega_i(s_i) does not cancel even where it does at s = 1")
     elif v.ratio is Ratio.LOGPROB:
@@ -132,12 +155,12 @@ def _prefix(v: Variant, omega: sp.Expr, sigma: str) -> dict:
 
 def _loss(v: Variant, sigma: str) -> dict:
     reg = "" if v.beta == 0 else f" - beta R (beta = {v.beta:g}, {v.regularizer.value})"
-    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT):
+    if v.ratio in (Ratio.LOGPROB, Ratio.SG_WEIGHT, Ratio.SEQ_SG_WEIGHT):
         return {"regime": "log-likelihood", "J": "sum_i A_i sum_t alpha_(i,t) w_(i,t) log pi_theta(y_(i,t))" + reg,
                 "meaning": "an advantage-weighted log-likelihood: its value is set by the log-probs (w = 1 or the "
                            "stop-gradient weight), not by how good the policy is; only its gradient matches the "
                            "ratio form at s = 1", "worked": None}
-    Om = sp.cancel(n.L_i * _alpha(v))
+    Om = sp.cancel(n.L_i * _alpha(v) * value_factor(v))  # phi(1) = A_i value_factor (1 for Eq. 1)
     if not _per_completion(Om):
         regime, J = "zero", f"sum_i A_i Omega_i = ({plain(Om)}) sum_i A_i = 0"
         meaning = "the reward part is identically zero at the first inner step: the loss value is -beta R alone"

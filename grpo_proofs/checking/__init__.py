@@ -33,8 +33,13 @@ _MODULES = [
     "grpo_proofs.props.loss_value.claims",
     "grpo_proofs.props.reward_scale.claims",
     "grpo_proofs.props.reward_scale.claims_consequences",
+    "grpo_proofs.props.reward_scale.claims_practice",
     "grpo_proofs.props.overshoot.claims",
     "grpo_proofs.props.related.claims",
+    "grpo_proofs.props.frontier.claims",
+    "grpo_proofs.check.claims_frontier",
+    "grpo_proofs.props.findings.claims",
+    "grpo_proofs.trainers.claims_others",
     "grpo_proofs.trainers.claims",
     "grpo_proofs.check.claims",
 ]

@@ -1,4 +1,6 @@
-"""Independent, hand-written reference losses: one flat file per method of Table 1.
+"""Independent, hand-written reference losses: one flat file per method of Table 1 and per
+registered formulation beyond it (``cfpo``, ``dppo_tv``, ``up``, ``topr``, ``luspo``, ``sapo``,
+``vespo``, ``stare``, ``wapo``).
 
 Each module ``grpo_proofs.reference.<name>`` holds one function with the same signature,
 
@@ -10,7 +12,8 @@ step per line. Inputs are padded (G, T) tensors (``mask`` 1 on real tokens, 0 on
 padding values never reach the loss or its gradient) and (G,) rewards; ``sigma`` picks the
 population ("pop") or sample ("sample") std, with no constant added; ``masks`` carries the
 per-token / per-completion masks of the methods that have them (``M`` for grpo_v32 and cispo,
-``lam`` and ``delta`` for gtpo), all ones when not given.
+``lam`` and ``delta`` for gtpo, ``chi`` for stare), all ones when not given. DPPO's mask reads
+``old_logp`` itself (p_old = exp(old_logp)), not only the log-ratio.
 
 This package is the second path that the symbolic gradient is compared against, so it shares
 nothing with the symbolic path but its inputs: it imports no SymPy and none of
@@ -28,8 +31,10 @@ comparisons keep points off the bounds.
 
 >>> import torch
 >>> from grpo_proofs.reference import REFERENCE
->>> sorted(REFERENCE)
-['cispo', 'cppo', 'dapo', 'dr_grpo', 'gcpo', 'gpg', 'grpo', 'grpo_v32', 'gspo', 'gtpo']
+>>> sorted(REFERENCE)[:10]
+['cfpo', 'cispo', 'cppo', 'dapo', 'dppo_tv', 'dr_grpo', 'gcpo', 'gpg', 'grpo', 'grpo_v32']
+>>> len(REFERENCE)
+19
 >>> mask = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)  # |o| = 1, 3
 >>> logp = torch.zeros(2, 3, dtype=torch.float64)
 >>> # DAPO at s = 1: -sum_i |o_i| A_i/(sigma sum_j |o_j|) = -(1/2 - 3/2)/(1/2 * 4)
@@ -41,9 +46,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import cispo, cppo, dapo, dr_grpo, gcpo, gpg, grpo, grpo_v32, gspo, gtpo
+from . import (cfpo, cispo, cppo, dapo, dppo_tv, dr_grpo, gcpo, gpg, grpo, grpo_v32, gspo, gtpo, luspo, sapo, stare,
+               topr, up, vespo, wapo)
 
-__all__ = ["REFERENCE", "cispo", "cppo", "dapo", "dr_grpo", "gcpo", "gpg", "grpo", "grpo_v32", "gspo", "gtpo"]
+__all__ = ["REFERENCE", "cispo", "cppo", "dapo", "dr_grpo", "gcpo", "gpg", "grpo", "grpo_v32", "gspo", "gtpo",
+           "cfpo", "dppo_tv", "up", "topr", "luspo", "sapo", "vespo", "stare", "wapo"]
 
 #: method name (the short names of Table 1's registry) -> its reference loss
 REFERENCE: dict[str, Callable] = {
@@ -57,4 +64,14 @@ REFERENCE: dict[str, Callable] = {
     "gpg": gpg.loss,
     "cispo": cispo.loss,
     "gcpo": gcpo.loss,
+    # beyond Table 1
+    "cfpo": cfpo.loss,
+    "dppo_tv": dppo_tv.loss,
+    "up": up.loss,
+    "topr": topr.loss,
+    "luspo": luspo.loss,
+    "sapo": sapo.loss,
+    "vespo": vespo.loss,
+    "stare": stare.loss,
+    "wapo": wapo.loss,
 }

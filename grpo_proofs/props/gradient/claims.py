@@ -13,6 +13,11 @@ Random groups cover G = 2..16, lengths 1..64, tied and untied rewards, and ratio
 branch, kept at least a tenth of eps away from each bound (where the subgradient is a
 convention, see :mod:`grpo_proofs.compile`). Limits: at s = 1 the gradient is alpha A; with eps
 -> infinity the clipped gradient equals the unclipped one.
+
+The registered formulations beyond Table 1 are covered the same way: DPPO's TV mask with token
+probabilities p_old in [0.3, 0.7] and p on each side of p_old +- delta_tv (at least a tenth of
+delta_tv away from it), TOPR's and VESPO's sequence weights with the sequence ratio drawn like a
+sequence-level ratio (both sides of 1).
 """
 
 from __future__ import annotations
@@ -26,15 +31,16 @@ from ...evaluate import token_gradient
 from ...gradient import group_gradient
 from ...runtime.numerics import rel_err
 from ...objective import group_numbers, surrogate
-from ...variants import REGISTRY, Ratio, Variant
+from ...variants import VARIANTS, Ratio, Variant
 from ...checking import Context, Outcome, claim
-from .api import random_group, reference_gradient, surrogate_autograd
+from .api import random_group, random_old, reference_gradient, surrogate_autograd, without_clip
 
 __all__ = ["symbolic_group_gradient", "check_variant"]
 
 
-def symbolic_group_gradient(v: Variant, rewards, lengths, log_ratios, sigma: str = "pop") -> list[np.ndarray]:
-    """The exact group gradient of SymPy, evaluated at the given numbers."""
+def symbolic_group_gradient(v: Variant, rewards, lengths, log_ratios, sigma: str = "pop", old=None) -> list[np.ndarray]:
+    """The exact group gradient of SymPy, evaluated at the given numbers (``old``: log pi_old per
+    token, for the terms that read it; default log pi_old = -2)."""
     grp = surrogate(v, lengths)
     num = group_numbers(v, rewards, lengths, sigma=sigma)
     subs = {sym: sp.Float(a, 30) for sym, a in zip(grp.A, num.A)}
@@ -42,22 +48,28 @@ def symbolic_group_gradient(v: Variant, rewards, lengths, log_ratios, sigma: str
     if num.sigma is not None:
         subs[n.sigma] = sp.Float(num.sigma, 30)
     out = []
-    for xi, gi, lr in zip(grp.x, group_gradient(grp), log_ratios):
+    for i, (xi, gi, lr) in enumerate(zip(grp.x, group_gradient(grp), log_ratios)):
         point = dict(subs)
         point.update({xs: sp.Float(val, 30) for xs, val in zip(xi, lr)})
+        if grp.old:
+            oi = old[i] if old is not None else np.full(len(xi), -2.0)
+            point.update({os_: sp.Float(val, 30) for os_, val in zip(grp.old[i], oi)})
         out.append(np.array([float(expr.subs(point)) for expr in gi]))
     return out
 
 
-def check_variant(v: Variant, rewards, lengths, log_ratios, sigma: str = "pop", symbolic: bool = False) -> float:
+def check_variant(v: Variant, rewards, lengths, log_ratios, sigma: str = "pop", symbolic: bool = False,
+                  old=None) -> float:
     """Largest relative error between the derived gradient and the independent computations
     (reference autograd; the exact group gradient if ``symbolic``), and between the derived
-    gradient and autograd of the compiled surrogate that real models are trained on."""
-    derived = token_gradient(v, rewards, lengths, log_ratios, sigma=sigma)
-    err = rel_err(derived, reference_gradient(v.name, rewards, lengths, log_ratios, sigma))
-    err = max(err, rel_err(surrogate_autograd(v, rewards, lengths, log_ratios, sigma), derived))
+    gradient and autograd of the compiled surrogate that real models are trained on. ``old``:
+    log pi_old per token, given to every path (needed by terms that read pi_old itself)."""
+    kw = {"old_logp": old} if v.needs_old_logp else {}
+    derived = token_gradient(v, rewards, lengths, log_ratios, sigma=sigma, **kw)
+    err = rel_err(derived, reference_gradient(v.name, rewards, lengths, log_ratios, sigma, old=old))
+    err = max(err, rel_err(surrogate_autograd(v, rewards, lengths, log_ratios, sigma, old=old), derived))
     if symbolic:
-        err = max(err, rel_err(derived, symbolic_group_gradient(v, rewards, lengths, log_ratios, sigma)))
+        err = max(err, rel_err(derived, symbolic_group_gradient(v, rewards, lengths, log_ratios, sigma, old=old)))
     return err
 
 
@@ -68,7 +80,8 @@ def check_variant(v: Variant, rewards, lengths, log_ratios, sigma: str = "pop", 
     statement=(
         "For every Table 1 method, dJ/d log pi_theta(y_{i,t}) = alpha_{i,t} A_i s_{i,t} on the unclipped "
         "branch (with the method's ratio kind) and 0 on the clipped branch; the SymPy-derived gradient "
-        "equals autograd of an independent reference loss."
+        "equals autograd of an independent reference loss. The same holds for the registered formulations "
+        "beyond Table 1 (CFPO, DPPO-TV, UP, TOPR, LUSPO, SAPO, VESPO, STARE, WAPO), each with its own term."
     ),
     kind="numeric",
 )
@@ -76,12 +89,13 @@ def check_eq15(ctx: Context) -> Outcome:
     rng = np.random.default_rng(ctx.seed)
     n_groups = 3 if ctx.quick else 12
     worst, where, compared = 0.0, "", 0
-    for name, v in REGISTRY.items():
+    for name, v in VARIANTS.items():
         for k in range(n_groups):
             compared += 1
             rewards, lengths, lr = random_group(rng, v, G=3 if k == 0 else None, max_len=8 if k == 0 else 64)
+            old, lr = random_old(rng, v, lr)
             sigma = "sample" if k % 2 else "pop"
-            err = check_variant(v, rewards, lengths, lr, sigma, symbolic=(k == 0))
+            err = check_variant(v, rewards, lengths, lr, sigma, symbolic=(k == 0), old=old)
             if err > worst:
                 worst, where = err, f"{name} (G={len(lengths)})"
         # limits: s = 1 gives alpha A; eps -> infinity removes clipping
@@ -91,9 +105,10 @@ def check_eq15(ctx: Context) -> Outcome:
         per_token = [np.full_like(a, a.sum() * A) if v.ratio is Ratio.SEQ_PRODUCT else a * A for a, A in zip(num.alpha, num.A)]
         worst = max(worst, rel_err(at_one, per_token))
         if v.clipped:
-            wide = v.replace(eps_low=1e12 if v.eps_low is not None else None, eps_up=1e12 if v.eps_up is not None else None)
-            unclipped = v.replace(eps_low=None, eps_up=None)
+            wide = v.replace(eps_low=1e18 if v.eps_low is not None else None, eps_up=1e18 if v.eps_up is not None else None)
+            unclipped = without_clip(v)
             worst = max(worst, rel_err(token_gradient(wide, rewards, lengths, lr), token_gradient(unclipped, rewards, lengths, lr)))
     detail = f"{compared} random groups compared (derived vs reference autograd vs compiled surrogate)" + (
         f"; worst: {where}" if where else "")
-    return Outcome(worst, tolerances.CLOSED_FORM, detail=detail, data={"groups_per_variant": n_groups, "compared": compared})
+    return Outcome(worst, tolerances.CLOSED_FORM, detail=detail,
+                   data={"groups_per_variant": n_groups, "compared": compared, "variants": len(VARIANTS)})

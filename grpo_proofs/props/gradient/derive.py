@@ -25,7 +25,10 @@ from sympy.printing.str import StrPrinter
 
 from ... import notation as n
 from ...gradient import generic_gradient
-from ...variants import Ratio, get_variant
+from ...variants import Ratio, Surrogate, get_variant
+
+#: pi_old of the token in the branches of a term that reads pi_old itself (DPPO): the API's default
+BRANCH_OLD_PROB = sp.Rational(1, 2)
 
 __all__ = ["gradient_branches", "plain", "ratio_legend"]
 
@@ -35,8 +38,8 @@ class _Plain(StrPrinter):
         pairs = expr.args
         if len(pairs) == 2 and pairs[0].expr == 1 and pairs[1].expr == 0 and pairs[1].cond == sp.true:
             return f"ind({self._print(pairs[0].cond)})"
-        return "; ".join(f"{self._print(e)} if {self._print(c)}" if c != sp.true else f"{self._print(e)} otherwise"
-                         for e, c in pairs)
+        return "(" + "; ".join(f"{self._print(e)} if {self._print(c)}" if c != sp.true else f"{self._print(e)} otherwise"
+                               for e, c in pairs) + ")"
 
     def _print_Heaviside(self, expr):
         return f"step({self._print(expr.args[0])})"
@@ -85,6 +88,11 @@ def _ranges(v) -> list[tuple[float | None, float | None, float]]:
     """(lower, upper, a point inside) of the ratio ranges the clip separates, from low to high."""
     lo = None if v.eps_low is None else 1 - v.eps_low
     hi = None if v.eps_up is None else 1 + v.eps_up
+    if v.surrogate is Surrogate.TV_MASK:  # p - p_old = p_old (s - 1) against +-delta_tv, p_old = 1/2
+        d = v.phi_params["delta_tv"] / float(BRANCH_OLD_PROB)
+        return [(None, 1 - d, (1 - d) / 2), (1 - d, 1 + d, 1.0), (1 + d, None, (1 + d) * 1.5)]
+    if v.surrogate is Surrogate.TAPER:  # min(s_i, 1) of a negative completion
+        return [(None, 1.0, 0.5), (1.0, None, 1.5)]
     if v.ratio is Ratio.LOGPROB or not v.clipped:
         return [(None, None, 1.0)]
     out = []
@@ -127,8 +135,12 @@ def gradient_branches(variant) -> list[dict]:
     """
     v = get_variant(variant)
     d, args = generic_gradient(v)
-    var = n.x if v.ratio not in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) else n.u
-    d = d.subs(sp.exp(var), n.s).subs(var, sp.log(n.s))
+    var = n.x if v.ratio not in (Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT, Ratio.SEQ_SG_WEIGHT) else n.u
+    if v.needs_old_logp:
+        from ...terms import lold
+
+        d = d.subs(lold, sp.log(BRANCH_OLD_PROB))
+    d = sp.expand_power_exp(d).subs(sp.exp(var), n.s).subs(var, sp.log(n.s))
     ranges = _ranges(v)
     found: dict[sp.Basic, dict[str, list[int]]] = {}
     for sign, name in ((1, "A_i > 0"), (-1, "A_i < 0")):
@@ -160,6 +172,12 @@ def ratio_legend(variant) -> str:
         return "s = s_i = pi_theta(y_i)/pi_old(y_i), the completion's sequence ratio; Omega = sum_t alpha_(i,t)"
     if v.ratio is Ratio.SG_WEIGHT:
         return "s = pi_theta/pi_old of the token, inside a stop-gradient weight; alpha = alpha_(i,t)"
+    if v.ratio is Ratio.SEQ_SG_WEIGHT:
+        return ("s = s_i = pi_theta(y_i)/pi_old(y_i), the completion's sequence ratio, inside a stop-gradient "
+                "weight; alpha = alpha_(i,t)")
+    if v.needs_old_logp:
+        return ("s = pi_theta/pi_old of the token, shown with pi_old = 1/2 (so p - p_old = (s - 1)/2 meets "
+                "+-delta_tv at s = 1 +- 2 delta_tv); alpha = alpha_(i,t)")
     if v.ratio is Ratio.LOGPROB:
         return "no ratio: the surrogate is alpha_(i,t) A_i log pi_theta; alpha = alpha_(i,t)"
     return "s = pi_theta/pi_old of the token; alpha = alpha_(i,t)"

@@ -29,7 +29,7 @@ import torch
 
 from ...errors import InputError
 
-__all__ = ["overshoot_ratio", "overshoot_ratio_eps", "overshoot_total", "clip_toy", "ToyRun", "run_clip_toy"]
+__all__ = ["overshoot_ratio", "overshoot_ratio_eps", "overshoot_total", "clip_toy", "ToyRun", "run_clip_toy", "tv_toy"]
 
 
 def _beta(value, name: str) -> float:
@@ -186,6 +186,27 @@ def run_clip_toy(optimizer: str = "adam", lr: float = 0.1, betas=(0.9, 0.999), e
             zs.append(float(z))
             ss.append(float(torch.exp(torch.nn.functional.logsigmoid(z) - log_old)))
     return ToyRun(z0, zs, ss, gs)
+
+
+def tv_toy(lr: float = 0.1, betas=(0.9, 0.999), eps: float = 1e-8, steps: int = 30, p_old: float = 0.5,
+           delta: float = 0.2, advantage: float = 1.0) -> dict:
+    """DPPO's binary-TV mask on the one-logit toy, with ``torch.optim.Adam``: the loss -(1 - M) s A with
+    M = 1 once p - p_old > delta (A > 0), a constant. Returns the logits after each step, the autograd
+    gradients and the sqrt(v_hat) Adam holds after each step (read from the optimizer's state)."""
+    z = torch.tensor(math.log(p_old / (1 - p_old)), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([z], lr=lr, betas=betas, eps=eps)
+    zs, gs, rv = [], [], []
+    for t in range(1, steps + 1):
+        opt.zero_grad()
+        p = torch.sigmoid(z)
+        keep = (~((advantage > 0) & (p - p_old > delta) | (advantage < 0) & (p - p_old < -delta))).to(z.dtype)
+        (-(keep.detach() * p / p_old * advantage)).backward()  # DPPO: -(1 - M) s A, s = p / p_old
+        gs.append(float(z.grad))
+        opt.step()
+        zs.append(float(z.detach()))
+        st = opt.state[z]
+        rv.append(math.sqrt(float(st["exp_avg_sq"]) / (1 - betas[1] ** t)))
+    return {"z": zs, "grad": gs, "sqrt_vhat": rv, "z0": math.log(p_old / (1 - p_old))}
 
 
 def clip_toy(optimizer: str = "adam", lr: float = 0.1, betas=(0.9, 0.999), eps: float = 1e-8,

@@ -85,10 +85,43 @@ def _ratio_one(v, opts: Options) -> Confirmation:
                         data={"max_abs_s_minus_1": err})
 
 
+def _tv_toy(v, opts: Options) -> Confirmation:
+    """Props. 3, 7 for a probability-space mask (DPPO): on the one-logit toy, once p - p_old > delta_tv the
+    autograd gradient is exactly 0 and each later Adam step is C_(T,k) (eps kept) times the last masked-free
+    step; measured with ``torch.optim.Adam``, predicted by :func:`grpo_proofs.props.overshoot.api.overshoot_ratio_eps`."""
+    from .api import overshoot_ratio_eps, tv_toy
+
+    run = tv_toy(lr=0.1, betas=(opts.beta1, opts.beta2), eps=opts.eps, steps=24, delta=v.phi_params["delta_tv"])
+    zs, gs = [run["z0"]] + run["z"], run["grad"]
+    T = next((t for t, g in enumerate(gs, start=1) if g == 0.0), None)
+    title = "Props. 3, 7: Adam after DPPO's mask zeroes the gradient (one-logit toy)"
+    if T is None or T < 2:
+        return Confirmation("overshoot_premise", title, "-", float("inf"), OPTIMIZER_FLOAT64,
+                            "FAILS: the toy's gradient never became exactly zero from step 2 on")
+    zero_after = all(g == 0.0 for g in gs[T - 1:])
+    last = zs[T - 1] - zs[T - 2]
+    errs, rows = [], []
+    for k in range(len(gs) - T + 1):
+        pred = float(overshoot_ratio_eps(T, k, opts.beta1, opts.beta2, opts.eps, run["sqrt_vhat"][T - 2]))
+        meas = (zs[T + k] - zs[T + k - 1]) / last
+        errs.append(abs(meas - pred) / pred)
+        rows.append((k, pred, meas))
+    err = max(errs) if zero_after else float("inf")
+    return Confirmation("overshoot_premise", title,
+                        "zero gradient from the first masked step T on; step T+k = C_(T,k) x step T-1",
+                        err, OPTIMIZER_FLOAT64,
+                        f"p_old = 0.5, delta_tv = {v.phi_params['delta_tv']:g}, lr 0.1: gradient exactly 0 from step {T} "
+                        f"on ({'every' if zero_after else 'NOT every'} later step); C_(T,k) predicted vs measured for "
+                        f"k = 0..{len(rows) - 1}: " + ", ".join(f"{p:.4f}/{m:.4f}" for _, p, m in rows[:4]) + " ...",
+                        data={"T": T, "rows": rows})
+
+
 def confirm_overshoot(spec, verdicts, opts: Options) -> list[Confirmation]:
     from .premise import premise_run
 
     v, ov = spec.variant, verdicts.overshoot
+    if v.needs_old_logp:  # DPPO's mask lives in probability space: Prop. 3 on the one-logit toy
+        return [_tv_toy(v, opts)]
     plot, summ = illustration(v, opts)
     note = _illustration_text(summ)
     if not ov["exposed"] or ov.get("one_sided"):

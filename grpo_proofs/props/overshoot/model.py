@@ -134,7 +134,7 @@ def _measure(model, v, g, old, mask, r):
     with torch.no_grad():
         lp, _ = completion_logprobs(model, g.prompt, g.completions)
         s = clip_ratio(v, lp, old, mask)
-        bad, exc = forbidden(v, s, r - r.mean(), mask)
+        bad, exc = forbidden(v, s, r - r.mean(), mask, old)
     on = mask > 0
     vals = s[on].cpu().numpy()
     return vals, {"forbidden_frac": float(bad.sum() / on.sum()), "max_excursion": float(exc.max()),
@@ -208,7 +208,7 @@ def run(setup: Setup, optimizer: str, mitigation: str = "none", lr: float | None
             opt.zero_grad()
             lp, _ = completion_logprobs(model, g.prompt, g.completions)
             with torch.no_grad():
-                clipped, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
+                clipped, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask, old)
             loss_fn(lp, old, r, mask).backward()
             full = flat_grad(model)
             gnorm = float(full.norm())

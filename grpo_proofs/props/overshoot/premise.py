@@ -206,7 +206,7 @@ def premise_case(shared: bool = False, *, mu: int = 12, lr: float = 5e-4, betas=
         opt.zero_grad()
         lp, _ = completion_logprobs(model, prompt, comps)
         with torch.no_grad():
-            bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask)
+            bad, _ = forbidden(v, clip_ratio(v, lp, old, mask), r - r.mean(), mask, old)
         clipped.append(bad.cpu().numpy())
         loss_fn(lp, old, r, mask).backward()
         grads.append(take_recorded(flat_grad(model), idx).detach().cpu().numpy().copy())

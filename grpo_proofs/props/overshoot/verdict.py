@@ -12,7 +12,7 @@ import math
 
 from ...errors import InputError
 from .api import overshoot_ratio, overshoot_total
-from ...variants import Ratio, Variant
+from ...variants import Ratio, Surrogate, Variant
 
 __all__ = ["reachable", "overshoot_verdict"]
 
@@ -28,6 +28,21 @@ def reachable(T: int, k: int, mu: int | None) -> bool:
     (False, True, False)
     """
     return T >= 2 and (mu is None or T + k <= mu)
+
+
+#: the later terms without a zero-gradient region, and why
+_NO_ZERO = {
+    Surrogate.QUADRATIC: ("no zero-gradient region: the quadratic penalty's gradient s (A - |A| (s - 1)/eps) vanishes "
+                          "only at s = 1 + sgn(A) eps and pushes back beyond it; Adam's carried momentum still moves "
+                          "past that point for a few steps before the restoring gradient turns it (the overshoot "
+                          "page derives the excursion)"),
+    Surrogate.SIGMOID: ("no zero-gradient region: the sigmoid gate's gradient decays like exp(-tau |s - 1|) but never "
+                        "vanishes, so the carried momentum meets a weak pull, not a hard stop"),
+    Surrogate.TAPER: ("no zero-gradient region: the weight min(s_i, 1) > 0 scales a log-likelihood gradient that never "
+                      "vanishes"),
+    Surrogate.GAMMA: ("no zero-gradient region: the weight Phi(s_i) > 0 scales a log-likelihood gradient that never "
+                      "vanishes (Phi underflows to 0 only for sequence ratios far from 1)"),
+}
 
 
 def overshoot_verdict(v: Variant, T: int | None, k: int | None, beta1: float, beta2: float, mu: int | None) -> dict:
@@ -49,11 +64,19 @@ def overshoot_verdict(v: Variant, T: int | None, k: int | None, beta1: float, be
         drift = (sum(overshoot_ratio(T, j, beta1, beta2) for j in range(n_after + 1)) if n_after is not None
                  else limit)
         later = (sum(rho ** (j + 1) for j in range(n_after + 1)) if n_after is not None else limit)
-    exposed = v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) and v.clipped
+    exposed = (v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) and v.clipped
+               and v.surrogate in (Surrogate.CLIP, Surrogate.UP)) or v.surrogate is Surrogate.TV_MASK
     what = "s_i" if v.sequence_level else "s_(i,t)"
     sides = ([f"{what} > 1 + {v.eps_up:g} with A_i > 0"] if v.eps_up is not None else []) + \
             ([f"{what} < 1 - {v.eps_low:g} with A_i < 0"] if v.eps_low is not None else [])
-    if exposed:
+    if v.surrogate is Surrogate.UP:  # REINFORCE on the positive side: only the negative side is ever clipped
+        sides = sides[1:] if v.eps_up is not None else sides
+    if v.surrogate is Surrogate.TV_MASK:
+        d = v.phi_params["delta_tv"]
+        sides = [f"p - p_old > {d:g} with A_i > 0", f"p - p_old < -{d:g} with A_i < 0"]
+    if v.surrogate in _NO_ZERO:
+        reason = _NO_ZERO[v.surrogate]
+    elif exposed:
         reason = (f"the clipped branch has zero advantage gradient ({' or '.join(sides)}); once every contribution "
                   f"reaching a parameter is clipped, Adam keeps moving it: the step k updates later is C_(T,k) times "
                   f"the last pre-clip step (Prop. 7), about rho^(k+1), rho = beta1/sqrt(beta2) = {rho:.4f}")

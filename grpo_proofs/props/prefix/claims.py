@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from ... import notation as n
-from ...objective import exact
+from ...terms import exact
 from .api import prefix_coefficient, reference_W
 from ...checking.tolerances import CLOSED_FORM, EXACT
 from ...variants import REGISTRY, Ratio, Variant

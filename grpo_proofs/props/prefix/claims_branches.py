@@ -15,7 +15,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ... import notation as n
-from ...objective import exact
+from ...terms import exact
 from ...checking.tolerances import EXACT
 from ...variants import REGISTRY, Ratio, Variant
 from ...checking import Context, Outcome, claim

@@ -25,10 +25,11 @@ import sympy as sp
 from ... import notation as n
 from ...checking.table1 import TABLE1, Row
 from ...gradient import generic_gradient, group_gradient
-from ...objective import exact, surrogate
-from ...variants import Ratio, Variant, get_variant
+from ...objective import surrogate
+from ...terms import exact, lold, phi_parts
+from ...variants import Ratio, Surrogate, Variant, get_variant
 
-__all__ = ["effective_coefficient", "expand_sums", "is_zero", "alpha_of", "table1_omega", "clipped", "derived_W", "generic_coefficient",
+__all__ = ["effective_coefficient", "value_factor", "expand_sums", "is_zero", "alpha_of", "table1_omega", "clipped", "derived_W", "generic_coefficient",
            "group_point"]
 
 #: masks at their defaults (the derivation pages: M, lambda, delta are 1 unless given)
@@ -201,8 +202,24 @@ def effective_coefficient(variant) -> sp.Expr:
     (s/(G*L_i*sigma), L_i*s/(G*sigma), Min(5, s)/(L_sum*sigma))
     """
     v = get_variant(variant)
-    u = v.replace(eps_low=None, eps_up=None) if v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) else v
+    plain_clip = v.ratio in (Ratio.TOKEN, Ratio.SEQ_GEOMEAN, Ratio.SEQ_PRODUCT) and v.surrogate is Surrogate.CLIP
+    u = v.replace(eps_low=None, eps_up=None) if plain_clip else v  # later terms: their gradient as derived
     d, args = generic_gradient(u)
     alpha = v.alpha_with_params().subs(n.DEFAULT_MASKS)
     sub = {n.a: alpha, n.Omega: n.L_i * alpha, n.x: sp.log(n.s), n.u: sp.log(n.s)}
     return sp.cancel(sp.powsimp(d.subs(sub) / n.A_i))
+
+
+def value_factor(variant) -> sp.Expr:
+    """phi(s = 1)/A_i of a token-level term (1 for Eq. 1's clip; SAPO: 2/tau(A_i)), derived from
+    :func:`grpo_proofs.terms.phi_parts` with A_i nonzero; 1 for sequence ratios.
+
+    >>> value_factor("sapo")  # 2/tau: 2 for A > 0 (tau = 1), 40/21 for A < 0 (tau = 1.05)
+    -40/(Heaviside(A_i) - 21)
+    """
+    v = get_variant(variant)
+    if v.ratio not in (Ratio.TOKEN,) or v.surrogate is Surrogate.CLIP:
+        return sp.Integer(1)
+    term, stop = phi_parts(v, n.x, n.A_nonzero, lold)
+    one = term.subs(stop).subs(n.x, 0).subs(sp.Heaviside(-n.A_nonzero), 1 - sp.Heaviside(n.A_nonzero))
+    return sp.cancel(sp.expand(one) / n.A_nonzero)  # H(A) + H(-A) = 1 for A != 0

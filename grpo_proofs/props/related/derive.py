@@ -23,7 +23,7 @@ import sympy as sp
 
 from ... import notation as n
 from ...gradient import generic_gradient
-from ...objective import exact
+from ...terms import exact
 from ...variants import Variant, get_variant
 
 __all__ = ["p", "t", "P", "k", "L", "in_p", "binary_variance", "token_coefficient", "LENGTH_STATED",

@@ -141,7 +141,7 @@ def _per_prompt(ctx: Context) -> Outcome:
                  "clipping (Dr. GRPO; GRPO, whose gradient is exactly -g); min(s A, clip(s) A) is odd in A only "
                  "inside the clip range.")
 def _negative(ctx: Context) -> Outcome:
-    from ...objective import phi_expr
+    from ...terms import phi_expr
 
     d = step_ratio_derivation()
     A = sp.Symbol("A", positive=True)
