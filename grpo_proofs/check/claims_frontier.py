@@ -48,7 +48,7 @@ def prefix_check(ctx: Context, stated_stare_k: float = 0.1, model_confirm: bool 
                    f"not cancel with a uniform base weight, LUSPO cancels where GSPO does not, SAPO's gate leaves W != 0 "
                    f"at s = {SAPO_RATIO}; real-model prefix confirmation (tiny GPT-2, float64): max {model_err:.1e} "
                    f"(tolerance {MODEL_FLOAT64:.0e})",
-                   data={"rows": rows})
+                   data={"rows": rows, "compared": len(errs) + (len(MODEL_VARIANTS) if model_confirm else 0)})
 
 
 @claim("frontier-prefix-sign-weights", title="Prop. 1 under the later weights", page=PAGE, kind="model",

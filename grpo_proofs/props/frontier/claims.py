@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from ...checking import Context, Outcome, claim
+from ...checking.coverage import covered
+from ...checking.outcomes import of_comparison
 from ...checking.tolerances import CLOSED_FORM, OPTIMIZER_FLOAT64
 from ..overshoot.api import overshoot_ratio, overshoot_total
 from . import api, derive, model
@@ -74,22 +76,24 @@ def restoring_check(ctx: Context, stated_kappa: dict | None = None) -> Outcome:
         (h,) = torch.autograd.grad(g, z)
         errs += [abs(float(g.detach())), abs(float(h) - want) / want]
         rows.append({"p_old": p, "kappa_z derived": want, "autograd": float(h)})
-    return Outcome(max(errs), CLOSED_FORM, f"{len(errs)} comparisons: s* and kappa for A > 0 and A < 0 (eps = 0.2), "
-                   "the toy's kappa_z at p_old = 0.3, 0.5, 0.7", data={"rows": rows})
+    return of_comparison(covered(errs, floor=12, what="comparisons"), CLOSED_FORM,
+                         f"{len(errs)} comparisons: s* and kappa for A > 0 and A < 0 (eps = 0.2), "
+                         "the toy's kappa_z at p_old = 0.3, 0.5, 0.7", data={"rows": rows})
 
 
 def overshoot_check(ctx: Context, stated_smaller: bool = True) -> Outcome:
     """Toy trajectories (recurrence on the derived gradient vs torch.optim.Adam), CFPO's excursion against
     PPO-clip's, and the zero-stiffness excursion against Prop. 7's sum of C_(T,k)."""
     steps = 40 if ctx.quick else 80
-    traj_err, order_err, rows = 0.0, 0.0, []
+    traj_err, order_err, rows, compared = 0.0, 0.0, [], 0
     for lr, betas in SETTINGS:
         exc = {}
         for name in ("grpo", "cfpo"):
             pred = api.toy_predicted(name, lr, betas, steps=steps)
             meas = model.toy_measured(name, lr, betas, steps=steps)
             span = max(abs(v) for v in meas)  # z0 = logit(1/2) = 0: the size of the path
-            traj_err = max(traj_err, max(abs(a - b) for a, b in zip(pred, meas)) / span)
+            traj_err = max(traj_err, max(abs(a - b) for a, b in zip(pred, meas, strict=True)) / span)
+            compared += len(meas)
             exc[name] = api.toy_excursion(meas)
         smaller = exc["cfpo"]["peak_steps"] < exc["grpo"]["peak_steps"]
         # turned back: CFPO ends at most half as far past 1 + eps as its peak (PPO-clip never turns back)
@@ -105,11 +109,15 @@ def overshoot_check(ctx: Context, stated_smaller: bool = True) -> Outcome:
         e = api.post_boundary_excursion(*betas, stiffness=0.0, T=T, steps=K)
         want = sum(overshoot_ratio(T, k, *betas) for k in range(K))
         limit_err = max(limit_err, abs(e.peak - want) / want)
-    err = max(traj_err, order_err, limit_err)
+        compared += 1
+    compared += len(rows)  # one excursion order per setting
+    floor = len(SETTINGS) * (2 * steps + 1) + 2
+    err = max(traj_err, order_err, limit_err) if compared >= floor else math.inf
     return Outcome(err, OPTIMIZER_FLOAT64,
                    f"{len(SETTINGS)} settings x 2 losses x {steps} Adam steps: trajectory error {traj_err:.1e}; "
                    f"CFPO's excursion below PPO-clip's in {sum(r['cfpo_excursion'] < r['clip_excursion'] for r in rows)}"
-                   f"/{len(rows)}; zero-stiffness limit vs sum C_(T,k): {limit_err:.1e}", data={"rows": rows})
+                   f"/{len(rows)}; zero-stiffness limit vs sum C_(T,k): {limit_err:.1e}",
+                   data={"rows": rows, "compared": compared, "floor": floor})
 
 
 @claim("frontier-cfpo-restoring", title="CFPO's restoring gradient past the bound", page=PAGE, kind="numeric",
