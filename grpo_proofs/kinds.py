@@ -2,7 +2,7 @@
 
 :class:`Ratio` says how the importance ratio s depends on the policy, :class:`Surrogate` which per-token
 term phi(s, A) replaces Eq. 1's clipped one (the formulations published after the paper),
-:data:`PHI_PARAMS` the parameters each term takes and the ratio kind it needs, and :class:`Regularizer`
+``PHI_PARAMS`` the parameters each term takes and the ratio kind it needs, and :class:`Regularizer`
 the R(theta) of Eq. 1. :mod:`grpo_proofs.variants` re-exports all four with the Variant.
 
 >>> Surrogate("quadratic"), PHI_PARAMS[Surrogate.SIGMOID]

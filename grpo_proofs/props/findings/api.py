@@ -1,6 +1,6 @@
 """The method x finding table in numbers: three measures per registered method, from a given gradient.
 
-For one group (rewards :data:`REWARDS`, lengths :data:`LENGTHS`, pi_old = 1/2 on every token), with
+For one group (rewards ``REWARDS``, lengths ``LENGTHS``, pi_old = 1/2 on every token), with
 ``grad(name, rewards, log_ratios)`` any function returning dJ/d log pi per token:
 
 * **Prop. 1** -- W = sum_i dJ/dx_{i,1} at s = 1, the net coefficient of a first token shared by the whole

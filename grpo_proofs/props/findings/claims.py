@@ -1,6 +1,6 @@
 """Claim ``findings-table``: the three findings measured on every registered method, two ways.
 
-For each method of Table 1 and each formulation beyond it, the measures of :mod:`.api` (Prop. 1's W on a
+For each method of Table 1 and each formulation beyond it, the measures of :mod:`grpo_proofs.props.findings.api` (Prop. 1's W on a
 shared first token, the gradient's factor and residual under a reward scale of 10, the gradient past
 the bound on each advantage side) are computed from the compiled symbolic gradient and from autograd
 of the hand-written reference loss; they must agree item by item, and the verdicts read off them must be

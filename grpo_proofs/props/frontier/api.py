@@ -5,7 +5,7 @@
   zero-gradient step of PPO-clip would start). The excursion past theta*, in units of the last step
   before it, as a function of (beta1, beta2, eps/g0, c = lr kappa/g0, T); c = 0 is PPO-clip's drift
   sum_k C_(T,k) (Prop. 7), which tends to rho/(1 - rho).
-* :func:`toy_predicted` -- the one-logit toy: :class:`grpo_proofs.runtime.adam.AdamRecurrence` on the toy's
+* :func:`toy_predicted` -- the one-logit toy: ``grpo_proofs.runtime.adam.AdamRecurrence`` on the toy's
   SymPy-derived gradient (compiled by :mod:`grpo_proofs.compile`).
 """
 

@@ -3,7 +3,7 @@ losses, and on the real policy (:func:`real_run`: the tiny float64 GPT-2 trained
 :mod:`grpo_proofs.reference`; :func:`mitigation_rows`: the overshoot page's mitigation setup). Torch only,
 autograd; nothing from SymPy.
 
-PPO-clip's toy is :func:`grpo_proofs.props.overshoot.api.run_clip_toy`; CFPO's loss is written here from the paper's
+PPO-clip's toy is ``grpo_proofs.props.overshoot.api.run_clip_toy``; CFPO's loss is written here from the paper's
 term, -(s A - |A| (s - 1)^2/(2 eps)), s = sigmoid(z)/p_old (Cagatan et al. 2026, arXiv 2601.22801).
 """
 
@@ -50,7 +50,7 @@ TABLE_VARIANTS = ("grpo", "cfpo", "dppo_tv", "up", "topr")
 
 def mitigation_rows(quick: bool = False, seed: int = 0, variants=TABLE_VARIANTS) -> list[dict]:
     """Props. 3, 7 on the real policy (tiny float64 GPT-2) for the later terms: the mitigation table's setup
-    (:mod:`grpo_proofs.props.overshoot.model`: same seed, same first batch, the same first-step lr rule,
+    (``grpo_proofs.props.overshoot.model``: same seed, same first batch, the same first-step lr rule,
     Adam with state carried across batches), one row per variant of ``variants``: the largest fraction of
     tokens past the variant's own bound and the largest excursion past it, and the largest token ratio
     reached (quick: 2 batches, the overshoot page's table; else 3)."""
