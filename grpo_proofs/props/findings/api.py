@@ -7,7 +7,7 @@ For one group (rewards ``REWARDS``, lengths ``LENGTHS``, pi_old = 1/2 on every t
   group, and W / sum_i |dJ/dx_{i,1}| (0 when the weights cancel);
 * **Prop. 2** -- the factor rho by which the gradient changes when every reward is multiplied by
   ``PHI`` (least squares over the tokens, at the log-ratios :func:`inside_ratios`), and the residual
-  |g(PHI r) - rho g(r)| / |g(PHI r)| (0 when the gradient is proportional). rho = 1: the std
+  ``|g(PHI r) - rho g(r)| / |g(PHI r)|`` (0 when the gradient is proportional). rho = 1: the std
   normalisation cancels the scale; rho = PHI: the gradient scales and Adam's step does not, up to
   its eps factor (Prop. 2);
 * **Props. 3, 7** -- the summed gradient of the positive-advantage completions with every token at
