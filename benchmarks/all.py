@@ -80,15 +80,15 @@ def _gradient_case(name: str, tokens: int, G: int = 16):
 
     from grpo_proofs.props.gradient.api import padded, random_group
     from grpo_proofs.reference import REFERENCE
-    from grpo_proofs.variants import REGISTRY
+    from grpo_proofs.variants import VARIANTS
 
-    v = REGISTRY[name]
+    v = VARIANTS[name]
     L = tokens // G
     rng = np.random.default_rng(1)
     rewards, _, _ = random_group(rng, v, G=G, max_len=2)
     lengths = [L] * G
     lr = [rng.normal(scale=0.1, size=L) for _ in range(G)]
-    old = [rng.normal(-2, 0.5, size=L) for _ in range(G)]
+    old = [-np.abs(rng.normal(-2, 0.5, size=L)) for _ in range(G)]  # log-probabilities: <= 0
     old_t, mask = padded(lengths, old)
     logp0, _ = padded(lengths, [o + x for o, x in zip(old, lr)])
     r = torch.as_tensor(rewards)
@@ -97,21 +97,22 @@ def _gradient_case(name: str, tokens: int, G: int = 16):
         logp = logp0.clone().requires_grad_(True)
         torch.autograd.grad(REFERENCE[name](logp, old_t, r, mask), logp)
 
-    return v, rewards, lengths, lr, reference
+    return v, rewards, lengths, lr, old, reference
 
 
 def gradient_rows(sizes: list[int], repeats: int, big_repeats: int) -> list[dict]:
     from grpo_proofs.evaluate import token_gradient
-    from grpo_proofs.variants import REGISTRY
+    from grpo_proofs.variants import VARIANTS
 
     rows = []
     for tokens in sizes:
         reps = repeats if tokens <= 1_000_000 else big_repeats
-        for name in REGISTRY:
-            v, rewards, lengths, lr, reference = _gradient_case(name, tokens)
+        for name in VARIANTS:  # Table 1 and the later formulations
+            v, rewards, lengths, lr, old, reference = _gradient_case(name, tokens)
+            extra = {"old_logp": old} if v.needs_old_logp else {}  # the same pi_old as the reference
 
             def compiled():
-                token_gradient(v, rewards, lengths, lr)
+                token_gradient(v, rewards, lengths, lr, **extra)
 
             a = median_time(compiled, reps)
             b = median_time(reference, reps)
@@ -127,7 +128,7 @@ def scaling_rows(repeats: int, big_repeats: int) -> list[dict]:
     for name in ("grpo", "gspo"):
         per_token = {}
         for tokens in (100_000, 1_000_000, 10_000_000):
-            v, rewards, lengths, lr, _ = _gradient_case(name, tokens)
+            v, rewards, lengths, lr, _, _ = _gradient_case(name, tokens)
             secs = median_time(lambda: token_gradient(v, rewards, lengths, lr), repeats if tokens <= 1_000_000 else big_repeats)
             per_token[tokens] = secs / tokens
         base = per_token[100_000]
