@@ -73,6 +73,17 @@ def test_example_runs_and_every_confirmation_holds(reports, name):
     assert "## Shared prefix (Prop. 1)" in (folder / "summary.md").read_text()
 
 
+def test_full_check_of_grpo_holds(capsys):
+    """The default (full) check: the larger model, four reward scales, three AdamW steps; every coordinate
+    compared is resolved to the optimizer tolerance, so rounding of barely-resolved gradients cannot fail it."""
+    rc, out, _ = run_check(capsys, "grpo", "--json")
+    payload = json.loads(out)
+    assert rc == 0 and payload["passed"] is True, payload["failed"]
+    rows = {c["name"]: c for c in payload["confirmations"]}
+    assert rows["reward_scale"]["error"] <= rows["reward_scale"]["tolerance"] / 10
+    assert "3 AdamW steps" in rows["reward_scale"]["detail"]
+
+
 def test_length_aware_verdicts(reports):
     _, p, _ = reports["python"]
     v = p["verdicts"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 
@@ -17,18 +16,16 @@ from hypothesis import strategies as st
 from grpo_proofs import notation as n
 from grpo_proofs.checking import tolerances
 from grpo_proofs.runtime.adam import AdamRecurrence, adam_step_ratio, mp_sqrt, noninvariant_threshold
-from grpo_proofs.checking import REGISTRY, Context
+from grpo_proofs.checking import REGISTRY, Context, all_claims
 from grpo_proofs.cli import main
 from grpo_proofs.errors import InputError
 from grpo_proofs.variants import REGISTRY as VARIANTS
 
-for _m in ("grpo_proofs.props.reward_scale.claims", "grpo_proofs.props.reward_scale.claims_consequences"):
-    importlib.import_module(_m)
 
 from grpo_proofs.props.reward_scale.derive import (advantage_scaling, centering_residuals, moment_induction,
                                                    step_ratio_derivation)
 
-LABELS = sorted(label for label, c in REGISTRY.items() if c.page == "reward_scale")
+LABELS = sorted(label for label, c in all_claims().items() if c.page == "reward_scale")
 
 
 # --- adam_step_ratio: exact values, limits, bad input --------------------------------------------
