@@ -314,3 +314,15 @@ def test_sgd_scale_fails_on_a_planted_invariance():
 
     out = sgd_check(QUICK, stated_sgd_factor=1.0)
     assert not out.passed and out.data["sgd_error"] > 1
+
+
+@pytest.mark.parametrize("kappa", [1.0, 10.0])
+def test_aggregation_fails_on_a_planted_factor(kappa):
+    """Planted: the aggregation switch stated as no loss scale (1) or as 10 instead of N/B; the predicted
+    steps (and, clipped, the predicted clip activity) no longer match real AdamW."""
+    from grpo_proofs.props.reward_scale.claims_practice import aggregation_check
+
+    out = aggregation_check(QUICK, kappa=kappa)
+    assert not out.passed
+    rows = out.data["rows"]
+    assert all(r["error"] > r["tolerance"] for r in rows if r["precision"] == "float64" and not r["clip"])

@@ -152,8 +152,9 @@ def test_mpmath_recurrence_matches_closed_form(grads, phi, eps):
 
 # --- every claim, quick mode ------------------------------------------------------------------
 def test_labels():
-    required = {"prop5-advantage-scaling", "prop6-moment-scaling", "prop2-adam-invariance", "prop2-sgd-scales"}
-    assert required <= set(LABELS) and len(LABELS) == 14
+    required = {"prop5-advantage-scaling", "prop6-moment-scaling", "prop2-adam-invariance", "prop2-sgd-scales",
+                "prop2-aggregation-in-practice"}
+    assert required <= set(LABELS) and len(LABELS) == 15
 
 
 @pytest.mark.parametrize("label", LABELS)

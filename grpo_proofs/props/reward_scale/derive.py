@@ -16,7 +16,7 @@ from ...runtime.adam import first_moment, second_moment
 from ...variants import Variant, get_variant
 
 __all__ = ["centering_residuals", "advantage_scaling", "moment_induction", "step_ratio_derivation", "adam_step",
-           "symbolic_error", "ABS_PHI"]
+           "symbolic_error", "aggregation_factor", "ABS_PHI"]
 
 
 ABS_PHI = sp.Abs(n.phi)
@@ -174,3 +174,27 @@ def step_ratio_derivation() -> dict[str, sp.Expr]:
 def symbolic_error(residuals) -> float:
     """0.0 if every residual is exactly 0, else inf (a symbolic identity either holds or not)."""
     return 0.0 if all(sp.sympify(r) == 0 for r in residuals) else math.inf
+
+
+def aggregation_factor(mode: str, base: str = "token-mean", trainer: str = "verl") -> sp.Expr:
+    """The factor by which switching ``trainer``'s loss aggregation from ``base`` to ``mode`` multiplies
+    every token's weight, derived from the per-token weights the trainer's config gives
+    (:data:`grpo_proofs.trainers.config_terms.READERS`).
+
+    A constant factor (no completion's length in it) is a loss scale, so Prop. 2 applies to it;
+    otherwise the switch reweights the completions and :class:`ValueError` says so.
+
+    >>> aggregation_factor("seq-mean-token-sum")
+    N/B
+    """
+    from ...trainers import effective_config
+    from ...trainers.config_terms import READERS
+
+    key = {"verl": "loss_agg_mode"}.get(trainer)
+    if key is None:
+        raise ValueError(f"aggregation modes are modelled for verl only, not {trainer!r}")
+    weight = {m: READERS[trainer](effective_config(trainer, {key: m}))["weight"] for m in (mode, base)}
+    k = sp.cancel(weight[mode] / weight[base])
+    if n.L_i in k.free_symbols:
+        raise ValueError(f"{mode} against {base} weights completions by length ({k}), not by one factor")
+    return k

@@ -39,21 +39,18 @@ PHIS = (1e-3, 1e-1, 10.0, 1e3)
 PREMISE = 1e-12
 #: Adam's learning rate in every experiment
 LR = 1e-3
-#: a gradient entry at most this fraction of the largest one is not resolved to the optimizer tolerance.
-#: An entry rho max|g| that sums terms as large as max|g| carries a relative rounding error of about
-#: u / rho (u = 1.1e-16); the step comparisons ask for 1e-10 (``OPTIMIZER_FLOAT64``), so rho >= u / 1e-10
-#: ~ 1e-6. Measured with ``grpo-proofs check grpo`` (seed 0, 212416 parameters, phi = 100): entries at
-#: 1.7e-8 of the largest disagree by 2.5e-10 between two runs that are equal in exact arithmetic, every
-#: entry above 1e-6 by at most 3.6e-12; the threshold leaves out 0.02 % more coordinate-steps than 1e-12 did.
+#: an entry below this fraction of the largest is not resolved to the optimizer tolerance: rho max|g| summing
+#: terms as large as max|g| has relative rounding u/rho (u = 1.1e-16), and steps are compared to 1e-10, so
+#: rho >= u/1e-10 ~ 1e-6. Measured (``check grpo``, phi = 100): entries at 1.7e-8 of the largest differ by
+#: 2.5e-10 between runs equal in exact arithmetic; above 1e-6, by at most 3.6e-12.
 RESOLVED = 1e-6
-#: PREMISE and RESOLVED by the arithmetic the model ran in (:data:`grpo_proofs.runtime.precision.PRECISIONS`).
-#: They select which coordinates are compared; they are not tolerances.
-#: float32 (unit roundoff 6e-8): 1e-4 and 1e-6. bf16 autocast (bf16 operands, float32 accumulation):
-#: 1e-2 and 1e-3. Measured on qwen2_small (78464 parameters, CPU, quick step-ratio experiment): the
-#: normwise gradient premise ||g_phi - phi g|| / ||phi g|| is ~4e-7 in float32 and ~7e-3 in bf16;
-#: per coordinate, these thresholds leave out ~0.5 % (float32) and ~57 % (bf16) of the coordinates
-#: (reported as ``excluded``): in bf16 only about half the coordinates carry a gradient whose reward
-#: scale survives the bf16 rounding to 1 %.
+#: PREMISE and RESOLVED by the arithmetic (:data:`grpo_proofs.runtime.precision.PRECISIONS`); they select which
+#: coordinates are compared, they are not tolerances. float32 (unit roundoff 6e-8): 1e-4 and 1e-6; bf16 autocast
+#: (bf16 operands, float32 accumulation): 1e-2 and 1e-3. Measured on qwen2_small (78464 parameters, CPU, quick
+#: step-ratio experiment): the normwise premise ||g_phi - phi g|| / ||phi g|| is ~4e-7 in float32 and ~7e-3 in
+#: bf16; per coordinate, the thresholds leave out ~0.5 % (float32) and ~57 % (bf16) of the coordinates (reported
+#: as ``excluded``): in bf16 only about half the coordinates carry a gradient whose reward scale survives the
+#: bf16 rounding to 1 %.
 PREMISE_BY = {"float64": PREMISE, "float32": 1e-4, "bf16": 1e-2}
 RESOLVED_BY = {"float64": RESOLVED, "float32": 1e-6, "bf16": 1e-3}
 

@@ -26,6 +26,7 @@ their own trajectories (``opt.step()`` on the model itself) are in :func:`trajec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,9 +40,8 @@ from ...variants import Variant, get_variant
 from .losses import coefficient_J, k3_penalty, surrogate_J
 
 __all__ = ["Prompt", "Batch", "Config", "Record", "make_batch", "objective", "paired_run", "trajectory_run",
-           "OPTIMIZERS"]
+           "OPTIMIZERS"]  # OPTIMIZERS: optimizer name -> (class, weight decay used)
 
-#: optimizer name -> (class, weight decay used)
 OPTIMIZERS = {"adam": (torch.optim.Adam, 0.0), "adamw": (torch.optim.AdamW, 0.1)}
 
 
@@ -94,6 +94,8 @@ class Config:
     #: (:func:`grpo_proofs.evaluate.token_gradient` at the current log-ratios), backpropagated as
     #: sum_(i,t) c_(i,t) log pi_(i,t), instead of autograd of the compiled surrogate
     coefficients: bool = False
+    #: a trainer's loss ``loss(logps)`` to minimise in place of -J (e.g. :func:`.aggregation.verl_loss`)
+    loss: Callable | None = None
 
 
 @dataclass
@@ -177,6 +179,8 @@ def _scales(cfg: Config, P: int) -> list[float]:
 
 def objective(batch: Batch, cfg: Config, logps) -> torch.Tensor:
     """J(theta) of the module docstring from precomputed per-prompt log-probs ``logps``."""
+    if cfg.loss is not None:
+        return -cfg.loss(logps)
     v = cfg.variant or batch.variant
     J = 0.0
     for a, pr, logp in zip(_scales(cfg, len(batch.prompts)), batch.prompts, logps):
