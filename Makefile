@@ -1,6 +1,6 @@
 # Every target runs in .venv, built from the lock: requirements/lock.txt (exact versions of every
-# dependency, transitive ones included) and requirements/peers-nodeps.txt (the verl and OpenRLHF
-# releases, installed without their CUDA-only dependencies). The venv is rebuilt from scratch
+# dependency, transitive ones included) and requirements/peers-nodeps.txt (the verl, OpenRLHF and
+# unsloth_zoo releases, installed without their CUDA-only dependencies). The venv is rebuilt from scratch
 # whenever the lock or pyproject.toml changes, so it never carries a stale package.
 #
 #   make verify        set up, then run every claim (grpo-proofs verify)
