@@ -28,13 +28,13 @@ exactly on the bounds; checks keep random points off them (both values are asser
 from __future__ import annotations
 
 from functools import lru_cache, reduce
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import sympy as sp
 import torch
 
-__all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "depends_on_ratio", "term_fn", "clip_fn",
-           "stopped_term_fn"]
+__all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "staged_gradient_fn", "Staged", "hoist",
+           "depends_on_ratio", "term_fn", "clip_fn", "stopped_term_fn"]
 
 
 def _tensors(args: Sequence) -> list[torch.Tensor]:
@@ -110,6 +110,83 @@ def gradient_fn(variant) -> Callable[..., torch.Tensor]:
 
     expr, args = generic_gradient(variant)
     return to_torch(args, expr)
+
+
+def hoist(expr: sp.Expr, outer: set) -> tuple[sp.Expr, list[tuple[sp.Symbol, sp.Expr]]]:
+    """Split ``expr`` into an outer expression and the subexpressions free of the ``outer`` symbols.
+
+    Every maximal subexpression that depends on some symbol but on none of ``outer`` (the
+    per-token inputs) becomes a placeholder symbol: such a part is the same on every token of a
+    completion, so it can be evaluated once per completion. Within a sum or product the
+    per-completion terms or factors are gathered into one placeholder. Returns the outer
+    expression and the (placeholder, subexpression) pairs; substituting them back gives ``expr``.
+
+    >>> import sympy as sp
+    >>> a, x, A = sp.symbols("a x A")
+    >>> hoist(a * A**2 * sp.exp(x) * sp.Heaviside(A), {a, x})
+    (_c0*a*exp(x), [(_c0, A**2*Heaviside(A))])
+    """
+    parts: dict[sp.Expr, sp.Symbol] = {}
+
+    def per_completion(e):
+        return bool(e.free_symbols) and not (e.free_symbols & outer)
+
+    def name(e):
+        if e not in parts:
+            parts[e] = sp.Symbol(f"_c{len(parts)}")
+        return parts[e]
+
+    def walk(e):
+        if per_completion(e):
+            return name(e)
+        if e.is_Atom:
+            return e
+        if isinstance(e, (sp.Add, sp.Mul)):
+            inner = [a for a in e.args if per_completion(a)]
+            rest = [walk(a) for a in e.args if not per_completion(a)]
+            return e.func(*rest, *([name(e.func(*inner))] if inner else []))
+        return e.func(*[walk(a) for a in e.args])
+
+    out = walk(expr)
+    return out, [(c, e) for e, c in parts.items()]
+
+
+class Staged(NamedTuple):
+    """A gradient in two stages (:func:`staged_gradient_fn`); ``tokens``/``completions`` name the arguments."""
+
+    outer: Callable
+    inner: Callable | None
+    tokens: tuple[str, ...]
+    completions: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def staged_gradient_fn(variant, per_token: tuple[str, ...]) -> Staged:
+    """The derived per-token gradient of ``variant`` in two stages (a :class:`Staged`).
+
+    ``per_token`` names the arguments of :func:`gradient_fn` that vary from token to token (e.g.
+    ``("x",)``, or ``("alpha", "x")`` when the weights do); the others are one value per completion.
+    ``inner(*per-completion arguments)`` returns the per-completion parts (a list, see :func:`hoist`),
+    to be repeated onto the tokens; ``outer(*per-token arguments, *parts)`` is the gradient. ``inner``
+    is None when nothing is per completion. Same expression as :func:`gradient_fn`, fewer operations
+    on the tokens.
+    """
+    from .gradient import generic_gradient
+
+    expr, args = generic_gradient(variant)
+    tok = [a for a in args if str(a) in per_token]
+    comp = [a for a in args if str(a) not in per_token]
+    out, parts = hoist(expr, set(tok))
+    names = (tuple(map(str, tok)), tuple(map(str, comp)))
+    if not parts:
+        return Staged(to_torch(tok, out), None, *names)
+    inner = sp.lambdify(comp, [e for _, e in parts], modules=[FIX, "torch"], cse=True)
+
+    def parts_of(*values):
+        vals = _tensors(values)
+        return [v if isinstance(v, torch.Tensor) else torch.full_like(vals[0], float(v)) for v in inner(*vals)]
+
+    return Staged(to_torch(tok + [c for c, _ in parts], out), parts_of, *names)
 
 
 @lru_cache(maxsize=128)

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .compile import clip_fn, depends_on_ratio, gradient_fn, stopped_term_fn, term_fn
+from .compile import clip_fn, depends_on_ratio, gradient_fn, staged_gradient_fn, stopped_term_fn, term_fn
 from .errors import InputError
 from .weights import GroupWeights, group_weights, surprisal_selection
 from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, log_ratios_for, rewards_and_lengths
@@ -37,6 +37,17 @@ def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Te
     if values.device.type == "cpu":
         return torch.from_numpy(np.repeat(values.numpy(), lengths.numpy()))
     return torch.repeat_interleave(values, lengths, output_size=n_tok)
+
+
+def _staged(v: Variant, values: dict, per_token: tuple[str, ...], counts: torch.Tensor, n_tok: int) -> torch.Tensor:
+    """The derived gradient on the tokens, its per-completion parts evaluated once per completion
+    (:func:`grpo_proofs.compile.staged_gradient_fn`): ``values`` maps each argument name to a (G,)
+    tensor, or an (n_tok,) one for the names in ``per_token``."""
+    st = staged_gradient_fn(v, per_token)
+    parts = [] if st.inner is None else st.inner(*[values[c] for c in st.completions])
+    if not st.tokens:  # nothing varies within a completion: evaluate on the G completions, then repeat
+        return _expand(st.outer(*parts), counts, n_tok)
+    return st.outer(*[values[t] for t in st.tokens], *[_expand(p, counts, n_tok) for p in parts])
 
 
 def sequence_gradient(variant: "str | Variant", *, Omega, A, u, lengths) -> torch.Tensor:
@@ -162,14 +173,17 @@ def weights_gradient(v: Variant, w: GroupWeights, log_ratios: Sequence[Sequence[
     x = torch.from_numpy(flat_log_ratios(w.lengths, log_ratios))
     counts = torch.from_numpy(w.lengths)
     A = torch.from_numpy(w.A)
+    alpha, alpha_kind = ((torch.from_numpy(w.per_token), ("alpha",)) if w.per_token is not None
+                         else (torch.from_numpy(w.per_completion), ()))
     if v.needs_old_logp:
         lold = (torch.from_numpy(flat_log_ratios(w.lengths, old_logp)) if old_logp is not None
                 else torch.full((n_tok,), float(np.log(DEFAULT_OLD_PROB)), dtype=torch.float64))
         if bool((lold > 0).any()):
             raise InputError("old_logp are log-probabilities: every value must be <= 0")
-        g = gradient_fn(v)(torch.from_numpy(w.token_alpha()), _expand(A, counts, n_tok), x, lold)
+        g = _staged(v, {"alpha": alpha, "A_i": A, "x": x, "lold": lold}, alpha_kind + ("x", "lold"), counts, n_tok)
     elif v.ratio is Ratio.SEQ_SG_WEIGHT:
-        g = gradient_fn(v)(torch.from_numpy(w.token_alpha()), _expand(A, counts, n_tok), _sequence_sums(x, counts))
+        u = torch.segment_reduce(x, "sum", lengths=counts)
+        g = _staged(v, {"alpha": alpha, "A_i": A, "u": u}, alpha_kind, counts, n_tok)
     elif v.sequence_level:
         Omega = torch.from_numpy(w.Omega)
         sums = torch.segment_reduce(x, "sum", lengths=counts)
@@ -179,8 +193,7 @@ def weights_gradient(v: Variant, w: GroupWeights, log_ratios: Sequence[Sequence[
         per = gradient_fn(v)(torch.from_numpy(w.per_completion), A, torch.zeros_like(A))
         g = _expand(per, counts, n_tok)
     else:
-        alpha = torch.from_numpy(w.token_alpha())
-        g = gradient_fn(v)(alpha, _expand(A, counts, n_tok), x)
+        g = _staged(v, {"alpha": alpha, "A_i": A, "x": x}, alpha_kind + ("x",), counts, n_tok)
     return np.split(g.numpy(), np.cumsum(w.lengths)[:-1])
 
 
