@@ -23,13 +23,19 @@ from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, log_ratios
 from .variants import Ratio, Surrogate, Variant, get_variant
 
 __all__ = ["token_gradient", "weights_gradient", "batched_gradient", "sequence_gradient", "torch_surrogate",
-           "DEFAULT_OLD_PROB", "STARE_FRACTION"]
+           "DEFAULT_OLD_PROB", "STARE_FRACTION", "CHUNK"]
 
 #: pi_old of every token when a surrogate needs it and none is given (DPPO's TV mask): then
 #: p - p_old = (s - 1)/2 and the mask acts at s = 1 +- 2 delta_tv
 DEFAULT_OLD_PROB = 0.5
 #: the fraction of a group's tokens STARE selects by surprisal (when a surprisal is given)
 STARE_FRACTION = 0.2
+#: tokens per chunk when a compiled gradient is evaluated on the CPU (:func:`_on_tokens`). Measured on a
+#: 2-core AMD EPYC, GRPO's gradient in float64: one thread, 1e6 tokens in 100 ms whole and 32 / 19 / 22 /
+#: 23 ms in chunks of 2^13 / 2^15 / 2^16 / 2^18, 1e7 tokens in 1.5 s whole and 0.25 s in chunks of 2^16;
+#: :func:`token_gradient` with two threads, 1e6 tokens in 27 / 25 / 28 ms and 1e7 in 0.33 / 0.24 / 0.29 s
+#: with chunks of 2^15 / 2^16 / 2^17
+CHUNK = 1 << 16
 
 
 def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Tensor:
@@ -37,6 +43,22 @@ def _expand(values: torch.Tensor, lengths: torch.Tensor, n_tok: int) -> torch.Te
     if values.device.type == "cpu":
         return torch.from_numpy(np.repeat(values.numpy(), lengths.numpy()))
     return torch.repeat_interleave(values, lengths, output_size=n_tok)
+
+
+def _on_tokens(fn, args: list[torch.Tensor], n_tok: int) -> torch.Tensor:
+    """``fn(*args)`` on (n_tok,) tensors, on the CPU in chunks of ``CHUNK`` tokens into one output.
+
+    A compiled gradient is a chain of elementwise operations, each allocating a temporary; on whole
+    arrays of 1e6 tokens or more every temporary is fresh memory (page faults) and falls out of the
+    cache. Chunks keep them small and reused. Elementwise, so chunking changes no value."""
+    if n_tok <= CHUNK or args[0].device.type != "cpu" or any(a.shape != (n_tok,) for a in args):
+        return fn(*args)
+    first = fn(*[a[:CHUNK] for a in args])
+    out = torch.empty(n_tok, dtype=first.dtype)
+    out[:CHUNK] = first
+    for s in range(CHUNK, n_tok, CHUNK):
+        out[s:s + CHUNK] = fn(*[a[s:s + CHUNK] for a in args])
+    return out
 
 
 def _staged(v: Variant, values: dict, per_token: tuple[str, ...], counts: torch.Tensor, n_tok: int) -> torch.Tensor:
@@ -47,7 +69,7 @@ def _staged(v: Variant, values: dict, per_token: tuple[str, ...], counts: torch.
     parts = [] if st.inner is None else st.inner(*[values[c] for c in st.completions])
     if not st.tokens:  # nothing varies within a completion: evaluate on the G completions, then repeat
         return _expand(st.outer(*parts), counts, n_tok)
-    return st.outer(*[values[t] for t in st.tokens], *[_expand(p, counts, n_tok) for p in parts])
+    return _on_tokens(st.outer, [values[t] for t in st.tokens] + [_expand(p, counts, n_tok) for p in parts], n_tok)
 
 
 def sequence_gradient(variant: "str | Variant", *, Omega, A, u, lengths) -> torch.Tensor:
@@ -83,13 +105,13 @@ def batched_gradient(variant: "str | Variant", *, alpha, A, x, lengths=None, seq
     v = get_variant(variant)
     fn = gradient_fn(v)
     if v.ratio is Ratio.SEQ_SG_WEIGHT:
-        return fn(alpha, A, _sequence_sums(x, torch.as_tensor(lengths).to(torch.int64)))
+        return _on_tokens(fn, [alpha, A, _sequence_sums(x, torch.as_tensor(lengths).to(torch.int64))], x.shape[0])
     if v.needs_old_logp:
         if lold is None:
             raise InputError(f"variant {v.name!r} needs log pi_old per token (lold)")
-        return fn(alpha, A, x, lold)
+        return _on_tokens(fn, [alpha, A, x, lold], x.shape[0])
     if not v.sequence_level:
-        return fn(alpha, A, x)
+        return _on_tokens(fn, [alpha, A, x], x.shape[0])
     counts = torch.as_tensor(lengths).to(torch.int64)
     Omega = torch.segment_reduce(alpha, "sum", lengths=counts)
     sums = torch.segment_reduce(x, "sum", lengths=counts)

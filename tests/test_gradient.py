@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grpo_proofs import token_gradient
+from grpo_proofs.variants import get_variant
 from grpo_proofs.checking import run_claim
 from grpo_proofs.props.gradient.api import random_group, random_old, reference_gradient, without_clip
 from grpo_proofs.props.gradient.claims import check_variant
@@ -130,3 +131,22 @@ def test_bad_input(rewards, lengths, kwargs, message):
 def test_all_equal_rewards_are_fine_without_std():
     g = token_gradient("dr_grpo", [1.0, 1.0], [2, 3])
     assert all(np.all(gi == 0) for gi in g)
+
+
+@pytest.mark.parametrize("name", ["grpo", "dppo_tv", "vespo", "sapo", "gspo"])
+def test_chunked_evaluation_changes_no_value(monkeypatch, name):
+    """The compiled gradient is evaluated in chunks of tokens on the CPU (evaluate.CHUNK); chunk bounds
+    that cut through completions give exactly the values of one evaluation on all tokens."""
+    import grpo_proofs.evaluate as E
+
+    rng = np.random.default_rng(5)
+    lengths = [7, 1, 12, 30, 4, 9]
+    rewards = [1.0, 0.0, 0.5, 1.0, 0.0, 0.25]
+    lr = [rng.normal(scale=0.4, size=L) for L in lengths]
+    old = [-np.abs(rng.normal(-2, 0.5, size=L)) for L in lengths]
+    extra = {"old_logp": old} if get_variant(name).needs_old_logp else {}
+    monkeypatch.setattr(E, "CHUNK", 10 ** 9)
+    whole = np.concatenate(E.token_gradient(name, rewards, lengths, lr, **extra))
+    monkeypatch.setattr(E, "CHUNK", 5)
+    chunked = np.concatenate(E.token_gradient(name, rewards, lengths, lr, **extra))
+    assert np.abs(whole).max() > 0 and np.array_equal(whole, chunked)
