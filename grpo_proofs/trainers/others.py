@@ -6,27 +6,32 @@ transcription of the trainer's loss, written here in Torch from its code (``loss
 mask) -> -J`` on one group, as :mod:`grpo_proofs.reference`). The findings page's measures
 (:mod:`grpo_proofs.props.findings.api`) of both must agree; the verdicts are read off them.
 
-* **slime** (THUDM, ``slime/utils/ppo_utils.py``, ``slime/backends/megatron_utils/loss.py``, main branch,
-  mid-2026): each sample's token mean, averaged over the B samples: w = 1/(B |o_i|); z-score advantage with
-  Torch's (sample) std + 1e-6; clip 0.2. GRPO's weight.
-* **NeMo-RL** (NVIDIA, ``nemo_rl/algorithms/utils.py::calculate_baseline_and_std_per_prompt``,
-  ``nemo_rl/algorithms/loss_functions.py::ClippedPGLossFn``, main branch, mid-2026): token mean over the
-  global batch, w = 1/N; leave-one-out baseline b_i = mean of the other G - 1 rewards and leave-one-out
-  std s_i (sample std of the other rewards), divided only where s_i > 0: A_i = (r_i - b_i)/s_i.
+* **slime** (THUDM, main at 624b824, 2026-08-21; ``slime/utils/ppo_utils.py``,
+  ``slime/backends/megatron_utils/loss.py``, ``slime/ray/rollout.py``): each rollout's token mean, averaged
+  over the B rollouts (``--calculate-per-token-loss`` off by default; every sample is its own rollout unless
+  a rollout is split into several samples): w = 1/(B |o_i|); z-score advantage with Torch's (sample) std
+  + 1e-6; clip 0.2; no KL loss. GRPO's weight.
+* **NeMo-RL** (NVIDIA, main at 7ea279a, 2026-08-22; ``nemo_rl/algorithms/utils.py::calculate_baseline_and_std_per_prompt``,
+  ``nemo_rl/algorithms/advantage_estimator.py::GRPOAdvantageEstimator``,
+  ``nemo_rl/algorithms/loss/loss_functions.py::ClippedPGLossFn``): token mean over the global batch,
+  w = 1/N; leave-one-out baseline b_i = mean of the other G - 1 rewards and leave-one-out std s_i (sample
+  std of the other rewards), divided only where s_i > 0, by s_i + 1e-6: A_i = (r_i - b_i)/(s_i + 1e-6).
   Since r_i - b_i = G/(G - 1) (r_i - mean r), this is the surrogate with a per-completion weight
-  delta_i = G/((G - 1) s_i) (:func:`loo_delta`). In a group with as many correct as wrong answers every
-  s_i is the same and W = 0 (the token mean cancels); otherwise the correct and the wrong completions get
-  different s_i and Prop. 1's W != 0 although the token mean alone cancels. The singleton pathology (:func:`loo_baseline_std`): s_i = 0
-  exactly when the other G - 1 rewards are all equal (a 1-vs-rest group), and A_i = r_i - b_i is then not
-  divided at all.
+  delta_i = G/((G - 1)(s_i + 1e-6)) (:func:`loo_delta`). In a group with as many correct as wrong answers
+  every s_i is the same and W = 0 (the token mean cancels); otherwise the correct and the wrong completions
+  get different s_i and Prop. 1's W != 0 although the token mean alone cancels. The singleton pathology
+  (:func:`loo_baseline_std`): s_i = 0 exactly when the other G - 1 rewards are all equal (a 1-vs-rest group),
+  and A_i = r_i - b_i is then not divided at all. The default config also adds a k3 KL penalty (coefficient
+  0.01), not part of the advantage part mapped here.
 * **SkyRL** (``skyrl`` 0.4.0, ``skyrl/backends/skyrl_train/utils/ppo_utils.py``): the reduction is folded
   into the advantage (``apply_loss_reduction_to_advantages_minibatch``); default ``token_mean``: w = 1/N;
   ``prompt_mean``: w = 1/(Q N_p), N_p the tokens of prompt p's group (on one group the same as token
   mean); z-score with the sample std + 1e-6 (``grpo_norm_by_std``); clip 0.2; a KL loss (coef 0.001) on.
-* **prime-rl** (``src/prime_rl/trainer/rl/loss.py``, main branch, mid-2026): token mean w = 1/N; DPPO's
-  binary-TV mask (delta 0.2 here); centered advantage r - mean (its orchestrator); plus 1e-3 (log r)^2,
-  whose gradient -2e-3 log r pulls a token back past the bound (:data:`PRIME_RL_KL`, not part of the
-  advantage part mapped here).
+* **prime-rl** (main at 559b447, 2026-08-21; ``src/prime_rl/trainer/rl/loss.py``, defaults in
+  ``packages/prime-rl-configs/src/prime_rl/configs/trainer.py``): token mean w = 1/N; DPPO's binary-TV mask
+  (delta 0.2); centered advantage r - mean (``orchestrator/algo/grpo.py``); plus 1e-3 (log r)^2, whose
+  gradient -2e-3 log r pulls a token back past the bound (:data:`PRIME_RL_KL`, not part of the advantage
+  part mapped here).
 * **Unsloth** (``unsloth_zoo`` 2026.10.9, ``unsloth_zoo/rl_replacements.py::grpo_compute_loss``): TRL's
   formulas, with TRL's default ``loss_type = "dapo"``: w = 1/N (``num_items_in_batch``), z-score
   advantage with the sample std + 1e-4 (TRL's ``scale_rewards = "group"``), clip 0.2.
@@ -43,8 +48,10 @@ import torch
 from .. import notation as n
 from ..variants import Ratio, Surrogate, Variant
 
-__all__ = ["OtherTrainer", "OTHER_TRAINERS", "loo_baseline_std", "loo_delta", "loo_advantages", "PRIME_RL_KL"]
+__all__ = ["OtherTrainer", "OTHER_TRAINERS", "loo_baseline_std", "loo_delta", "loo_advantages", "PRIME_RL_KL", "NEMO_RL_STD_EPS"]
 
+#: NeMo-RL adds this to a positive leave-one-out std before dividing by it
+NEMO_RL_STD_EPS = 1e-6
 #: prime-rl's coefficient of (log r)^2 (added to the loss; its gradient is 2 * coef * log r per token)
 PRIME_RL_KL = 1e-3
 
@@ -69,19 +76,20 @@ def loo_baseline_std(rewards, dtype=torch.float64) -> tuple[torch.Tensor, torch.
 
 
 def loo_advantages(rewards, dtype=torch.float64) -> torch.Tensor:
-    """A_i = (r_i - b_i)/s_i where s_i > 0, else r_i - b_i (NeMo-RL's normalisation)."""
+    """A_i = (r_i - b_i)/(s_i + 1e-6) where s_i > 0, else r_i - b_i (NeMo-RL's normalisation,
+    ``GRPOAdvantageEstimator.compute_advantage``; the 1e-6 is :data:`NEMO_RL_STD_EPS`)."""
     r = torch.as_tensor(rewards, dtype=dtype)
     b, s = loo_baseline_std(r, dtype)
     A = r - b
-    return torch.where(s > 0, A / torch.where(s > 0, s, torch.ones_like(s)), A)
+    return torch.where(s > 0, A / (s + NEMO_RL_STD_EPS), A)
 
 
 def loo_delta(rewards) -> np.ndarray:
-    """delta_i with (r_i - mean r) delta_i = NeMo-RL's A_i: G/((G - 1) s_i), or G/(G - 1) where s_i = 0."""
+    """delta_i with (r_i - mean r) delta_i = NeMo-RL's A_i: G/((G - 1)(s_i + 1e-6)), or G/(G - 1) where s_i = 0."""
     G = len(rewards)
     _, s = loo_baseline_std(rewards)
     s = s.numpy()
-    return np.where(s > 0, G / ((G - 1) * np.where(s > 0, s, 1.0)), G / (G - 1))
+    return np.where(s > 0, G / ((G - 1) * (s + NEMO_RL_STD_EPS)), G / (G - 1))
 
 
 def _ppo_terms(logp, old, A, mask, lo=0.2, hi=0.2):
@@ -148,15 +156,17 @@ def _v(name, alpha, advantage, sigma_eps=0.0, **kw) -> Variant:
 
 
 OTHER_TRAINERS: dict[str, OtherTrainer] = {t.name: t for t in [
-    OtherTrainer("slime", "main branch, mid-2026", "slime/utils/ppo_utils.py; slime/backends/megatron_utils/loss.py",
+    OtherTrainer("slime", "main at 624b824 (2026-08-21)",
+                 "slime/utils/ppo_utils.py; slime/backends/megatron_utils/loss.py",
                  _v("slime", 1 / (n.G * n.L_i * n.sigma), "std", 1e-6), _slime, sigma="sample"),
-    OtherTrainer("nemo_rl", "main branch, mid-2026",
+    OtherTrainer("nemo_rl", "main at 7ea279a (2026-08-22)",
                  "nemo_rl/algorithms/utils.py::calculate_baseline_and_std_per_prompt; "
-                 "nemo_rl/algorithms/loss_functions.py::ClippedPGLossFn",
+                 "nemo_rl/algorithms/advantage_estimator.py::GRPOAdvantageEstimator; "
+                 "nemo_rl/algorithms/loss/loss_functions.py::ClippedPGLossFn",
                  _v("nemo_rl", n.delta / n.L_sum, "centered"), _nemo_rl, delta=loo_delta),
     OtherTrainer("skyrl", "skyrl 0.4.0", "skyrl/backends/skyrl_train/utils/ppo_utils.py",
                  _v("skyrl", 1 / (n.L_sum * n.sigma), "std", 1e-6), _skyrl, sigma="sample"),
-    OtherTrainer("prime_rl", "main branch, mid-2026", "src/prime_rl/trainer/rl/loss.py",
+    OtherTrainer("prime_rl", "main at 559b447 (2026-08-21)", "src/prime_rl/trainer/rl/loss.py",
                  _v("prime_rl", 1 / n.L_sum, "centered", eps_low=None, eps_up=None, surrogate=Surrogate.TV_MASK,
                     phi_params={"delta_tv": 0.2}), _prime_rl),
     OtherTrainer("unsloth", "unsloth_zoo 2026.10.9 (TRL's default loss_type dapo)",
