@@ -54,7 +54,7 @@ def symbolic_group_gradient(v: Variant, rewards, lengths, log_ratios, sigma: str
         if grp.old:
             oi = old[i] if old is not None else np.full(len(xi), -2.0)
             point.update({os_: sp.Float(val, 30) for os_, val in zip(grp.old[i], oi)})
-        out.append(np.array([float(expr.subs(point)) for expr in gi]))
+        out.append(np.array([float(expr.xreplace(point)) for expr in gi]))
     return out
 
 
