@@ -182,6 +182,18 @@ class SymbolicGroup:
         f = self.template[i].subs(self.stop(i))
         return sp.Add(*(f.xreplace(self.token_symbols(i, t)) for t in range(self.lengths[i])))
 
+    def term_at_one(self, i: int) -> sp.Expr:
+        """J_i at s = 1 (every log-ratio 0): :meth:`term` with x = 0 put into the template before it is
+        written out token by token, so only log pi_old (where the term reads it) varies over the tokens."""
+        if self.variant.sequence_level:
+            return self.template[i].subs(S_sum, 0)
+        zero = {n.x: sp.Integer(0), n.u: sp.Integer(0)}
+        stops = {k: val.xreplace(zero) for k, val in (self.stops[i].items() if self.stops else ())}
+        f = self.template[i].subs(stops).xreplace(zero)
+        if not self.old or lold not in f.free_symbols:
+            return self.lengths[i] * f
+        return sp.Add(*(f.xreplace({lold: self.old[i][t]}) for t in range(self.lengths[i])))
+
     @property
     def terms(self) -> tuple[sp.Expr, ...]:
         return tuple(self.term(i) for i in range(len(self.lengths)))

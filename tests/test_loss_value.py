@@ -85,3 +85,17 @@ def test_claim_registered_and_passes_quick():
     assert claims["prop4-loss-value"].page == "loss_value"
     out = run_claim("prop4-loss-value", Context(quick=True))
     assert out.passed, out.detail
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_term_at_one_is_the_written_out_term_at_zero_log_ratios(name):
+    """The loss value at s = 1 puts x = 0 into each completion's template before writing it out token by
+    token; it equals the written-out term with every log-ratio set to 0 afterwards."""
+    import sympy as sp
+
+    from grpo_proofs.objective import surrogate
+
+    g = surrogate(name, [2, 1, 3])
+    zero = {x: 0 for xi in g.x for x in xi}
+    for i in range(3):
+        assert sp.simplify((g.term(i).xreplace(zero) - g.term_at_one(i)).doit()) == 0

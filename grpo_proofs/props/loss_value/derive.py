@@ -34,10 +34,9 @@ def value_at_one(v: Variant, lengths) -> tuple[sp.Expr, list[sp.Expr], dict]:
     grp = surrogate(v, lengths)
     r = [n.r_idx[j] for j in range(1, len(lengths) + 1)]
     A = [ri - sp.Add(*r) / len(r) for ri in r]
-    point = {x: 0 for xi in grp.x for x in xi}
-    point.update(dict(zip(grp.A, A)))
+    point = dict(zip(grp.A, A))
     point.update(n.DEFAULT_MASKS)
-    return sp.Add(*[t.xreplace(point) for t in grp.terms]).doit(), A, grp.old
+    return sp.Add(*[grp.term_at_one(i).xreplace(point) for i in range(len(lengths))]).doit(), A, grp.old
 
 
 def stated_value(v: Variant, lengths, A, old) -> sp.Expr:
