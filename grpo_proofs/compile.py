@@ -87,6 +87,13 @@ def to_numpy(args: Sequence[sp.Symbol], expr) -> Callable:
     >>> to_numpy([x, y], x * y + 1)(2.0, 3.0)
     7.0
     """
+    return _numpy_fn(tuple(args), expr)
+
+
+@lru_cache(maxsize=1024)
+def _numpy_fn(args: tuple, expr) -> Callable:
+    """to_numpy's compiled functions, one per (arguments, expression): lambdify writes and compiles
+    Python source, milliseconds that callers evaluating the same weight again should not pay."""
     return sp.lambdify(list(args), expr, modules="numpy")
 
 

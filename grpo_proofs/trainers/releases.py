@@ -24,6 +24,7 @@ A version that is not supported (given, or installed when none is given) is one
 from __future__ import annotations
 
 import importlib.metadata
+from functools import lru_cache
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -88,8 +89,10 @@ def supported(trainer: str) -> tuple[Release, ...]:
     return RELEASES[trainer]
 
 
+@lru_cache(maxsize=None)
 def installed_version(trainer: str) -> str | None:
-    """The installed version of the trainer's distribution, or None."""
+    """The installed version of the trainer's distribution, or None (read once per process: a metadata
+    lookup scans every installed distribution)."""
     try:
         return importlib.metadata.version(DISTRIBUTIONS[trainer])
     except importlib.metadata.PackageNotFoundError:

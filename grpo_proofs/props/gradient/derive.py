@@ -75,10 +75,10 @@ def _freeze(e: sp.Basic, point: dict) -> sp.Basic:
         return e
     args = [_freeze(a, point) for a in e.args]
     if isinstance(e, sp.Heaviside):  # exact, with SymPy's Heaviside(0) = 1/2 (the band's own ties)
-        val = sp.nsimplify(args[0].subs(point))
+        val = args[0].xreplace(point)
         return sp.Integer(1) if val > 0 else sp.Integer(0) if val < 0 else sp.Rational(1, 2)
     if isinstance(e, (sp.Min, sp.Max)):
-        vals = [sp.nsimplify(a.subs(point)) for a in args]
+        vals = [a.xreplace(point) for a in args]
         pick = min if isinstance(e, sp.Min) else max
         return args[vals.index(pick(vals))]
     return e.func(*args)
