@@ -3,7 +3,7 @@
 # unsloth_zoo releases, installed without their CUDA-only dependencies). The venv is rebuilt from scratch
 # whenever the lock or pyproject.toml changes, so it never carries a stale package.
 #
-#   make verify        set up, then run every claim (grpo-proofs verify)
+#   make verify        set up, then run every claim (grpo-proofs verify, one worker per core)
 #   make test          set up, then the whole test suite (what CI runs)
 #   make book          set up, then build the executed Jupyter Book into book/_build/html
 #   make bench         set up, then every speed and memory figure with its goal (benchmarks/all.py)
@@ -32,7 +32,7 @@ $(STAMP): $(LOCK) $(NODEPS) pyproject.toml
 	touch $(STAMP)
 
 verify: $(STAMP)
-	$(VENV)/bin/grpo-proofs verify
+	$(VENV)/bin/grpo-proofs verify --jobs 0
 
 # two or more workers (pytest-xdist, one per core), each test file on one worker so a file's
 # fixtures are built once; the book build (one test) runs beside the rest of the suite

@@ -65,6 +65,26 @@ def test_verify_only_and_list(capsys):
     assert code == 0 and data["passed"] and data["claims"][0]["label"] == "eq15-gradient"
 
 
+def test_verify_jobs_gives_the_sequential_outcomes_in_registry_order(capsys):
+    """Two worker processes run the same claims as this process does, and --json lists them in the
+    registry's order whatever order they finished in."""
+    only = "prop5-advantage-scaling,prop6-moment-scaling,prop2-shift-invariance"
+    runs = {}
+    for jobs in ("1", "2"):
+        code, out, _ = run(capsys, "verify", "--only", only, "--quick", "--json", "--jobs", jobs)
+        runs[jobs] = (code, json.loads(out))
+    (c1, one), (c2, two) = runs["1"], runs["2"]
+    assert c1 == c2 == 0 and len(one["claims"]) == 3
+    assert [c["label"] for c in two["claims"]] == [c["label"] for c in one["claims"]]
+    assert [(c["error"], c["compared"], c["passed"]) for c in two["claims"]] == \
+        [(c["error"], c["compared"], c["passed"]) for c in one["claims"]]
+
+
+def test_verify_negative_jobs_exit_2(capsys):
+    code, out, err = run(capsys, "verify", "--jobs", "-1")
+    assert code == 2 and "--jobs" in err and err.count("\n") == 1 and out == ""
+
+
 def test_console_script_installed():
     exe = subprocess.run([sys.executable, "-m", "grpo_proofs.cli", "--help"], capture_output=True, text=True)
     assert exe.returncode == 0 and "verify" in exe.stdout

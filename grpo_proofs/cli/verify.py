@@ -1,7 +1,7 @@
 """``grpo-proofs verify``: run every registered claim and print a pass/fail table.
 
 One line per claim as soon as it finishes (label, result, error, tolerance, items compared, time, title), fitted
-to 120 columns; ``--wide`` prints full titles and each claim's details. Ctrl-C stops after the claim
+to 120 columns (``--jobs N`` runs N claims at a time in worker processes: :mod:`grpo_proofs.checking.parallel`); ``--wide`` prints full titles and each claim's details. Ctrl-C stops after the claim
 that is running: the lines already printed stay, and a last line says how many passed and how
 many did not run (exit code 130; with ``--json`` the JSON of the finished claims, ``interrupted``).
 The result is PASS (float64, or an exact/symbolic check), ``bounded`` (a float32 or bf16 row within its
@@ -95,6 +95,21 @@ class _Table:
         return head + _cut(title, max(WIDTH - self.fixed, 10))
 
 
+def _outcomes(jobs, names, workers: int, bar):
+    """(index, outcome, seconds) of every job: in order on this process, or as they finish on ``workers``."""
+    from ..checking import run_claim
+    from ..checking.parallel import run_claims
+
+    if workers > 1 and len(jobs) > 1:
+        yield from run_claims([(label, ctx) for label, _, ctx in jobs], min(workers, len(jobs)))
+        return
+    for k, (label, _, ctx) in enumerate(jobs):
+        bar.set_postfix_str(names[k])
+        t0 = time.perf_counter()
+        out = run_claim(label, ctx)
+        yield k, out, time.perf_counter() - t0
+
+
 def _list(claims: dict, labels: list[str], as_json: bool) -> int:
     if as_json:
         emit_json([{"label": l, "title": claims[l].title, "page": claims[l].page, "kind": claims[l].kind,
@@ -109,10 +124,12 @@ def _list(claims: dict, labels: list[str], as_json: bool) -> int:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from ..checking import all_claims, run_claim
+    from ..checking import all_claims
+    from ..checking.parallel import worker_count
 
     cuda_or_fail(args.device)
     precisions = precisions_for(args.device, args.precision)
+    workers = worker_count(args.jobs)
     if args.model is not None and args.model not in MODEL_NAMES:
         raise InputError(f"--model must be one of {', '.join(MODEL_NAMES)}, got {args.model!r}")
     claims = all_claims()
@@ -134,13 +151,11 @@ def run(args) -> int:
     if not args.json:
         print(table.header(), flush=True)
     try:
-        for name, (label, prec, ctx) in zip(names, jobs):
-            bar.set_postfix_str(name)
-            t0 = time.perf_counter()
-            out = run_claim(label, ctx)
-            results.append((name, label, prec, out, time.perf_counter() - t0))
+        for k, out, seconds in _outcomes(jobs, names, workers, bar):
+            name, (label, prec, ctx) = names[k], jobs[k]
+            results.append((k, name, label, prec, out, seconds))
             if not args.json:
-                bar.write(table.line(name, claims[label].title, out, results[-1][4],
+                bar.write(table.line(name, claims[label].title, out, seconds,
                                      ctx.effective_precision if claims[label].kind == "model" else None),
                           file=sys.stdout)
                 sys.stdout.flush()
@@ -149,8 +164,10 @@ def run(args) -> int:
         interrupted = True
     finally:
         bar.close()
+    ran = {r[0] for r in results}
+    results = [r[1:] for r in sorted(results, key=lambda r: r[0])]  # the registry's order, however they finished
     failed = [n for n, _, _, o, _ in results if not o.passed]
-    not_run = names[len(results):]
+    not_run = [n for k, n in enumerate(names) if k not in ran]
     if args.json:
         emit_json({
             "device": args.device,
@@ -192,6 +209,9 @@ def register(sub) -> None:
     p.add_argument("--wide", action="store_true", help=f"full titles and each claim's details (default: fit {WIDTH} "
                    "columns)")
     p.add_argument("--quick", action="store_true", help="fewer random examples and smaller models")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run the claims on N worker processes, one thread each (0: one per CPU core; default 1, in "
+                        "this process); lines appear as claims finish, --json keeps the registry's order")
     p.add_argument("--precision", default=None,
                    help="comma-separated precisions of the real-model claims: float64, float32, bf16 (bf16 autocast "
                         "with float32 master weights); default float64 on cpu, float32,bf16 on cuda")
