@@ -29,7 +29,7 @@ def test_loo_std_is_the_sample_std_of_the_others():
 def _skyrl_reduction():
     spec = importlib.util.find_spec("skyrl")
     if spec is None or spec.origin is None:
-        pytest.skip("skyrl is not installed (pip download skyrl==0.4.0 --no-deps to read it)")
+        pytest.skip("skyrl is not installed (the package registry does not serve it)")
     path = pathlib.Path(spec.origin).parent / "backends" / "skyrl_train" / "utils" / "ppo_utils.py"
     tree = ast.parse(path.read_text())
     fn = next(node for node in tree.body if isinstance(node, ast.FunctionDef)
@@ -48,4 +48,4 @@ def test_skyrl_reduction_matches_the_transcription(reduction):
     theirs = reduce(A, mask, reduction, micro_batch_size=4, max_seq_len=5, prompt_boundaries=[(0, 4)])
     ours = A / mask.sum()  # the transcription of others._skyrl: w = 1/N on one group
     assert torch.equal(theirs, ours)
-    assert OTHER_TRAINERS["skyrl"].release == "skyrl 0.4.0"
+    assert OTHER_TRAINERS["skyrl"].release == "main at a956457 (2026-08-21)"

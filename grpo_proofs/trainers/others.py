@@ -23,7 +23,8 @@ mask) -> -J`` on one group, as :mod:`grpo_proofs.reference`). The findings page'
   (:func:`loo_baseline_std`): s_i = 0 exactly when the other G - 1 rewards are all equal (a 1-vs-rest group),
   and A_i = r_i - b_i is then not divided at all. The default config also adds a k3 KL penalty (coefficient
   0.01), not part of the advantage part mapped here.
-* **SkyRL** (``skyrl`` 0.4.0, ``skyrl/backends/skyrl_train/utils/ppo_utils.py``): the reduction is folded
+* **SkyRL** (NovaSky, main at a956457, 2026-08-21, package version 0.3.0;
+  ``skyrl/backends/skyrl_train/utils/ppo_utils.py``, defaults in ``skyrl/train/config/config.py``): the reduction is folded
   into the advantage (``apply_loss_reduction_to_advantages_minibatch``); default ``token_mean``: w = 1/N;
   ``prompt_mean``: w = 1/(Q N_p), N_p the tokens of prompt p's group (on one group the same as token
   mean); z-score with the sample std + 1e-6 (``grpo_norm_by_std``); clip 0.2; a KL loss (coef 0.001) on.
@@ -164,7 +165,7 @@ OTHER_TRAINERS: dict[str, OtherTrainer] = {t.name: t for t in [
                  "nemo_rl/algorithms/advantage_estimator.py::GRPOAdvantageEstimator; "
                  "nemo_rl/algorithms/loss/loss_functions.py::ClippedPGLossFn",
                  _v("nemo_rl", n.delta / n.L_sum, "centered"), _nemo_rl, delta=loo_delta),
-    OtherTrainer("skyrl", "skyrl 0.4.0", "skyrl/backends/skyrl_train/utils/ppo_utils.py",
+    OtherTrainer("skyrl", "main at a956457 (2026-08-21)", "skyrl/backends/skyrl_train/utils/ppo_utils.py",
                  _v("skyrl", 1 / (n.L_sum * n.sigma), "std", 1e-6), _skyrl, sigma="sample"),
     OtherTrainer("prime_rl", "main at 559b447 (2026-08-21)", "src/prime_rl/trainer/rl/loss.py",
                  _v("prime_rl", 1 / n.L_sum, "centered", eps_low=None, eps_up=None, surrogate=Surrogate.TV_MASK,
