@@ -30,7 +30,7 @@ __all__ = ["token_gradient", "weights_gradient", "batched_gradient", "sequence_g
 DEFAULT_OLD_PROB = 0.5
 #: the fraction of a group's tokens STARE selects by surprisal (when a surprisal is given)
 STARE_FRACTION = 0.2
-#: tokens per chunk when a compiled gradient is evaluated on the CPU (:func:`_on_tokens`). Measured on a
+#: tokens per chunk when a compiled gradient is evaluated on the CPU (``_on_tokens``). Measured on a
 #: 2-core AMD EPYC, GRPO's gradient in float64: one thread, 1e6 tokens in 100 ms whole and 32 / 19 / 22 /
 #: 23 ms in chunks of 2^13 / 2^15 / 2^16 / 2^18, 1e7 tokens in 1.5 s whole and 0.25 s in chunks of 2^16;
 #: :func:`token_gradient` with two threads, 1e6 tokens in 27 / 25 / 28 ms and 1e7 in 0.33 / 0.24 / 0.29 s
