@@ -63,7 +63,7 @@ lock:
 	sed -i -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' $(LOCK)
 
 # The same suite against the newest releases the registry serves (torch stays the pinned CPU wheel,
-# verl and OpenRLHF stay the releases the project models): an upstream deprecation shows up here first.
+# verl, OpenRLHF and unsloth_zoo stay the releases the project models): an upstream deprecation shows up here first.
 test-latest:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)

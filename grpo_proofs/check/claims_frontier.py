@@ -51,7 +51,8 @@ def prefix_check(ctx: Context, stated_stare_k: float = 0.1, model_confirm: bool 
                    data={"rows": rows, "compared": len(errs) + (len(MODEL_VARIANTS) if model_confirm else 0)})
 
 
-@claim("frontier-prefix-sign-weights", title="Prop. 1 under the later weights", page=PAGE, kind="model",
+# float64 by its statement, whatever --precision asks: runs once
+@claim("frontier-prefix-sign-weights", title="Prop. 1 under the later weights", page=PAGE, kind="numeric",
        statement="On a token shared by the whole group at the first inner step, STARE's sign-dependent weights give "
                  "W = 2 k c S_P (k = 0.1, S_P the sum of the positive advantages) and WAPO's W = c S_P, nonzero although "
                  "the base weight c is uniform; LUSPO's weight is constant within the group, so W = 0 where GSPO's "

@@ -121,7 +121,9 @@ class Claim:
     page: str
     statement: str
     check: Callable[[Context], Outcome]
-    #: "symbolic", "numeric", "optimizer" or "model" (model checks run a real transformer)
+    #: "symbolic", "numeric", "optimizer" or "model". "model" checks run a real transformer in the precision the
+    #: context asks for (``verify`` runs them once per ``--precision``); a real-model check whose statement
+    #: fixes its own arithmetic is "optimizer" or "numeric" and runs once
     kind: str
 
     def run(self, ctx: Context | None = None) -> Outcome:

@@ -228,7 +228,8 @@ def real_model_check(ctx: Context, stated_bound: float = REAL_FINAL_BOUND) -> Ou
                    data={"compared": c.compared, "facts": facts})
 
 
-@claim("frontier-cfpo-real-model", title="CFPO against PPO-clip on the real transformer", page=PAGE, kind="model",
+# float64 by its statement, whatever --precision asks: runs once
+@claim("frontier-cfpo-real-model", title="CFPO against PPO-clip on the real transformer", page=PAGE, kind="optimizer",
        statement="On the tiny float64 GPT-2 policy, one sampled group, the same torch.optim.Adam (lr 1e-4, 6 inner "
                  "steps) on PPO-clip's and on CFPO's hand-written losses: at each final policy the derived gradient "
                  "equals autograd of the reference loss on every token; on the tokens past 1 + sgn(A) eps, "

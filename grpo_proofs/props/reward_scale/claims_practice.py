@@ -72,7 +72,8 @@ def sgd_check(ctx: Context, stated_sgd_factor: float | None = None) -> Outcome:
                    data={"compared": c_adam.compared, "adam_median_ratio": float(ratio), "sgd_error": sgd_err})
 
 
-@claim("prop2-sgd-scales", page=PAGE, kind="model",
+# float64 by its statement, whatever --precision asks: runs once
+@claim("prop2-sgd-scales", page=PAGE, kind="optimizer",
        title="Without Adam, no invariance: SGD's step scales with the rewards",
        statement="On the tiny float64 GPT-2 policy with Dr. GRPO (no std normalisation), at the same parameters, "
                  "a real torch.optim.SGD step on the objective with rewards 10 r is 10 times the step with r "
@@ -116,7 +117,8 @@ def aggregation_check(ctx: Context, kappa: float | None = None) -> Outcome:
                          "compared": sum(s.comparison.compared for s in rows)})
 
 
-@claim("prop2-aggregation-in-practice", page=PAGE, kind="model",
+# runs float64 and bf16 itself, whatever --precision asks: runs once
+@claim("prop2-aggregation-in-practice", page=PAGE, kind="optimizer",
        title="A loss-scale change through verl's aggregation mode, under AdamW, clipping and bf16: what moves the step",
        statement="On the tiny GPT-2 policy, switching verl's loss_agg_mode from token-mean to seq-mean-token-sum "
                  "multiplies every gradient by the derived factor N/B. Real AdamW steps of the two modes, at the same "
