@@ -35,7 +35,7 @@ import sympy as sp
 import torch
 
 __all__ = ["FIX", "to_torch", "to_numpy", "to_mpmath", "gradient_fn", "staged_gradient_fn", "Staged", "hoist",
-           "depends_on_ratio", "term_fn", "clip_fn", "stopped_term_fn"]
+           "term_fn", "clip_fn", "stopped_term_fn"]
 
 
 def _tensors(args: Sequence) -> list[torch.Tensor]:
@@ -187,6 +187,8 @@ def staged_gradient_fn(variant, per_token: tuple[str, ...]) -> Staged:
     tok = [a for a in args if str(a) in per_token]
     comp = [a for a in args if str(a) not in per_token]
     out, parts = hoist(expr, set(tok))
+    if parts:  # per-token inputs the gradient does not read (REINFORCE's x) are not passed
+        tok = [a for a in tok if a in out.free_symbols]
     names = (tuple(map(str, tok)), tuple(map(str, comp)))
     if not parts:
         return Staged(to_torch(tok, out), None, *names)
@@ -197,17 +199,6 @@ def staged_gradient_fn(variant, per_token: tuple[str, ...]) -> Staged:
         return [v if isinstance(v, torch.Tensor) else torch.full_like(vals[0], float(v)) for v in inner(*vals)]
 
     return Staged(to_torch(tok + [c for c, _ in parts], out), parts_of, *names)
-
-
-@lru_cache(maxsize=128)
-def depends_on_ratio(variant) -> bool:
-    """False when the derived per-token gradient involves neither the log-ratio x nor log pi_old nor a
-    sequence's log-ratio u (REINFORCE: alpha A), so it can be evaluated once per completion."""
-    from . import notation as n
-    from .gradient import generic_gradient
-    from .terms import lold
-
-    return bool({n.x, n.u, lold} & generic_gradient(variant)[0].free_symbols)
 
 
 @lru_cache(maxsize=128)

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .compile import clip_fn, depends_on_ratio, gradient_fn, staged_gradient_fn, stopped_term_fn, term_fn
+from .compile import clip_fn, gradient_fn, staged_gradient_fn, stopped_term_fn, term_fn
 from .errors import InputError
 from .weights import GroupWeights, group_weights, surprisal_selection
 from .validate import BYTES_PER_TOKEN, check_memory, flat_log_ratios, log_ratios_for, rewards_and_lengths
@@ -211,10 +211,7 @@ def weights_gradient(v: Variant, w: GroupWeights, log_ratios: Sequence[Sequence[
         sums = torch.segment_reduce(x, "sum", lengths=counts)
         u = sums / counts.to(x.dtype) if v.ratio is Ratio.SEQ_GEOMEAN else sums
         g = _expand(sequence_gradient(v, Omega=Omega, A=A, u=u, lengths=counts), counts, n_tok)
-    elif w.per_token is None and not depends_on_ratio(v):  # e.g. REINFORCE: alpha_i A_i on every token
-        per = gradient_fn(v)(torch.from_numpy(w.per_completion), A, torch.zeros_like(A))
-        g = _expand(per, counts, n_tok)
-    else:
+    else:  # token kinds; a gradient that reads no ratio (REINFORCE: alpha_i A_i) is evaluated per completion
         g = _staged(v, {"alpha": alpha, "A_i": A, "x": x}, alpha_kind + ("x",), counts, n_tok)
     return np.split(g.numpy(), np.cumsum(w.lengths)[:-1])
 
