@@ -31,7 +31,20 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["adam_step_ratio", "noninvariant_threshold", "AdamRecurrence", "mp_sqrt", "first_moment", "second_moment",
-           "second_moment_after"]
+           "second_moment_after", "preconditioned_steps", "clip_by_norm", "TORCH_CLIP_GUARD"]
+
+#: ``torch.nn.utils.clip_grad_norm_`` divides the max norm by ||g|| + 1e-6
+TORCH_CLIP_GUARD = 1e-6
+
+
+def clip_by_norm(g: np.ndarray, max_norm: float) -> tuple[np.ndarray, bool]:
+    """torch's ``clip_grad_norm_`` on one flat gradient: g min(1, c/(||g|| + 1e-6)), and whether it changed g.
+
+    >>> clip_by_norm(np.array([3.0, 4.0]), 1.0)[1], clip_by_norm(np.array([0.3, 0.4]), 1.0)
+    (True, (array([0.3, 0.4]), False))
+    """
+    coef = max_norm / (float(np.linalg.norm(g)) + TORCH_CLIP_GUARD)
+    return (g * coef, True) if coef < 1.0 else (g, False)
 
 
 def _check_phi_eps(phi: float, eps: float) -> tuple[float, float]:
@@ -175,3 +188,14 @@ class AdamRecurrence:
         self.v_hat = self.v / (1 - self.beta2 ** self.t)
         precond = -self.lr * self.m_hat / (self.sqrt(self.v_hat) + self.eps)
         return theta * (1 - self.lr * self.wd) + precond, precond
+
+
+def preconditioned_steps(grads, *, lr, beta1, beta2, eps, weight_decay=0.0) -> tuple[list, list]:
+    """The steps -lr m_hat/(sqrt(v_hat) + eps) of :class:`AdamRecurrence` fed ``grads`` in turn, and v_hat after
+    each (taken at theta = 0, so AdamW's decay drops out: what the paired runs read from torch's optimizer)."""
+    opt = AdamRecurrence(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+    steps, v_hat = [], []
+    for g in grads:
+        steps.append(opt.step(np.zeros_like(g), g)[1])
+        v_hat.append(opt.v_hat)
+    return steps, v_hat

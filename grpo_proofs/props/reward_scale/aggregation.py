@@ -35,8 +35,8 @@ import torch
 
 from ...checking.coverage import Comparison, compare, floor_fraction
 from ...checking.tolerances import for_precision
-from ...runtime.adam import AdamRecurrence
-from .confirm import TORCH_CLIP_GUARD, relative_change
+from ...runtime.adam import TORCH_CLIP_GUARD, clip_by_norm, preconditioned_steps
+from .confirm import relative_change
 from .experiments import COVERAGE_BY, conditioned, step_scales
 from .model import Batch, Config, make_batch, paired_run
 
@@ -103,17 +103,10 @@ class Setting:
 def predicted_steps(grads, kappa: float, max_norm: float | None, *, betas, eps: float = EPS):
     """The scaled run's AdamW steps (theta = 0: the decay drops out) from the unscaled run's raw gradients,
     whether the clip acts at each step, and the predicted v_hat."""
-    opt = AdamRecurrence(lr=LR, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=WEIGHT_DECAY)
-    steps, active, v_hat, fed = [], [], [], []
-    for g in grads:
-        g = kappa * g
-        if max_norm is not None:
-            coef = max_norm / (float(np.linalg.norm(g)) + TORCH_CLIP_GUARD)
-            active.append(coef < 1.0)
-            g = g * min(coef, 1.0)
-        steps.append(opt.step(np.zeros_like(g), g)[1])
-        v_hat.append(opt.v_hat)
-        fed.append(g)
+    fed, active = [kappa * g for g in grads], []
+    if max_norm is not None:
+        fed, active = (list(x) for x in zip(*[clip_by_norm(g, max_norm) for g in fed]))
+    steps, v_hat = preconditioned_steps(fed, lr=LR, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=WEIGHT_DECAY)
     return steps, active, v_hat, fed
 
 

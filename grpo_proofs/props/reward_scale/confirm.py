@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...runtime.adam import AdamRecurrence, adam_step_ratio
+from ...runtime.adam import TORCH_CLIP_GUARD, adam_step_ratio, clip_by_norm, preconditioned_steps
 from ...weights import group_sigma
 from ...checking.coverage import Comparison, compare, floor_fraction, merge
 from ...checking.tolerances import OPTIMIZER_FLOAT64
@@ -42,8 +42,6 @@ __all__ = ["confirm_reward_scale", "confirm_grad_clip", "scale_factor", "relativ
 #: AdamW learning rate and weight decay of the reward-scale runs (paired_run's AdamW)
 LR = 1e-3
 WEIGHT_DECAY = 0.1
-#: torch.nn.utils.clip_grad_norm_ divides by ||g|| + 1e-6
-TORCH_CLIP_GUARD = 1e-6
 #: coverage floor of the step comparisons: at least this fraction of all coordinate-steps is compared.
 #: The compared coordinates are those whose gradient is resolved in the reference run (|g| above 1e-12 of
 #: its largest entry at every step so far), a selection made without the measured scaled run; the rest
@@ -152,20 +150,10 @@ def _row_text(x: dict) -> str:
             f"{x['measured_change']:.3e}")
 
 
-def _clipped(g: np.ndarray, max_norm: float) -> tuple[np.ndarray, bool]:
-    """torch's clip_grad_norm_: g min(1, c/(||g|| + 1e-6)), and whether it changed g (||g|| > c, up to the guard)."""
-    coef = max_norm / (float(np.linalg.norm(g)) + TORCH_CLIP_GUARD)
-    return (g * coef, True) if coef < 1.0 else (g, False)
-
-
 def _adam_steps(grads, opts: Options) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Preconditioned AdamW steps of the hand-written recurrence (theta = 0: decay drops out), and v_hat."""
-    opt = AdamRecurrence(lr=LR, beta1=opts.beta1, beta2=opts.beta2, eps=opts.eps, weight_decay=WEIGHT_DECAY)
-    steps, v_hat = [], []
-    for g in grads:
-        steps.append(opt.step(np.zeros_like(g), g)[1])
-        v_hat.append(opt.v_hat)
-    return steps, v_hat
+    return preconditioned_steps(grads, lr=LR, beta1=opts.beta1, beta2=opts.beta2, eps=opts.eps,
+                                weight_decay=WEIGHT_DECAY)
 
 
 def confirm_grad_clip(batch, v, d, beta: float, phis, r, opts: Options, steps: int) -> Confirmation:
@@ -200,8 +188,8 @@ def confirm_grad_clip(batch, v, d, beta: float, phis, r, opts: Options, steps: i
     raw_r = recs["r raw"].grads
     kk = k if k is not None else 1.0
     raw_phi = [kk * g for g in recs["base raw"].grads]
-    pred_r, act_r = zip(*[_clipped(g, c) for g in raw_r])
-    pred_phi, act_phi = zip(*[_clipped(g, c) for g in raw_phi])
+    pred_r, act_r = zip(*[clip_by_norm(g, c) for g in raw_r])
+    pred_phi, act_phi = zip(*[clip_by_norm(g, c) for g in raw_phi])
     meas_act_r = [n > c for n in recs["r"].grad_norms]
     meas_act_phi = [n > c for n in recs["phi"].grad_norms]
     mismatch = sum(a != b for a, b in zip(act_r + act_phi, meas_act_r + meas_act_phi))

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ... import notation as n
 from ...compile import to_numpy
-from ...runtime.adam import adam_step_ratio
+from ...runtime.adam import TORCH_CLIP_GUARD as TORCH_CLIP_DELTA, adam_step_ratio
 from ...checking import Context
 from ...checking.coverage import floor_fraction
 from ...variants import REGISTRY
@@ -172,8 +172,6 @@ def kl_inverse(ctx: Context, beta: float = 0.04, phis=None, eps: float = 1e-8) -
     return {"error": worst, "beta": beta, "rows": rows}
 
 
-#: the constant ``torch.nn.utils.clip_grad_norm_`` adds to the total norm (torch 2.x source)
-TORCH_CLIP_DELTA = 1e-6
 
 
 def clip_coefficient():

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...runtime.adam import AdamRecurrence, adam_step_ratio
+from ...runtime.adam import adam_step_ratio, preconditioned_steps
 from ...checking import Context
 from ...checking.coverage import floor_fraction
 from .model import Config, make_batch, paired_run, trajectory_run
@@ -149,12 +149,7 @@ def step_errors(measured, predicted, scales, keep=None) -> dict:
 
 def recurrence_steps(grads, *, lr, eps, betas=(0.9, 0.999)) -> list[np.ndarray]:
     """Preconditioned steps of the hand-written Adam recurrence on a gradient list (no torch)."""
-    opt = AdamRecurrence(lr=lr, beta1=betas[0], beta2=betas[1], eps=eps)
-    out = []
-    for g in grads:
-        _, pre = opt.step(np.zeros_like(g), g)
-        out.append(pre)
-    return out
+    return preconditioned_steps(grads, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps)[0]
 
 
 def step_ratio_experiment(ctx: Context, variant: str = "dr_grpo", phis=PHIS, eps_values=None,

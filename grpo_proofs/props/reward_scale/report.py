@@ -25,13 +25,13 @@ import math
 import numpy as np
 
 from ... import notation as n
-from ...runtime.adam import AdamRecurrence, adam_step_ratio, noninvariant_threshold
+from ...runtime.adam import adam_step_ratio, clip_by_norm, noninvariant_threshold, preconditioned_steps
 from ...errors import InputError
 from ...variants import get_variant
 from ...weights import group_sigma
 from .model import OPTIMIZERS, Config, make_batch, paired_run
 from .experiments import LR, conditioned, step_errors, step_scales
-from .consequences import TORCH_CLIP_DELTA, premise_error
+from .consequences import premise_error
 
 __all__ = ["scale_report", "check_scale_inputs"]
 
@@ -56,13 +56,7 @@ def check_scale_inputs(phi, eps, beta, max_grad_norm, steps, optimizer) -> None:
 
 
 def _recurrence(grads, eps, betas=(0.9, 0.999)):
-    opt = AdamRecurrence(lr=LR, beta1=betas[0], beta2=betas[1], eps=eps)
-    steps, v_hat = [], []
-    for g in grads:
-        _, pre = opt.step(np.zeros_like(g), g)
-        steps.append(pre)
-        v_hat.append(opt.v_hat)
-    return steps, v_hat
+    return preconditioned_steps(grads, lr=LR, beta1=betas[0], beta2=betas[1], eps=eps)
 
 
 def scale_report(variant, phi: float, *, eps: float = 1e-8, beta: float = 0.0, max_grad_norm: float | None = None,
@@ -92,7 +86,7 @@ def scale_report(variant, phi: float, *, eps: float = 1e-8, beta: float = 0.0, m
         if beta:
             g = g + recs["R"].grads[t]
         if max_grad_norm is not None:
-            g = g * min(1.0, max_grad_norm / (float(np.linalg.norm(g)) + TORCH_CLIP_DELTA))
+            g = clip_by_norm(g, max_grad_norm)[0]
         fed.append(g)
     pred, pred_vhat = _recurrence(fed, eps)
     keep = conditioned(fed, s.grads, 1.0)
