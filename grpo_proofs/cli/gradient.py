@@ -30,9 +30,6 @@ def _summary(arr) -> dict:
 def run(args) -> int:
     import numpy as np
 
-    from ..props.gradient.derive import plain
-    from ..evaluate import token_gradient
-    from ..objective import group_numbers
     from ..validate import BYTES_PER_TOKEN, check_memory, rewards_and_lengths
     from ..variants import get_variant
 
@@ -58,6 +55,10 @@ def run(args) -> int:
             if len(lr) not in (1, n):
                 raise InputError(f"--log-ratios: completion {i + 1} has {len(lr)} values for {n} tokens; give one "
                                  "value (the same for every token) or one per token")
+    from ..evaluate import token_gradient  # torch: imported once the input is known to be valid
+    from ..objective import group_numbers
+    from ..props.gradient.derive import plain
+
     grad = token_gradient(v, rewards, lengths, log_ratios=log_ratios, sigma=args.sigma)
     num = group_numbers(v, rewards, lengths, sigma=args.sigma)
     sums = np.array([float(g.sum()) for g in grad])

@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ...errors import InputError
 
@@ -166,6 +165,8 @@ def run_clip_toy(optimizer: str = "adam", lr: float = 0.1, betas=(0.9, 0.999), e
     if optimizer == "adam" and (len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas)):
         raise InputError(f"betas must be two numbers in [0, 1), got {betas!r}")
 
+    import torch  # the toys only: the closed forms above run without it
+
     z = torch.tensor(math.log(p_old / (1.0 - p_old)), dtype=torch.float64, requires_grad=True)
     z0 = float(z.detach())
     if optimizer == "adam":
@@ -193,6 +194,8 @@ def tv_toy(lr: float = 0.1, betas=(0.9, 0.999), eps: float = 1e-8, steps: int = 
     """DPPO's binary-TV mask on the one-logit toy, with ``torch.optim.Adam``: the loss -(1 - M) s A with
     M = 1 once p - p_old > delta (A > 0), a constant. Returns the logits after each step, the autograd
     gradients and the sqrt(v_hat) Adam holds after each step (read from the optimizer's state)."""
+    import torch
+
     z = torch.tensor(math.log(p_old / (1 - p_old)), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([z], lr=lr, betas=betas, eps=eps)
     zs, gs, rv = [], [], []
