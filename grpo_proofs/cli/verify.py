@@ -1,7 +1,8 @@
 """``grpo-proofs verify``: run every registered claim and print a pass/fail table.
 
 One line per claim as soon as it finishes (label, result, error, tolerance, items compared, time, title), fitted
-to 120 columns (``--jobs N`` runs N claims at a time in worker processes: :mod:`grpo_proofs.checking.parallel`); ``--wide`` prints full titles and each claim's details. Ctrl-C stops after the claim
+to 120 columns (``--jobs N`` runs N claims at a time in worker processes: :mod:`grpo_proofs.checking.parallel`);
+``--wide`` prints full titles and each claim's details. Ctrl-C stops after the claim
 that is running: the lines already printed stay, and a last line says how many passed and how
 many did not run (exit code 130; with ``--json`` the JSON of the finished claims, ``interrupted``).
 The result is PASS (float64, or an exact/symbolic check), ``bounded`` (a float32 or bf16 row within its

@@ -36,7 +36,7 @@ import torch
 from ...checking.coverage import Comparison, compare, floor_fraction
 from ...checking.tolerances import for_precision
 from ...runtime.adam import TORCH_CLIP_GUARD, clip_by_norm, preconditioned_steps
-from .confirm import relative_change
+from .confirm import LR, WEIGHT_DECAY, relative_change
 from .experiments import COVERAGE_BY, conditioned, step_scales
 from .model import Batch, Config, make_batch, paired_run
 
@@ -45,8 +45,8 @@ __all__ = ["MODES", "LR", "EPS", "CLIP_MULTIPLE", "Setting", "verl_loss", "aggre
 
 #: the two aggregation modes compared (the first drives the paired run)
 MODES = ("token-mean", "seq-mean-token-sum")
-#: AdamW's learning rate, eps and weight decay (torch defaults for the last two but the decay)
-LR, EPS, WEIGHT_DECAY = 1e-3, 1e-8, 0.1
+#: AdamW's eps (torch's default); learning rate and weight decay are those of the check's reward-scale runs
+EPS = 1e-8
 #: the max norm is this multiple of the token-mean run's first gradient norm (1.0 against 0.5)
 CLIP_MULTIPLE = 2.0
 
