@@ -185,3 +185,49 @@ def test_book_builds(tmp_path):
     index = (html / "derivations" / "claims.html").read_text(encoding="utf-8")
     by_pages, here = index.count("<p>its page</p>"), index.count("<p>this page</p>")
     assert by_pages > 0 and by_pages + here == len(CLAIMS), (by_pages, here, len(CLAIMS))
+
+
+def _small_book(folder: Path, pages: dict[str, str]) -> Path:
+    """A book in ``folder`` with the project's execution settings and extensions and the given pages
+    (name -> code of its one cell)."""
+    header = "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n" \
+             "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+    folder.mkdir()
+    config = yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
+    small = {"title": "small", "only_build_toc_files": True, "execute": config["execute"],
+             "sphinx": {"local_extensions": {name: str(BOOK / "_ext") for name in ("claim_outcomes", "execute_pages")}}}
+    (folder / "_config.yml").write_text(yaml.safe_dump(small), encoding="utf-8")
+    (folder / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "intro",
+                                                      "chapters": [{"file": name} for name in pages]}), encoding="utf-8")
+    (folder / "intro.md").write_text("# Small\n", encoding="utf-8")
+    for name, code in pages.items():
+        (folder / f"{name}.md").write_text(f"{header}# {name}\n\n```{{code-cell}} ipython3\n{code}\n```\n", encoding="utf-8")
+    return folder
+
+
+def _build(book: Path, out: Path, **env) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    return subprocess.run([str(exe), "build", str(book), "--path-output", str(out), "--all", "-W", "--keep-going"], cwd=book,
+                          env=dict(os.environ, IPYTHONDIR=str(BOOK / "_ipython"), **env), capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_pages_are_executed_by_the_pool_in_this_build(tmp_path):
+    """The pages Sphinx reads were executed in this build, by the parallel pool: twice built, each build
+    shows its own value of an environment variable the page prints."""
+    book = _small_book(tmp_path / "book", {"one": "import os\nprint('value', os.environ['SMALL_BOOK_VALUE'])",
+                                           "two": "print('two ran')"})
+    for value in ("first-build", "second-build"):
+        proc = _build(book, tmp_path / "out", SMALL_BOOK_VALUE=value)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, log[-4000:]
+        assert "executing 2 pages on" in log and log.count("Using cached notebook") == 2, log[-4000:]
+        assert f"value {value}" in (tmp_path / "out" / "_build" / "html" / "one.html").read_text(encoding="utf-8")
+
+
+def test_a_page_that_fails_in_the_pool_fails_the_build(tmp_path):
+    book = _small_book(tmp_path / "book", {"good": "print('fine')", "bad": "raise ValueError('planted failure')"})
+    proc = _build(book, tmp_path / "out")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log[-4000:]
+    assert "planted failure" in log and "failed in the pool" in log, log[-4000:]
