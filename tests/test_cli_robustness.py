@@ -89,7 +89,7 @@ def test_ten_thousand_completions_print_a_short_table():
 
 # -- bad values ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, fragment", [
+BAD_VALUES = [
     (["gradient", "--variant", "grpo", "--rewards", "1e300,0,-1e300", "--lengths", "1,2,3"], "overflow float64"),
     (["gradient", "--variant", "grpo", "--rewards", "1,0,,1", "--lengths", "1,2,3,4"], "field 3 of '1,0,,1' is empty"),
     (["gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "1,2", "--top", "-1"], "--top"),
@@ -100,7 +100,10 @@ def test_ten_thousand_completions_print_a_short_table():
     (["check", "grpo", "--symbolic", "--mu", "1", "--T", "2"], "no overshoot step exists"),
     (["overshoot", "--k", "200000"], "--k must be in [0, 100000]"),
     (["overshoot", "--beta1", "-0.5"], "--beta1 must be in (0, 1)"),
-])
+]
+
+
+@pytest.mark.parametrize("argv, fragment", BAD_VALUES)
 def test_bad_values_one_line(argv, fragment):
     refused(*cli(*argv), fragment)
 
@@ -117,16 +120,48 @@ def test_overshoot_k_20000_neither_crashes_nor_floods():
 
 # -- output folders ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [
+#: commands that write into a folder; the folder is the last argument
+WRITERS = [
     ["scale", "--variant", "grpo", "--phi", "10", "--plot"],
     ["prefix", "--train", "--plot"],
     ["overshoot", "--simulate", "--plot"],
     ["check", "grpo", "--symbolic", "--report"],
-])
+]
+
+
+@pytest.mark.parametrize("argv", WRITERS)
 def test_uncreatable_output_folder_is_refused_up_front(tmp_path, argv):
     target = blocked_dir(tmp_path)
     refused(*cli(*argv, str(target)), "cannot be created there")
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_refusals_come_before_torch_is_imported(tmp_path):
+    """The refusals above are answered before torch, transformers or matplotlib is imported: one process
+    runs them in turn and lists those libraries after each. A trainer config's refusal is not among them
+    (the config is read through grpo_proofs.trainers, which imports torch)."""
+    huge = ["--variant", "grpo", "--rewards", "1,0", "--lengths", "1000000000,1000000000"]
+    target = str(blocked_dir(tmp_path))
+    cases = ([["gradient", *huge], ["prefix", *huge],
+              ["gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "5000000,5000000", "--json",
+               "--per-token"]]
+             + [argv for argv, _ in BAD_VALUES if not argv[1].endswith(".yaml")]
+             + [[*argv, target] for argv in WRITERS])
+    code = ("import json, sys\n"
+            "from grpo_proofs.cli import main\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    rc = main(argv)\n"
+            "    print(json.dumps([argv, rc, [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules]]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [argv for argv, _, _ in seen] == cases
+    for argv, rc, heavy in seen:
+        assert rc == 2 and heavy == [], (argv, rc, heavy)
+    assert proc.stderr.count("\n") == len(cases)                    # one line each
 
 
 def test_report_folder_with_files_needs_force(tmp_path):

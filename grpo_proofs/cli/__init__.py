@@ -5,7 +5,9 @@ Each module in ``COMMANDS`` defines ``register(subparsers)``, which adds its par
 :class:`grpo_proofs.errors.InputError` and becomes one line on stderr with exit code 2; so does
 an argument the parser itself refuses (an unknown flag, a missing value): one line naming the
 flag and pointing to ``--help``, never the usage dump. A negative number given as a flag's value
-(``--eps -1e-8``) is read as that value, so its range check answers.
+(``--eps -1e-8``) is read as that value, so its range check answers. A command checks what it can of
+its input (flags, sizes estimated against the memory available, output folders) before it imports
+torch, so such a refusal comes within about a second.
 """
 
 from __future__ import annotations

@@ -81,17 +81,17 @@ def _confirm(spec, verdicts, opts):
 
 
 def run(args) -> int:
-
-    from ..check.report import card, markdown, write_report
-    from ..check.spec import dump_spec
-    from ..check.spec_files import load_spec
-    from ..check.verdict import derive
-
     cuda_or_fail(args.device)
     if args.report is not None:
         check_report_dir(args.report, args.force)
+    from ..check.spec_files import load_spec
+
     spec = load_spec(args.spec, args.variant_file)
     opts = resolve_options(args, spec)
+    from ..check.report import card, markdown, write_report  # imported once the input is known to be valid
+    from ..check.spec import dump_spec
+    from ..check.verdict import derive
+
     clean = getattr(spec.mapping, "alpha_clean", None)
     verdicts = derive(spec.variant, opts.sigma, T=opts.T, k=opts.k, beta1=opts.beta1, beta2=opts.beta2,
                       mu=opts.mu, grad_clip=spec.grad_clip, match_alpha=_usable(spec.variant, clean))

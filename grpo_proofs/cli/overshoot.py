@@ -64,27 +64,30 @@ def closed_form(args) -> int:
 
 
 def simulate(args) -> int:
+    from ..variants import get_variant
+
+    get_variant(args.variant)
+    cuda_or_fail(args.device)
+    mu = number(args.mu, "--mu", kind=int, lo=1, hi=64)
+    batches = number(args.batches, "--batches", kind=int, lo=1, hi=100)
+    seed = number(args.seed, "--seed", kind=int, lo=0)
+    first_step = number(args.first_step, "--first-step", lo=0, hi=1, open_lo=True, open_hi=True)
+    if args.plot:
+        check_out_dir(args.plot, "--plot")
     from tqdm import tqdm
 
-    from ..props.overshoot import model as ex
+    from ..props.overshoot import model as ex  # torch: imported after the checks above
     from ..props.overshoot.premise import post_entry_drift
-    from ..variants import get_variant
-    get_variant(args.variant)
+
     if args.optimizer not in ex.OPTIMIZERS:
         raise InputError(f"unknown optimizer {args.optimizer!r}; choose one of: {', '.join(ex.OPTIMIZERS)}")
     if args.mitigation not in ex.MITIGATIONS:
         raise InputError(f"unknown mitigation {args.mitigation!r}; choose one of: {', '.join(ex.MITIGATIONS)}")
-    cuda_or_fail(args.device)
-    mu = number(args.mu, "--mu", kind=int, lo=1, hi=64)
-    batches = number(args.batches, "--batches", kind=int, lo=1, hi=100)
-    setup = ex.Setup(variant=args.variant, mu=mu, n_batches=batches, seed=number(args.seed, "--seed", kind=int, lo=0),
-                     first_step=number(args.first_step, "--first-step", lo=0, hi=1, open_lo=True, open_hi=True),
-                     device=args.device)
-    if args.plot:
-        check_out_dir(args.plot, "--plot")
-    rows = ex.ROWS if args.compare else ((args.optimizer, args.mitigation),)
     if not args.compare and args.mitigation == "adam-rel" and args.optimizer != "adam":
         raise InputError("--mitigation adam-rel resets Adam's step counter; use it with --optimizer adam")
+    setup = ex.Setup(variant=args.variant, mu=mu, n_batches=batches, seed=seed, first_step=first_step,
+                     device=args.device)
+    rows = ex.ROWS if args.compare else ((args.optimizer, args.mitigation),)
     with tqdm(total=len(rows), desc="overshoot", unit="run", file=sys.stderr, disable=None) as bar:
         runs = ex.compare(setup, rows, progress=bar)
     out = []

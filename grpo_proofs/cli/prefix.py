@@ -22,9 +22,8 @@ __all__ = ["register"]
 
 
 def closed_form(args) -> int:
-    from ..props.gradient.derive import plain
-    from ..props.prefix.api import prefix_terms
     from ..variants import get_variant
+    from ..weights import group_weights
 
     missing = [f for f in ("variant", "rewards", "lengths") if getattr(args, f) is None]
     if missing:
@@ -42,7 +41,11 @@ def closed_form(args) -> int:
     ratio = floats(args.ratio, "--ratio")
     if len(ratio) != 1:
         raise InputError(f"--ratio takes one number (the prefix token's ratio), got {args.ratio!r}")
-    t = prefix_terms(v, rewards, lengths, shared=shared, ratio=ratio[0], sequence_ratios=seq, sigma=args.sigma)
+    w = group_weights(v, rewards, lengths, sigma=args.sigma)  # validates the group and its memory estimate
+    from ..props.gradient.derive import plain
+    from ..props.prefix.api import group_terms  # torch: imported once the group is known to be valid
+
+    t = group_terms(v, w, shared=shared, ratio=ratio[0], sequence_ratios=seq)
     whole = len(t.shared) == len(rewards)
     rows = [{"i": i, "reward": rewards[i], "length": lengths[i], "A": float(t.A[i]), "omega": float(t.omega[i]),
              "contribution": c, "share": sh} for i, c, sh in t.dominant()]
@@ -79,11 +82,12 @@ def closed_form(args) -> int:
 
 
 def confirm(args) -> int:
-    from ..props.prefix import model as ex
     from ..variants import get_variant
 
     cuda_or_fail(args.device)
     variants = [get_variant(args.variant).name] if args.variant else None
+    from ..props.prefix import model as ex  # torch: imported once the input is known to be valid
+
     cuda = args.device == "cuda"
     setup = ex.Setup(model="qwen2_small" if cuda else args.model, dtype="float32" if cuda else "float64",
                      device="cuda" if cuda else "cpu", G=args.G, seed=args.seed)
@@ -105,13 +109,13 @@ def confirm(args) -> int:
 
 
 def train(args) -> int:
-    from ..props.prefix import drift as ex
-
     if args.steps < 1 or args.steps > 1000:
         raise InputError(f"--steps must be in 1..1000, got {args.steps}")
     lr = number(args.lr, "--lr", lo=0, open_lo=True)
     if args.plot:
         check_out_dir(args.plot, "--plot")
+    from ..props.prefix import drift as ex  # torch: imported once the input is known to be valid
+
     setup = ex.DriftSetup(steps=args.steps, seed=args.seed, model=args.model, lr=lr)
     res = ex.drift(setup, progress=not args.json and sys.stderr.isatty())
     path, write_error = None, None

@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import math
 
-from ..checking.tolerances import OPTIMIZER_FLOAT64
 from .common import add_device_flag, add_json_flag, check_out_dir, cuda_or_fail, emit_json, number, whole, write_failed
 
 __all__ = ["register"]
 
 
 def run(args) -> int:
-    from ..props.reward_scale.plot import plot_gradient_scale
-    from ..props.reward_scale.report import check_scale_inputs, scale_report
     from ..variants import get_variant
 
     phi, eps, beta = number(args.phi, "--phi"), number(args.eps, "--eps"), number(args.beta, "--beta")
     mgn = None if args.max_grad_norm is None else number(args.max_grad_norm, "--max-grad-norm")
-    check_scale_inputs(phi, eps, beta, mgn, args.steps, args.optimizer)
     get_variant(args.variant)
     if args.plot:
         check_out_dir(args.plot, "--plot")
     cuda_or_fail(args.device)
+    from ..checking.tolerances import OPTIMIZER_FLOAT64
+    from ..props.reward_scale.report import check_scale_inputs, scale_report  # torch: imported after the checks above
+
+    check_scale_inputs(phi, eps, beta, mgn, args.steps, args.optimizer)
     rep = scale_report(args.variant, phi, eps=eps, beta=beta, max_grad_norm=mgn, steps=args.steps,
                        device=args.device, optimizer=args.optimizer, quick=not args.full, seed=args.seed,
                        progress=True)
@@ -37,6 +37,8 @@ def run(args) -> int:
                          and rep["max_rel_err_predicted_vs_measured"] <= OPTIMIZER_FLOAT64)
     rep["plot"], write_error = None, None
     if args.plot:
+        from ..props.reward_scale.plot import plot_gradient_scale
+
         thr = rep["threshold_abs_g_first_step"]
         rows = [{"eps": eps, "phi": phi, "threshold_abs_g": thr if thr is not None else math.nan,
                  "predicted_fraction": rep["noninvariant_fraction_predicted"]}]
