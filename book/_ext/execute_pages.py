@@ -8,8 +8,9 @@ reads pages executed in this same build. Nothing is reused from an earlier build
 
 * The claims index (``claim_outcomes.INDEX``) is left out: MyST-NB executes it when Sphinx reads it, the
   last page read, after every other page has recorded its claims' outcomes.
-* Pages start longest first, by the seconds each took in the previous build (from the cache about to be
-  emptied), so that the longest page does not start last.
+* Pages start longest first, so that the longest page does not start last: by the seconds each took in
+  the previous build (from the cache about to be emptied), or, when a page has no such record (a first
+  build, a new page), by the size of the page files.
 * A page that fails here is not cached; MyST-NB then executes it again when Sphinx reads it, and its
   error fails the build with the traceback, exactly as without this extension.
 """
@@ -57,7 +58,9 @@ def _execute(app, env, docnames: list[str]) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     cache = get_cache(folder)
     paths = [str(Path(env.doc2path(d)).resolve()) for d in docnames if d != INDEX]
-    paths = sorted((p for p in paths if _is_notebook(Path(p))), key=lambda p: -seconds.get(p, 0.0))
+    paths = [p for p in paths if _is_notebook(Path(p))]
+    known = all(p in seconds for p in paths)
+    paths.sort(key=lambda p: -(seconds[p] if known else Path(p).stat().st_size))
     if not paths:
         return
     for path in paths:
