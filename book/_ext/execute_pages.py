@@ -3,8 +3,9 @@
 MyST-NB executes a page when Sphinx reads it, one page after another. With ``execute_notebooks: cache``
 it instead takes a page's outputs from a jupyter-cache whenever the cache holds that page's code. At
 the start of every build this extension empties that cache, then executes every page about to be read
-with jupyter-cache's ``local-parallel`` executor (a process pool, one worker per core), so that Sphinx
-reads pages executed in this same build. Nothing is reused from an earlier build.
+with jupyter-cache's ``local-parallel`` executor (a process pool, one worker per core; ``temp-parallel``
+with ``run_in_temp``), so that Sphinx reads pages executed in this same build. Nothing is reused from
+an earlier build.
 
 * The claims index (``claim_outcomes.INDEX``) is left out: MyST-NB executes it when Sphinx reads it, the
   last page read, after every other page has recorded its claims' outcomes.
@@ -68,7 +69,8 @@ def _execute(app, env, docnames: list[str]) -> None:
     quiet = logging.getLogger("jupyter_cache.book")  # the pool's own messages: warnings and errors only
     quiet.setLevel(logging.WARNING)
     LOGGER.info(f"executing {len(paths)} pages on {os.cpu_count()} processes")
-    result = load_executor("local-parallel", cache, logger=quiet).run_and_cache(
+    executor = "temp-parallel" if app.config.nb_execution_in_temp else "local-parallel"  # as MyST-NB would run them
+    result = load_executor(executor, cache, logger=quiet).run_and_cache(
         filter_uris=paths, timeout=app.config.nb_execution_timeout, allow_errors=app.config.nb_execution_allow_errors)
     failed = result.excepted + result.errored
     if failed:
