@@ -7,7 +7,6 @@ before anything is allocated (the test would be killed otherwise).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -215,8 +214,11 @@ def test_verify_streams_fits_120_columns_and_shows_titles():
 def test_verify_ctrl_c_keeps_what_passed():
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    # Ctrl-C in a terminal: the child starts with SIGINT at its default action, however this suite was started
+    # (a shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     head = [proc.stdout.readline(), proc.stdout.readline()]      # the header and the first claim
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=300)
@@ -241,34 +243,3 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert first.startswith("variant grpo") and "Traceback" not in err and err == ""
     assert proc.returncode == 141
 
-
-def test_verify_stops_on_a_ctrl_c_that_a_claim_swallows(capsys, monkeypatch):
-    """A KeyboardInterrupt swallowed under a claim (as one raised inside a finalizer is) still stops the run
-    once that claim returns: exit code 130, the next claim not run."""
-    from grpo_proofs.checking import REGISTRY, all_claims
-    from grpo_proofs.cli import main
-
-    order = list(all_claims())
-    first, second = sorted(["prop7-paper-c-t4-value", "prop3-sgd-stops"], key=order.index)  # two fast claims
-    claim = all_claims()[first]
-    ran = []
-
-    def swallowing(ctx):
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(1000):  # the handler runs at the next bytecode boundary
-                pass
-        except KeyboardInterrupt:
-            ran.append("swallowed")
-        return claim.check(ctx)
-
-    swallowing.__module__ = claim.check.__module__  # keeps its place in the registry's order
-
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    monkeypatch.setitem(REGISTRY, first, dataclasses.replace(claim, check=swallowing))
-    rc = main(["verify", "--only", f"{first},{second}"])
-    out, err = capsys.readouterr()
-    assert ran == ["swallowed"]
-    assert rc == 130, (out, err)
-    assert "1 passed, 0 failed, 1 not run (interrupted)" in out and "interrupted after 1 of 2 claims" in err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

@@ -18,10 +18,7 @@ the Qwen2-0.5B shape with G = 16 completions of up to 1024 tokens on CUDA). Ever
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import time
 
 from typing import TYPE_CHECKING
@@ -114,29 +111,6 @@ def _outcomes(jobs, names, workers: int, bar):
         yield k, out, time.perf_counter() - t0
 
 
-@contextlib.contextmanager
-def _ctrl_c_remembered():
-    """Inside the block Ctrl-C raises KeyboardInterrupt as usual and is also remembered in the Event yielded:
-    an interrupt that code under a claim swallows (a KeyboardInterrupt raised inside a finalizer is only
-    printed, for instance) still stops the run once that claim returns. A SIGINT handler other than
-    Python's default (ignored, or the caller's own) is left as it is."""
-    seen = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
-        yield seen
-        return
-
-    def handler(signum, frame):
-        seen.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield seen
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _list(claims: dict, labels: list[str], as_json: bool) -> int:
     if as_json:
         emit_json([{"label": l, "title": claims[l].title, "page": claims[l].page, "kind": claims[l].kind,
@@ -178,18 +152,15 @@ def run(args) -> int:
     if not args.json:
         print(table.header(), flush=True)
     try:
-        with _ctrl_c_remembered() as ctrl_c:
-            for k, out, seconds in _outcomes(jobs, names, workers, bar):
-                name, (label, prec, ctx) = names[k], jobs[k]
-                results.append((k, name, label, prec, out, seconds))
-                if not args.json:
-                    bar.write(table.line(name, claims[label].title, out, seconds,
-                                         ctx.effective_precision if claims[label].kind == "model" else None),
-                              file=sys.stdout)
-                    sys.stdout.flush()
-                bar.update(1)
-                if ctrl_c.is_set():
-                    raise KeyboardInterrupt
+        for k, out, seconds in _outcomes(jobs, names, workers, bar):
+            name, (label, prec, ctx) = names[k], jobs[k]
+            results.append((k, name, label, prec, out, seconds))
+            if not args.json:
+                bar.write(table.line(name, claims[label].title, out, seconds,
+                                     ctx.effective_precision if claims[label].kind == "model" else None),
+                          file=sys.stdout)
+                sys.stdout.flush()
+            bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
     finally:
