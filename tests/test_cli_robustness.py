@@ -138,14 +138,15 @@ def test_uncreatable_output_folder_is_refused_up_front(tmp_path, argv):
 
 def test_refusals_come_before_torch_is_imported(tmp_path):
     """The refusals above are answered before torch, transformers or matplotlib is imported: one process
-    runs them in turn and lists those libraries after each. A trainer config's refusal is not among them
-    (the config is read through grpo_proofs.trainers, which imports torch)."""
+    runs them in turn and lists those libraries after each, trainer configs' refusals included (reading a
+    config imports no torch; computing a trainer's loss does)."""
     huge = ["--variant", "grpo", "--rewards", "1,0", "--lengths", "1000000000,1000000000"]
     target = str(blocked_dir(tmp_path))
     cases = ([["gradient", *huge], ["prefix", *huge],
               ["gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "5000000,5000000", "--json",
                "--per-token"]]
-             + [argv for argv, _ in BAD_VALUES if not argv[1].endswith(".yaml")]
+             + [argv for argv, _ in BAD_VALUES]
+             + [["trainer", "--trl", "loss_type=bogus"], ["trainer", "--verl", "algorithm.adv_estimator=nope"]]
              + [[*argv, target] for argv in WRITERS])
     code = ("import json, sys\n"
             "from grpo_proofs.cli import main\n"

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a loss is computed: reading a config needs none
+    import torch
 
 from ..errors import InputError
 from . import option_tables
@@ -207,6 +209,7 @@ def _array(name: str, value, shape: tuple[int, ...] | None = None, ndims: tuple[
 def prepare(logp, old_logp, advantages, mask, ref_logp=None, micro_batches=None, max_completion_length=None,
             *, per_token_advantages: bool, cover_all_rows: bool, need_ref: bool) -> Batch:
     """Validate the contract's inputs and return them as a :class:`Batch` (one clear error per problem)."""
+    import torch
     lp = _array("logp", logp)
     if lp.shape[0] < 1 or lp.shape[1] < 1:
         raise InputError(f"logp must be (B, T) with B, T >= 1, got shape {lp.shape}")
@@ -252,6 +255,7 @@ def prepare(logp, old_logp, advantages, mask, ref_logp=None, micro_batches=None,
 
 def accumulate(batch: Batch, micro_loss: Callable[[torch.Tensor, int], torch.Tensor]) -> tuple[float, np.ndarray]:
     """Sum ``micro_loss(rows, k)`` over the micro-batches; return (loss, d loss / d logp)."""
+    import torch
     total = torch.zeros((), dtype=torch.float64)
     for k, rows in enumerate(batch.micro_batches):
         total = total + micro_loss(rows, k)

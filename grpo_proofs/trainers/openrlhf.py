@@ -25,7 +25,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from ..errors import InputError
 from . import option_tables
@@ -182,6 +181,7 @@ def approx_kl(logp, ref, old, estimator, unbiased):
 
 def loss_and_grad(c: dict, bt: Batch) -> tuple[float, np.ndarray]:
     """OpenRLHF's policy loss for one optimizer step (sum over micro-batches) and d loss / d logp."""
+    import torch
     token_level = c["_token_level"]
     N = bt.mask.sum()
     S = (bt.mask.sum(-1) > 0).sum().to(torch.float64)

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where the loss is computed: reading a config needs none
+    import torch
 
 from ..errors import InputError
 from . import option_tables
@@ -182,6 +185,7 @@ def needs_ref(c: dict) -> bool:
 
 def _gamma_weights(A, log_ratio, m, c):
     """VESPO Phi_i = exp(lambda + k log w_i - lambda w_i), detached; log w_i a clamped *sum*."""
+    import torch
     with torch.no_grad():
         seq = (torch.clamp(log_ratio, -20.0, 20.0) * m).sum(-1, keepdim=True)
         log_w = torch.clamp(seq, math.log(1e-8), 20.0)
@@ -194,6 +198,7 @@ def _gamma_weights(A, log_ratio, m, c):
 
 
 def _micro_loss(c: dict, bt: Batch, rows: torch.Tensor, K: int, N_gen: torch.Tensor, S: int) -> torch.Tensor:
+    import torch
     logp, old, m = bt.logp[rows], bt.old[rows], bt.mask[rows]
     A = bt.adv[rows].unsqueeze(1)  # (b, 1)
     log_ratio = logp - old

@@ -4,6 +4,7 @@ The model of ``verl/trainer/ppo/core_algos.py`` as ``verl/workers/utils/losses.p
 calls it from the engine workers; :mod:`grpo_proofs.trainers.verl` documents the normalisers
 (B rows and N active tokens of the mini-batch, C of seq-mean-token-sum-norm) and the config.
 
+>>> import torch
 >>> m = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
 >>> float(agg_loss(torch.ones(2, 3, dtype=torch.float64), m, "seq-mean-token-sum", B=2.0, N=3.0, C=3))
 1.5
@@ -12,7 +13,6 @@ calls it from the engine workers; :mod:`grpo_proofs.trainers.verl` documents the
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ._common import Batch, accumulate
 
@@ -36,6 +36,7 @@ def agg_loss(loss_mat, m, mode, *, B, N, C):
 
 def kl_penalty(logp, ref, kind):
     """verl ``kl_penalty``: base estimator value; with '+' its value and the k2 gradient."""
+    import torch
     base = kind[:-1] if kind.endswith("+") else kind
     if base in ("kl", "k1"):
         fwd = logp - ref
@@ -53,6 +54,7 @@ def kl_penalty(logp, ref, kind):
 
 
 def _policy(c, mode, logp, old, A, m, agg):
+    import torch
     lo, hi = c["_eps_low"], c["_eps_high"]
     if mode in ("vanilla", "cispo", "sapo"):
         ratio = torch.exp(torch.clamp(logp - old, min=-20.0, max=20.0))
@@ -87,6 +89,7 @@ def _policy(c, mode, logp, old, A, m, agg):
 
 def loss_and_grad(c: dict, bt: Batch) -> tuple[float, np.ndarray]:
     """verl's actor loss for one mini-batch (sum of its micro-batch losses) and d loss / d logp."""
+    import torch
     B = float(bt.mask.shape[0])  # global_batch_size = ppo_mini_batch_size * rollout.n: every row
     N = bt.mask.sum()  # batch_num_tokens of the mini-batch
     mode = c["policy_loss.loss_mode"]
