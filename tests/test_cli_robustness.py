@@ -146,7 +146,9 @@ def test_refusals_come_before_torch_is_imported(tmp_path):
               ["gradient", "--variant", "grpo", "--rewards", "1,0", "--lengths", "5000000,5000000", "--json",
                "--per-token"]]
              + [argv for argv, _ in BAD_VALUES]
-             + [["trainer", "--trl", "loss_type=bogus"], ["trainer", "--verl", "algorithm.adv_estimator=nope"]]
+             + [["trainer", "--trl", "loss_type=bogus"], ["trainer", "--verl", "algorithm.adv_estimator=nope"],
+                ["scale", "--variant", "grpo", "--phi", "0"], ["scale", "--variant", "grpo", "--phi", "10", "--eps", "0"],
+                ["overshoot", "--simulate", "--optimizer", "bogus"], ["overshoot", "--simulate", "--mitigation", "x"]]
              + [[*argv, target] for argv in WRITERS])
     code = ("import json, sys\n"
             "from grpo_proofs.cli import main\n"
@@ -244,3 +246,14 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert first.startswith("variant grpo") and "Traceback" not in err and err == ""
     assert proc.returncode == 141
 
+
+
+def test_the_names_checked_before_torch_are_the_runs_own():
+    """The optimizer and mitigation names a command checks before importing torch are those its runs take."""
+    from grpo_proofs.props.overshoot import model as overshoot
+    from grpo_proofs.props.reward_scale import model as reward_scale
+    from grpo_proofs.runtime.choices import MITIGATIONS, OVERSHOOT_OPTIMIZERS, SCALE_OPTIMIZERS
+
+    assert tuple(reward_scale.OPTIMIZERS) == SCALE_OPTIMIZERS
+    assert {name for name, _ in overshoot.ROWS} == set(OVERSHOOT_OPTIMIZERS)
+    assert {m for _, m in overshoot.ROWS} == set(MITIGATIONS)

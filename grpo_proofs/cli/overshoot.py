@@ -14,6 +14,7 @@ import math
 import sys
 
 from ..errors import InputError
+from ..runtime.choices import MITIGATIONS, OVERSHOOT_OPTIMIZERS
 from .common import add_device_flag, add_json_flag, check_out_dir, cuda_or_fail, emit_json, number, write_failed
 
 __all__ = ["register"]
@@ -74,17 +75,17 @@ def simulate(args) -> int:
     first_step = number(args.first_step, "--first-step", lo=0, hi=1, open_lo=True, open_hi=True)
     if args.plot:
         check_out_dir(args.plot, "--plot")
+    if args.optimizer not in OVERSHOOT_OPTIMIZERS:
+        raise InputError(f"unknown optimizer {args.optimizer!r}; choose one of: {', '.join(OVERSHOOT_OPTIMIZERS)}")
+    if args.mitigation not in MITIGATIONS:
+        raise InputError(f"unknown mitigation {args.mitigation!r}; choose one of: {', '.join(MITIGATIONS)}")
+    if not args.compare and args.mitigation == "adam-rel" and args.optimizer != "adam":
+        raise InputError("--mitigation adam-rel resets Adam's step counter; use it with --optimizer adam")
     from tqdm import tqdm
 
     from ..props.overshoot import model as ex  # torch: imported after the checks above
     from ..props.overshoot.premise import post_entry_drift
 
-    if args.optimizer not in ex.OPTIMIZERS:
-        raise InputError(f"unknown optimizer {args.optimizer!r}; choose one of: {', '.join(ex.OPTIMIZERS)}")
-    if args.mitigation not in ex.MITIGATIONS:
-        raise InputError(f"unknown mitigation {args.mitigation!r}; choose one of: {', '.join(ex.MITIGATIONS)}")
-    if not args.compare and args.mitigation == "adam-rel" and args.optimizer != "adam":
-        raise InputError("--mitigation adam-rel resets Adam's step counter; use it with --optimizer adam")
     setup = ex.Setup(variant=args.variant, mu=mu, n_batches=batches, seed=seed, first_step=first_step,
                      device=args.device)
     rows = ex.ROWS if args.compare else ((args.optimizer, args.mitigation),)

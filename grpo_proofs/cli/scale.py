@@ -16,18 +16,19 @@ __all__ = ["register"]
 
 
 def run(args) -> int:
+    from ..props.reward_scale.inputs import check_scale_inputs
     from ..variants import get_variant
 
     phi, eps, beta = number(args.phi, "--phi"), number(args.eps, "--eps"), number(args.beta, "--beta")
     mgn = None if args.max_grad_norm is None else number(args.max_grad_norm, "--max-grad-norm")
+    check_scale_inputs(phi, eps, beta, mgn, args.steps, args.optimizer)
     get_variant(args.variant)
     if args.plot:
         check_out_dir(args.plot, "--plot")
     cuda_or_fail(args.device)
     from ..checking.tolerances import OPTIMIZER_FLOAT64
-    from ..props.reward_scale.report import check_scale_inputs, scale_report  # torch: imported after the checks above
+    from ..props.reward_scale.report import scale_report  # torch: imported after the checks above
 
-    check_scale_inputs(phi, eps, beta, mgn, args.steps, args.optimizer)
     rep = scale_report(args.variant, phi, eps=eps, beta=beta, max_grad_norm=mgn, steps=args.steps,
                        device=args.device, optimizer=args.optimizer, quick=not args.full, seed=args.seed,
                        progress=True)

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from ..errors import InputError
 
-__all__ = ["PRECISIONS", "MODEL_NAMES", "require_cuda"]
+__all__ = ["PRECISIONS", "MODEL_NAMES", "SCALE_OPTIMIZERS", "OVERSHOOT_OPTIMIZERS", "MITIGATIONS", "require_cuda"]
 
 #: the arithmetic a confirmation can run in (``bf16`` = bf16 autocast, float32 master weights)
 PRECISIONS = ("float64", "float32", "bf16")
 #: the policy presets a check may name (:class:`grpo_proofs.runtime.policy.PolicyConfig` constructors)
 MODEL_NAMES = ("tiny", "small", "qwen2_small", "qwen2_0_5b")
+#: the optimizers of the reward-scale runs (``grpo-proofs scale --optimizer``; torch.optim.Adam and AdamW)
+SCALE_OPTIMIZERS = ("adam", "adamw")
+#: the optimizers and mitigations of the overshoot runs (``grpo-proofs overshoot --simulate``)
+OVERSHOOT_OPTIMIZERS = ("adam", "sgd", "sgd-momentum")
+MITIGATIONS = ("none", "mu1", "reset", "adam-rel")
 
 
 def require_cuda(device: str, *, flag: bool = False) -> None:

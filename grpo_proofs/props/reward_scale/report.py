@@ -20,8 +20,6 @@ clipping under phi < 0 after the first step). Deviations and fractions are over 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ... import notation as n
@@ -29,30 +27,12 @@ from ...runtime.adam import adam_step_ratio, clip_by_norm, noninvariant_threshol
 from ...errors import InputError
 from ...variants import get_variant
 from ...weights import group_sigma
+from .inputs import check_scale_inputs
 from .model import OPTIMIZERS, Config, make_batch, paired_run
 from .experiments import LR, conditioned, step_errors, step_scales
 from .consequences import premise_error
 
 __all__ = ["scale_report", "check_scale_inputs"]
-
-
-def check_scale_inputs(phi, eps, beta, max_grad_norm, steps, optimizer) -> None:
-    """One InputError line for each kind of bad input of :func:`scale_report`."""
-    def finite(x):
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-    if not finite(phi) or phi == 0:
-        raise InputError(f"--phi must be a finite nonzero number (phi = 0 removes the reward), got {phi!r}")
-    if not finite(eps) or eps <= 0:
-        raise InputError(f"--eps must be a finite number > 0 (torch.optim divides by sqrt(v_hat) + eps; the eps = 0 "
-                         f"limit is checked at 50 digits by claim prop2-adam-invariance-50-digits), got {eps!r}")
-    if not finite(beta) or beta < 0:
-        raise InputError(f"--beta must be a finite number >= 0, got {beta!r}")
-    if max_grad_norm is not None and (not finite(max_grad_norm) or max_grad_norm <= 0):
-        raise InputError(f"--max-grad-norm must be a finite number > 0, got {max_grad_norm!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"--steps must be a whole number >= 1, got {steps!r}")
-    if optimizer not in OPTIMIZERS:
-        raise InputError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
 
 
 def _recurrence(grads, eps, betas=(0.9, 0.999)):
