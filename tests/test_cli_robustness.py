@@ -148,7 +148,10 @@ def test_refusals_come_before_torch_is_imported(tmp_path):
              + [argv for argv, _ in BAD_VALUES]
              + [["trainer", "--trl", "loss_type=bogus"], ["trainer", "--verl", "algorithm.adv_estimator=nope"],
                 ["scale", "--variant", "grpo", "--phi", "0"], ["scale", "--variant", "grpo", "--phi", "10", "--eps", "0"],
-                ["overshoot", "--simulate", "--optimizer", "bogus"], ["overshoot", "--simulate", "--mitigation", "x"]]
+                ["overshoot", "--simulate", "--optimizer", "bogus"], ["overshoot", "--simulate", "--mitigation", "x"],
+                ["prefix", "--variant", "grpo", "--rewards", "1,0", "--lengths", "2,3", "--shared", "7"],
+                ["prefix", "--variant", "grpo", "--rewards", "1,0", "--lengths", "2,3", "--ratio", "0"],
+                ["prefix", "--variant", "gspo", "--rewards", "1,0", "--lengths", "2,3", "--sequence-ratios", "1,-2"]]
              + [[*argv, target] for argv in WRITERS])
     code = ("import json, sys\n"
             "from grpo_proofs.cli import main\n"

@@ -22,6 +22,7 @@ __all__ = ["register"]
 
 
 def closed_form(args) -> int:
+    from ..props.prefix.inputs import check_prefix_inputs
     from ..variants import get_variant
     from ..weights import group_weights
 
@@ -41,9 +42,10 @@ def closed_form(args) -> int:
     ratio = floats(args.ratio, "--ratio")
     if len(ratio) != 1:
         raise InputError(f"--ratio takes one number (the prefix token's ratio), got {args.ratio!r}")
+    check_prefix_inputs(v, len(rewards), shared, ratio[0], seq)
     w = group_weights(v, rewards, lengths, sigma=args.sigma)  # validates the group and its memory estimate
     from ..props.gradient.derive import plain
-    from ..props.prefix.api import group_terms  # torch: imported once the group is known to be valid
+    from ..props.prefix.api import group_terms  # torch: imported once the input is known to be valid
 
     t = group_terms(v, w, shared=shared, ratio=ratio[0], sequence_ratios=seq)
     whole = len(t.shared) == len(rewards)

@@ -33,12 +33,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...errors import InputError
 from ...evaluate import batched_gradient, weights_gradient
 from ...weights import GroupWeights, group_weights, split_by_completion
 from ...validate import rewards_and_lengths, sigma_kind
 from ...variants import Ratio, Variant, get_variant
 from ..gradient.api import padded
+from .inputs import check_prefix_inputs, check_shared
 
 __all__ = ["PrefixTerms", "prefix_terms", "group_terms", "prefix_coefficient", "check_shared", "reference_W"]
 
@@ -76,58 +76,6 @@ class PrefixTerms:
         total = float(np.abs(c).sum())
         order = np.argsort(-np.abs(c), kind="stable")[: top or len(c)]
         return [(self.shared[j], float(c[j]), float(abs(c[j]) / total) if total > 0 else 0.0) for j in order]
-
-
-def check_shared(shared, G: int) -> tuple[int, ...]:
-    """Validate the subset S: distinct whole indices in [0, G), at least one (default: all)."""
-    if shared is None:
-        return tuple(range(G))
-    try:
-        vals = list(shared)
-    except TypeError:
-        raise InputError(f"shared must be a sequence of completion indices, got {shared!r}") from None
-    if not vals:
-        raise InputError("shared is empty; give at least one completion index (default: the whole group)")
-    out = []
-    for v in vals:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise InputError(f"shared must hold whole completion indices, got {v!r}")
-        if not 0 <= int(v) < G:
-            raise InputError(f"shared index {int(v)} is out of range for a group of G = {G} (indices 0..{G - 1})")
-        out.append(int(v))
-    if len(set(out)) != len(out):
-        raise InputError(f"shared lists an index twice: {out}; give each completion once")
-    return tuple(sorted(out))
-
-
-def _positive(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputError(f"{what} must be a number > 0, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise InputError(f"{what} must be a finite number > 0, got {value!r}")
-    return v
-
-
-def _sequence_ratios(v: Variant, ratio: float, sequence_ratios, G: int) -> np.ndarray | None:
-    if not v.sequence_level:
-        if sequence_ratios is not None:
-            raise InputError(f"{v.name!r} has token-level ratios; sequence_ratios applies to sequence-level "
-                             "variants (gspo, gcpo) only: give the prefix token's ratio as ratio=")
-        return None
-    if ratio != 1.0:
-        raise InputError(f"{v.name!r} uses a sequence ratio s_i, which depends on the whole completion, not on "
-                         "the prefix token alone; give one s_i per completion (sequence_ratios=, CLI "
-                         "--sequence-ratios) and leave the ratio at 1")
-    if sequence_ratios is None:
-        return np.ones(G)
-    try:
-        vals = list(sequence_ratios)
-    except TypeError:
-        raise InputError("sequence_ratios must be a sequence of numbers, one s_i per completion") from None
-    if len(vals) != G:
-        raise InputError(f"sequence_ratios has {len(vals)} values for G = {G} completions; give one s_i per completion")
-    return np.array([_positive(s, f"sequence_ratios[{i}]") for i, s in enumerate(vals)])
 
 
 def _log_ratios(v: Variant, lengths: np.ndarray, ratio: float, seq: np.ndarray | None) -> list[np.ndarray]:
@@ -185,9 +133,7 @@ def group_terms(v: Variant, w: GroupWeights, shared: Sequence[int] | None = None
     """:func:`prefix_terms` of a resolved variant on a group whose weights ``w`` are already evaluated
     (:func:`grpo_proofs.weights.group_weights`): for callers that ask one group at several ratios."""
     r, L = w.rewards, w.lengths
-    S = check_shared(shared, len(r))
-    ratio = _positive(ratio, "ratio")
-    seq = _sequence_ratios(v, ratio, sequence_ratios, len(r))
+    S, ratio, seq = check_prefix_inputs(v, len(r), shared, ratio, sequence_ratios)
     num = split_by_completion(w)
     x = _log_ratios(v, L, ratio, seq)
     grad = np.array([g[0] for g in weights_gradient(v, w, log_ratios=x)])
