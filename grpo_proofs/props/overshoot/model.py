@@ -27,12 +27,11 @@ import torch
 
 from ...errors import InputError
 from ...runtime.adam import second_moment_after
-from ...runtime.choices import require_cuda
+from ...runtime.choices import MITIGATIONS, OVERSHOOT_OPTIMIZERS as OPTIMIZERS, require_cuda
 from ...runtime.policy import (PolicyConfig, build_policy, completion_logprobs, flat_grad,
                                param_vector, sample_group, set_param_vector)
 from ...runtime.precision import PRECISIONS, build, recorded_index, take_recorded
 from ...variants import Variant, get_variant
-from ...runtime.choices import MITIGATIONS, OVERSHOOT_OPTIMIZERS
 from .clip import clip_ratio, forbidden, negated_surrogate
 from .plot import MITIGATION_NOTE, clip_bounds, plot
 
@@ -40,7 +39,6 @@ __all__ = ["Setup", "Run", "OPTIMIZERS", "MITIGATIONS", "ROWS", "run", "compare"
            "plot", "MITIGATION_NOTE", "clip_bounds"]
 
 
-OPTIMIZERS, MITIGATIONS = OVERSHOOT_OPTIMIZERS, MITIGATIONS
 #: (optimizer, mitigation) rows of the side-by-side comparison
 ROWS = (("adam", "none"), ("adam", "mu1"), ("adam", "reset"), ("adam", "adam-rel"), ("sgd", "none"),
         ("sgd-momentum", "none"))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...runtime.adam import TORCH_CLIP_GUARD, adam_step_ratio, clip_by_norm, preconditioned_steps
+from ...runtime.adam import adam_step_ratio, clip_by_norm, preconditioned_steps
 from ...weights import group_sigma
 from ...checking.coverage import Comparison, compare, floor_fraction, merge
 from ...checking.tolerances import OPTIMIZER_FLOAT64
@@ -37,7 +37,7 @@ from .verdict import scale_degree, scale_factor
 from ...checking.confirmation import Confirmation, Options
 
 __all__ = ["confirm_reward_scale", "confirm_grad_clip", "scale_factor", "relative_change", "LR", "WEIGHT_DECAY",
-           "TORCH_CLIP_GUARD", "COVERAGE_FLOOR"]
+           "COVERAGE_FLOOR"]
 
 #: AdamW learning rate and weight decay of the reward-scale runs (paired_run's AdamW)
 LR = 1e-3

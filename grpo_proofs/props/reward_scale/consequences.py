@@ -14,7 +14,7 @@ import sympy as sp
 
 from ... import notation as n
 from ...compile import to_numpy
-from ...runtime.adam import TORCH_CLIP_GUARD as TORCH_CLIP_DELTA, adam_step_ratio
+from ...runtime.adam import TORCH_CLIP_GUARD, adam_step_ratio
 from ...checking import Context
 from ...checking.coverage import floor_fraction
 from ...variants import REGISTRY
@@ -24,7 +24,7 @@ from .experiments import (COVERAGE_BY, LR, PHIS, conditioned, effect_threshold, 
                           step_scales)
 
 __all__ = ["premise_error", "compare", "std_invariance", "shift_invariance", "per_prompt_scaling",
-           "negative_phi", "kl_inverse", "clip_coefficient", "grad_clip", "TORCH_CLIP_DELTA", "sigma_leak"]
+           "negative_phi", "kl_inverse", "clip_coefficient", "grad_clip", "sigma_leak"]
 
 
 def premise_error(grads, ref_grads, k=1.0) -> float:
@@ -172,8 +172,6 @@ def kl_inverse(ctx: Context, beta: float = 0.04, phis=None, eps: float = 1e-8) -
     return {"error": worst, "beta": beta, "rows": rows}
 
 
-
-
 def clip_coefficient():
     """rho(phi, N, c, delta): the scaled run's clipped gradient = rho x the unscaled run's clipped one.
 
@@ -201,7 +199,7 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
     invariance holds iff rho_t is the same at every step.
     """
     rho_expr, _ = clip_coefficient()
-    rho_fn = to_numpy((n.phi, n.grad_norm, n.max_norm), rho_expr.subs(n.clip_delta, TORCH_CLIP_DELTA))
+    rho_fn = to_numpy((n.phi, n.grad_norm, n.max_norm), rho_expr.subs(n.clip_delta, TORCH_CLIP_GUARD))
     batch = make_batch("dr_grpo", quick=ctx.quick, seed=ctx.seed, device=ctx.device, n_prompts=2,
                        **model_options(ctx))
     cfgs = {"r": Config(max_grad_norm=max_norm)} | {str(p): Config(scales=p, max_grad_norm=max_norm) for p in phis}
@@ -219,8 +217,8 @@ def grad_clip(ctx: Context, max_norm: float = 1.0, phis=PHIS, eps: float = 1e-30
         if batch.precision != "float64":      # low precision: where the premise s.grads = rho g holds
             ok = ok & keep[-1]
         dev = float(np.max(np.abs(s.steps[-1] - u.steps[-1])[ok] / base[-1][ok]))
-        act_u = [N + TORCH_CLIP_DELTA > max_norm for N in u.grad_norms]
-        act_s = [abs(p) * N + TORCH_CLIP_DELTA > max_norm for N in u.grad_norms]
+        act_u = [N + TORCH_CLIP_GUARD > max_norm for N in u.grad_norms]
+        act_s = [abs(p) * N + TORCH_CLIP_GUARD > max_norm for N in u.grad_norms]
         mixed = act_u != act_s
         rows.append({"phi": p, "rho": rho, "active_unscaled": act_u, "active_scaled": act_s,
                      "prediction_per_coordinate": e["per_coordinate"], "premise_normwise": premise_error(s.grads, fed),

@@ -35,10 +35,6 @@ from .consequences import premise_error
 __all__ = ["scale_report", "check_scale_inputs"]
 
 
-def _recurrence(grads, eps, betas=(0.9, 0.999)):
-    return preconditioned_steps(grads, lr=LR, beta1=betas[0], beta2=betas[1], eps=eps)
-
-
 def scale_report(variant, phi: float, *, eps: float = 1e-8, beta: float = 0.0, max_grad_norm: float | None = None,
                  steps: int = 3, device: str = "cpu", optimizer: str = "adamw", quick: bool = True, seed: int = 0,
                  n_prompts: int = 2, tol: float = 1e-3, progress: bool = False) -> dict:
@@ -68,7 +64,7 @@ def scale_report(variant, phi: float, *, eps: float = 1e-8, beta: float = 0.0, m
         if max_grad_norm is not None:
             g = clip_by_norm(g, max_grad_norm)[0]
         fed.append(g)
-    pred, pred_vhat = _recurrence(fed, eps)
+    pred, pred_vhat = preconditioned_steps(fed, lr=LR, beta1=0.9, beta2=0.999, eps=eps)  # torch's default betas
     keep = conditioned(fed, s.grads, 1.0)
     err = step_errors(s.steps, pred, step_scales(fed, pred_vhat, lr=LR, eps=eps), keep)
     premise = premise_error(s.grads, fed)  # the measured gradient against the predicted one, normwise
