@@ -32,7 +32,7 @@ $(STAMP): $(LOCK) $(NODEPS) pyproject.toml
 	touch $(STAMP)
 
 verify: $(STAMP)
-	$(VENV)/bin/grpo-proofs verify --jobs 0
+	$(VENV)/bin/grpo-proofs verify
 
 # two or more workers (pytest-xdist, one per core), each test file on one worker so a file's
 # fixtures are built once; the book build (one test) runs beside the rest of the suite

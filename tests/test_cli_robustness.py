@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -208,7 +209,7 @@ def test_verify_list_json_and_width():
 
 
 def test_verify_streams_fits_120_columns_and_shows_titles():
-    rc, out, err = cli("verify", "--only", "eq15-gradient,prop1-prefix-coefficient", "--quick")
+    rc, out, err = cli("verify", "--only", "eq15-gradient,prop1-prefix-coefficient", "--quick", "--jobs", "1")
     assert rc == 0, err
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 120
@@ -222,7 +223,7 @@ def test_verify_ctrl_c_keeps_what_passed():
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
     # Ctrl-C in a terminal: the child starts with SIGINT at its default action, however this suite was started
     # (a shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
-    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick", "--jobs", "1"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     head = [proc.stdout.readline(), proc.stdout.readline()]      # the header and the first claim
@@ -232,6 +233,42 @@ def test_verify_ctrl_c_keeps_what_passed():
     assert head[1].startswith("eq15-gradient") and " PASS " in head[1]
     assert "not run (interrupted)" in rest
     assert err.count("\n") == 1 and "interrupted after" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", [1, 2], ids=["while-the-workers-start", "while-claims-run"])
+def test_verify_ctrl_c_to_the_terminal_stops_the_workers_without_a_traceback(after):
+    """Ctrl-C typed in a terminal reaches every process of the run (parent, fork server, workers): the
+    parent alone answers it, whether it comes while the workers are being started (after the header) or
+    while claims run (after the first claim), and no process of the run is left behind."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick", "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                            start_new_session=True,         # its own process group, as a terminal's job
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    head = [proc.stdout.readline() for _ in range(after)]
+    os.killpg(proc.pid, signal.SIGINT)
+    rest, err = proc.communicate(timeout=300)    # returns once every process holding the pipes has ended
+    assert proc.returncode == 130, err[-2000:]
+    assert head[0].startswith("claim ") and all(" PASS " in line for line in head[1:])
+    assert "not run (interrupted)" in rest
+    assert err.count("\n") == 1 and "interrupted after" in err and "Traceback" not in err, err[-2000:]
+    assert _running_in_group(proc.pid) == []       # nothing of the run is left (ended processes may await reaping)
+
+
+def _running_in_group(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` that have not ended (read from /proc; zombies count as ended)."""
+    running = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:                              # it ended while we looked
+            continue
+        state, _ppid, group = text.rpartition(")")[2].split()[:3]
+        if int(group) == pgid and state != "Z":
+            running.append(text)
+    return running
 
 
 def test_a_reader_that_stops_early_gets_no_traceback():

@@ -127,7 +127,7 @@ def test_verify_precision_rows(capsys):
     from grpo_proofs.cli import main
 
     code = main(["verify", "--quick", "--precision", "float32,bf16", "--model", "qwen2_small",
-                 "--only", "prop3-premise-exact,prop7-overshoot-ratio"])
+                 "--only", "prop3-premise-exact,prop7-overshoot-ratio", "--jobs", "1"])
     out = capsys.readouterr().out
     assert code == 0
     assert "prop3-premise-exact [float32]" in out and "prop3-premise-exact [bf16]" in out

@@ -1,10 +1,12 @@
 """``grpo-proofs verify``: run every registered claim and print a pass/fail table.
 
 One line per claim as soon as it finishes (label, result, error, tolerance, items compared, time, title), fitted
-to 120 columns (``--jobs N`` runs N claims at a time in worker processes: :mod:`grpo_proofs.checking.parallel`);
-``--wide`` prints full titles and each claim's details. Ctrl-C stops after the claim
-that is running: the lines already printed stay, and a last line says how many passed and how
-many did not run (exit code 130; with ``--json`` the JSON of the finished claims, ``interrupted``).
+to 120 columns; ``--wide`` prints full titles and each claim's details. Claims run on one worker process per
+CPU core by default (``--jobs N``: N workers, :mod:`grpo_proofs.checking.parallel`; ``--jobs 1``: one after
+the other in this process, in the registry's order). Ctrl-C stops the run: with workers, the claims that
+are running finish and nothing new starts; in this process, the running claim stops at once. The lines
+already printed stay, and a last line says how many passed and how many did not run (exit code 130; with
+``--json`` the JSON of the finished claims, ``interrupted``).
 The result is PASS (float64, or an exact/symbolic check), ``bounded`` (a float32 or bf16 row within its
 measured rounding bound: not an exact agreement) or FAIL; ``compared`` is the number of items the
 check compared, as the check reports it.
@@ -126,13 +128,15 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..checking import all_claims
-    from ..checking.parallel import worker_count
+    from ..checking.parallel import start_server, worker_count
 
     cuda_or_fail(args.device)
     precisions = precisions_for(args.device, args.precision)
     workers = worker_count(args.jobs)
     if args.model is not None and args.model not in MODEL_NAMES:
         raise InputError(f"--model must be one of {', '.join(MODEL_NAMES)}, got {args.model!r}")
+    if workers > 1 and not args.list and not args.only:
+        start_server()              # the workers' imports run while this process reads the registry
     claims = all_claims()
     labels = list(claims)
     if args.only:
@@ -149,9 +153,9 @@ def run(args) -> int:
     results, interrupted = [], False
     bar = tqdm(total=len(jobs), desc="claims", unit="claim", leave=False, file=sys.stderr,
                disable=args.json or not sys.stderr.isatty())
-    if not args.json:
-        print(table.header(), flush=True)
     try:
+        if not args.json:
+            print(table.header(), flush=True)
         for k, out, seconds in _outcomes(jobs, names, workers, bar):
             name, (label, prec, ctx) = names[k], jobs[k]
             results.append((k, name, label, prec, out, seconds))
@@ -210,9 +214,10 @@ def register(sub) -> None:
     p.add_argument("--wide", action="store_true", help=f"full titles and each claim's details (default: fit {WIDTH} "
                    "columns)")
     p.add_argument("--quick", action="store_true", help="fewer random examples and smaller models")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="run the claims on N worker processes, one thread each (0: one per CPU core; default 1, in "
-                        "this process); lines appear as claims finish, --json keeps the registry's order")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="run the claims on N worker processes, one thread each (default 0: one per CPU core; 1: one "
+                        "after the other in this process); lines appear as claims finish, --json keeps the "
+                        "registry's order")
     p.add_argument("--precision", default=None,
                    help="comma-separated precisions of the real-model claims: float64, float32, bf16 (bf16 autocast "
                         "with float32 master weights); default float64 on cpu, float32,bf16 on cuda")
