@@ -1,6 +1,7 @@
 """The command line: tables, JSON, exit codes, one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -75,9 +76,17 @@ def test_verify_jobs_gives_the_sequential_outcomes_in_registry_order(capsys):
         runs[jobs] = (code, json.loads(out))
     (c1, one), (c2, two) = runs["1"], runs["2"]
     assert c1 == c2 == 0 and len(one["claims"]) == 3
+    assert one["processes"] == 1 and two["processes"] == 2
     assert [c["label"] for c in two["claims"]] == [c["label"] for c in one["claims"]]
     assert [(c["error"], c["compared"], c["passed"]) for c in two["claims"]] == \
         [(c["error"], c["compared"], c["passed"]) for c in one["claims"]]
+
+
+def test_verify_uses_one_worker_per_core_by_default_on_the_cpu(capsys):
+    cores = len(os.sched_getaffinity(0))
+    code, out, _ = run(capsys, "verify", "--only", "prop5-advantage-scaling,prop6-moment-scaling", "--quick", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["passed"] and data["processes"] == min(cores, 2)
 
 
 def test_verify_negative_jobs_exit_2(capsys):

@@ -1,12 +1,14 @@
 """``grpo-proofs verify``: run every registered claim and print a pass/fail table.
 
 One line per claim as soon as it finishes (label, result, error, tolerance, items compared, time, title), fitted
-to 120 columns; ``--wide`` prints full titles and each claim's details. Claims run on one worker process per
-CPU core by default (``--jobs N``: N workers, :mod:`grpo_proofs.checking.parallel`; ``--jobs 1``: one after
-the other in this process, in the registry's order). Ctrl-C stops the run: with workers, the claims that
+to 120 columns; ``--wide`` prints full titles and each claim's details. On the CPU, claims run on one worker
+process per core by default (``--jobs N``: N workers, :mod:`grpo_proofs.checking.parallel`; ``--jobs 1``: one
+after the other in this process, in the registry's order); with ``--device cuda`` they run in this process
+unless ``--jobs`` says otherwise, so the GPU holds one model at a time. Ctrl-C stops the run: with workers, the claims that
 are running finish and nothing new starts; in this process, the running claim stops at once. The lines
 already printed stay, and a last line says how many passed and how many did not run (exit code 130; with
-``--json`` the JSON of the finished claims, ``interrupted``).
+``--json`` the JSON of the finished claims, ``interrupted``). ``--json`` also says how many ``processes`` ran
+the claims (1: this process).
 The result is PASS (float64, or an exact/symbolic check), ``bounded`` (a float32 or bf16 row within its
 measured rounding bound: not an exact agreement) or FAIL; ``compared`` is the number of items the
 check compared, as the check reports it.
@@ -32,10 +34,14 @@ from .common import add_device_flag, add_json_flag, cuda_or_fail, emit_json
 if TYPE_CHECKING:
     from ..checking import Context
 
-__all__ = ["register", "cuda_or_fail", "precisions_for", "DEFAULT_PRECISIONS", "WIDTH"]
+__all__ = ["register", "cuda_or_fail", "precisions_for", "DEFAULT_PRECISIONS", "DEFAULT_JOBS", "WIDTH"]
 
 #: --precision default by device
 DEFAULT_PRECISIONS = {"cpu": "float64", "cuda": "float32,bf16"}
+
+#: --jobs default by device: one worker per CPU core; on CUDA one process, which has the GPU to itself
+#: (every worker would hold its own CUDA context and its own copy of the model)
+DEFAULT_JOBS = {"cpu": 0, "cuda": 1}
 
 
 def precisions_for(device: str, text: str | None) -> list[str]:
@@ -99,12 +105,13 @@ class _Table:
 
 
 def _outcomes(jobs, names, workers: int, bar):
-    """(index, outcome, seconds) of every job: in order on this process, or as they finish on ``workers``."""
+    """(index, outcome, seconds) of every job: in order on this process (``workers`` = 1), or as they finish
+    on ``workers`` processes."""
     from ..checking import run_claim
     from ..checking.parallel import run_claims
 
-    if workers > 1 and len(jobs) > 1:
-        yield from run_claims([(label, ctx) for label, _, ctx in jobs], min(workers, len(jobs)))
+    if workers > 1:
+        yield from run_claims([(label, ctx) for label, _, ctx in jobs], workers)
         return
     for k, (label, _, ctx) in enumerate(jobs):
         bar.set_postfix_str(names[k])
@@ -132,7 +139,7 @@ def run(args) -> int:
 
     cuda_or_fail(args.device)
     precisions = precisions_for(args.device, args.precision)
-    workers = worker_count(args.jobs)
+    workers = worker_count(DEFAULT_JOBS[args.device] if args.jobs is None else args.jobs)
     if args.model is not None and args.model not in MODEL_NAMES:
         raise InputError(f"--model must be one of {', '.join(MODEL_NAMES)}, got {args.model!r}")
     if workers > 1 and not args.list and not args.only:
@@ -149,6 +156,7 @@ def run(args) -> int:
         return _list(claims, labels, args.json)
     jobs = _jobs(claims, labels, args, precisions)
     names = [f"{label} [{prec}]" if prec else label for label, prec, _ in jobs]
+    processes = min(workers, len(jobs)) if len(jobs) > 1 else 1   # 1: in this process
     table = _Table(names, args.wide)
     results, interrupted = [], False
     bar = tqdm(total=len(jobs), desc="claims", unit="claim", leave=False, file=sys.stderr,
@@ -156,7 +164,7 @@ def run(args) -> int:
     try:
         if not args.json:
             print(table.header(), flush=True)
-        for k, out, seconds in _outcomes(jobs, names, workers, bar):
+        for k, out, seconds in _outcomes(jobs, names, processes, bar):
             name, (label, prec, ctx) = names[k], jobs[k]
             results.append((k, name, label, prec, out, seconds))
             if not args.json:
@@ -178,6 +186,7 @@ def run(args) -> int:
             "device": args.device,
             "precisions": precisions,
             "model": args.model,
+            "processes": processes,
             "passed": not failed and not interrupted,
             "interrupted": interrupted,
             "not_run": not_run,
@@ -214,10 +223,10 @@ def register(sub) -> None:
     p.add_argument("--wide", action="store_true", help=f"full titles and each claim's details (default: fit {WIDTH} "
                    "columns)")
     p.add_argument("--quick", action="store_true", help="fewer random examples and smaller models")
-    p.add_argument("--jobs", type=int, default=0, metavar="N",
-                   help="run the claims on N worker processes, one thread each (default 0: one per CPU core; 1: one "
-                        "after the other in this process); lines appear as claims finish, --json keeps the "
-                        "registry's order")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="run the claims on N worker processes, one thread each (0: one per CPU core, the default on "
+                        "cpu; 1: one after the other in this process, the default on cuda); lines appear as claims "
+                        "finish, --json keeps the registry's order")
     p.add_argument("--precision", default=None,
                    help="comma-separated precisions of the real-model claims: float64, float32, bf16 (bf16 autocast "
                         "with float32 master weights); default float64 on cpu, float32,bf16 on cuda")
