@@ -1,13 +1,17 @@
 """Claims run side by side in worker processes (``grpo-proofs verify --jobs N``).
 
 Workers come from a fork server (the ``forkserver`` start method): a fresh interpreter, started once
-per run, that imports every claim module, torch, SymPy and transformers' GPT-2 model
-(:mod:`~grpo_proofs.checking.preload`) and runs nothing else. Each worker is a fork of it, so it
-starts with those imports done (about 8 s on a two-core machine, paid once instead of once per
-worker) and with none of the parent's state: the server never ran a torch operation, so no thread
-pool or CUDA context is forked. A worker runs one claim at a time on one thread (:func:`~grpo_proofs.checking.run_claim`).
-Claims share nothing but their inputs, so the outcomes are those of a sequential run; only the order
-in which they finish differs.
+per process, that imports every claim module, torch, SymPy and transformers' GPT-2 model
+(:data:`PRELOAD`) and runs nothing else. Each worker is a fork of it, so it starts with those imports
+done (about 8 s on a two-core machine, paid once instead of once per worker) and with none of the
+parent's state: the server never ran a torch operation, so no thread pool or CUDA context is forked.
+A worker runs one claim at a time on one thread (:func:`~grpo_proofs.checking.run_claim`). Claims
+share nothing but their inputs, so the outcomes are those of a sequential run; only the order in
+which they finish differs.
+
+The server starts with Ctrl-C (SIGINT) ignored, and so does every worker forked from it: a Ctrl-C
+typed in a terminal reaches the whole process group, and the parent alone answers it
+(:func:`run_claims`), so no worker prints a traceback, whatever it was doing when the interrupt came.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Iterator, Sequence
+
+from . import _MODULES
 
 __all__ = ["worker_count", "run_claims", "start_server", "PRELOAD"]
 
@@ -42,8 +48,9 @@ def worker_count(jobs: int) -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-#: the fork server imports this before it forks the first worker (:mod:`~grpo_proofs.checking.preload`)
-PRELOAD = ["grpo_proofs.checking.preload"]
+#: what the fork server imports before it forks the first worker: the claim modules (torch and SymPy
+#: with them) and the model module the real-model claims build their policy from
+PRELOAD = [*_MODULES, "transformers.models.auto.modeling_auto", "transformers.models.gpt2.modeling_gpt2"]
 
 
 def _context():
@@ -53,12 +60,26 @@ def _context():
 
 
 def start_server() -> None:
-    """Start the fork server now, so that its imports run while this process prepares the run (the
-    caller's own import of the registry, for one); :func:`run_claims` then forks from it."""
+    """Start the fork server, with Ctrl-C ignored, unless this process started it already. Called
+    early, its imports run while this process prepares the run (the caller's own import of the
+    registry, for one); :func:`run_claims` calls it too and then forks its workers from it."""
+    global _server_started
+    if _server_started:
+        return                          # (a Ctrl-C must not fall into the window below twice)
     from multiprocessing import forkserver
 
     _context()
-    forkserver.ensure_running()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None   # the server inherits it
+    try:
+        forkserver.ensure_running()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    _server_started = True
+
+
+_server_started = False
 
 
 def _run(k: int, job: tuple[str, object]) -> tuple[int, object, float]:
@@ -76,10 +97,11 @@ def run_claims(jobs: Sequence[tuple[str, object]], workers: int) -> Iterator[tup
 
     Closing the generator, or a Ctrl-C that reaches this process, cancels every claim that has not
     started and waits for the running ones to finish. The workers themselves ignore Ctrl-C
-    (:mod:`~grpo_proofs.checking.preload`), so an interrupt sent to the whole process group is
-    answered by this process alone, and no worker prints a traceback. A worker that dies (killed,
+    (:func:`start_server`), so an interrupt sent to the whole process group is answered by this
+    process alone, and no worker prints a traceback. A worker that dies (killed,
     out of memory) stops the run with :class:`concurrent.futures.process.BrokenProcessPool`.
     """
+    start_server()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
     pending: dict[Future, int] = {}
     try:
