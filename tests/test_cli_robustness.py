@@ -223,8 +223,8 @@ def test_verify_ctrl_c_keeps_what_passed():
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
     # Ctrl-C in a terminal: the child starts with SIGINT at its default action, however this suite was started
     # (a shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
-    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick", "--jobs", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick", "--jobs", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     head = [proc.stdout.readline(), proc.stdout.readline()]      # the header and the first claim
     proc.send_signal(signal.SIGINT)

@@ -4,11 +4,11 @@ One line per claim as soon as it finishes (label, result, error, tolerance, item
 to 120 columns; ``--wide`` prints full titles and each claim's details. On the CPU, claims run on one worker
 process per core by default (``--jobs N``: N workers, :mod:`grpo_proofs.checking.parallel`; ``--jobs 1``: one
 after the other in this process, in the registry's order); with ``--device cuda`` they run in this process
-unless ``--jobs`` says otherwise, so the GPU holds one model at a time. Ctrl-C stops the run: with workers, the claims that
-are running finish and nothing new starts; in this process, the running claim stops at once. The lines
-already printed stay, and a last line says how many passed and how many did not run (exit code 130; with
-``--json`` the JSON of the finished claims, ``interrupted``). ``--json`` also says how many ``processes`` ran
-the claims (1: this process).
+unless ``--jobs`` says otherwise, so the GPU holds one model at a time. Ctrl-C stops the run: with workers,
+the claims that are running finish and nothing new starts; in this process, the running claim stops at
+once. The lines already printed stay, and a last line says how many passed and how many did not run (exit
+code 130; with ``--json`` the JSON of the finished claims, ``interrupted``). ``--json`` also says how many
+``processes`` ran the claims (1: this process).
 The result is PASS (float64, or an exact/symbolic check), ``bounded`` (a float32 or bf16 row within its
 measured rounding bound: not an exact agreement) or FAIL; ``compared`` is the number of items the
 check compared, as the check reports it.
