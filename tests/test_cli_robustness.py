@@ -19,9 +19,15 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def cli(*argv, timeout=300):
+def user_env() -> dict[str, str]:
+    """The environment a user's command runs in: offline, no display, and Python's warning filters as shipped."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    return env
+
+
+def cli(*argv, timeout=300):
+    env = user_env()
     proc = subprocess.run([sys.executable, "-m", "grpo_proofs.cli", *argv], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
     return proc.returncode, proc.stdout, proc.stderr
@@ -159,8 +165,7 @@ def test_refusals_come_before_torch_is_imported(tmp_path):
             "for argv in json.loads(sys.argv[1]):\n"
             "    rc = main(argv)\n"
             "    print(json.dumps([argv, rc, [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules]]))\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    env = user_env()
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True, env=env,
                           timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -219,8 +224,7 @@ def test_verify_streams_fits_120_columns_and_shows_titles():
 
 @pytest.mark.slow
 def test_verify_ctrl_c_keeps_what_passed():
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    env = user_env()
     # Ctrl-C in a terminal: the child starts with SIGINT at its default action, however this suite was started
     # (a shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick", "--jobs", "1"],
@@ -241,8 +245,7 @@ def test_verify_ctrl_c_to_the_terminal_stops_the_workers_without_a_traceback(aft
     """Ctrl-C typed in a terminal reaches every process of the run (parent, fork server, workers): the
     parent alone answers it, whether it comes while the workers are being started (after the header) or
     while claims run (after the first claim), and no process of the run is left behind."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    env = user_env()
     proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "verify", "--quick", "--jobs", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
                             start_new_session=True,         # its own process group, as a terminal's job
@@ -273,8 +276,7 @@ def _running_in_group(pgid: int) -> list[str]:
 
 def test_a_reader_that_stops_early_gets_no_traceback():
     G = 20_000
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    env = user_env()
     proc = subprocess.Popen([sys.executable, "-m", "grpo_proofs.cli", "gradient", "--variant", "grpo", "--top", "0",
                              "--rewards", ",".join(str(i % 2) for i in range(G)), "--lengths", ",".join(["3"] * G)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)

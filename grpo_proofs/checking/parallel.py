@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterator, Sequence
 
 from . import _MODULES
@@ -59,6 +59,9 @@ def _context():
     return ctx
 
 
+_server_started = False
+
+
 def start_server() -> None:
     """Start the fork server, with Ctrl-C ignored, unless this process started it already. Called
     early, its imports run while this process prepares the run (the caller's own import of the
@@ -77,9 +80,6 @@ def start_server() -> None:
         if in_main:
             signal.signal(signal.SIGINT, previous)
     _server_started = True
-
-
-_server_started = False
 
 
 def _run(k: int, job: tuple[str, object]) -> tuple[int, object, float]:
@@ -103,15 +103,12 @@ def run_claims(jobs: Sequence[tuple[str, object]], workers: int) -> Iterator[tup
     """
     start_server()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
-    pending: dict[Future, int] = {}
     try:
         with _interrupt_deferred():     # the first submits fork the workers
-            for k, job in enumerate(jobs):
-                pending[pool.submit(_run, k, job)] = k
+            pending = {pool.submit(_run, k, job) for k, job in enumerate(jobs)}
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                del pending[fut]
                 yield fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
