@@ -28,7 +28,6 @@ no learning-rate ratio in the overshoot prediction, phi = 1 for the scale share,
 from __future__ import annotations
 
 import math
-import tempfile
 
 import numpy as np
 import pytest
@@ -90,11 +89,11 @@ class Recorder(TrainerCallback):
             betas=tuple(opt.param_groups[0]["betas"]), eps=float(opt.param_groups[0]["eps"])))
 
 
-def run(config: dict, steps: int, *, change_args=None, jsonl=False):
-    """A real run with the audit callback and the recorder: (callback, recorder, trainer)."""
+def run(config: dict, steps: int, out, *, change_args=None, jsonl=False):
+    """A real run with the audit callback and the recorder, writing into ``out``: (callback, recorder, trainer)."""
     audit, rec = ProofsCallback(jsonl=jsonl), Recorder()
     with quiet(), float64():
-        tr = build_trainer({**SIZES, **config}, output_dir=tempfile.mkdtemp(prefix="grpo-proofs-test-audit-"),
+        tr = build_trainer({**SIZES, **config}, output_dir=str(out),
                            callbacks=[audit, rec], initializer_range=SHARP, max_steps=steps)
         tr.remove_callback(PrinterCallback)
         rec.trainer = tr
@@ -156,17 +155,17 @@ def close(a, b, tol=MODEL_FLOAT64) -> bool:
 
 # ---------------------------------------------------------------------------------------- runs
 @pytest.fixture(scope="module")
-def grpo_run():
+def grpo_run(tmp_path_factory):
     """grpo, num_iterations = 3, KL (bias-corrected default): one generation batch, inner steps 0, 1, 2."""
     cfg = dict(loss_type="grpo", num_iterations=3, beta=0.04, per_device_train_batch_size=16)
-    return cfg, *run(cfg, 3)
+    return cfg, *run(cfg, 3, tmp_path_factory.mktemp("grpo-run"))
 
 
 @pytest.fixture(scope="module")
-def dapo_run():
+def dapo_run(tmp_path_factory):
     """dapo, K = 2 micro-batches, S = 4 slices per generation (S/K = 2 optimizer steps on one batch)."""
     cfg = dict(loss_type="dapo", per_device_train_batch_size=8, gradient_accumulation_steps=2, steps_per_generation=4)
-    return cfg, *run(cfg, 3)
+    return cfg, *run(cfg, 3, tmp_path_factory.mktemp("dapo-run"))
 
 
 @pytest.mark.parametrize("which", ["grpo_run", "dapo_run"])
@@ -196,14 +195,14 @@ def test_weights_agree_with_the_mapped_formula(which, request):
     assert audit.summary["weight_agrees"] and audit.summary["method"] == [cfg["loss_type"]]
 
 
-def test_weight_metric_reports_a_config_the_trainer_does_not_run():
+def test_weight_metric_reports_a_config_the_trainer_does_not_run(tmp_path):
     """Negative control: the callback reads loss_type = grpo while the trainer (built with dapo) runs dapo."""
     cfg = dict(loss_type="dapo", per_device_train_batch_size=8)
 
     def lie(args):
         args.loss_type = "grpo"
 
-    audit, rec, tr = run(cfg, 2, change_args=lie)
+    audit, rec, tr = run(cfg, 2, tmp_path, change_args=lie)
     for r, st in zip(audit.records, rec.steps):
         h_run, h_read = hand_step(st, cfg, "dapo"), hand_step(st, cfg, "grpo")
         act = h_run["m"] > 0

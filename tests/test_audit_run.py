@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 import pytest
@@ -44,8 +43,8 @@ def cli(capsys, *argv):
     return code, out, err
 
 
-def train(config: dict, steps: int, callbacks=(), out: str | None = None, **harness):
-    out = out or tempfile.mkdtemp(prefix="grpo-proofs-test-audit-")
+def train(config: dict, steps: int, out, callbacks=(), **harness):
+    out = str(out)
     with quiet(), float64():
         tr = build_trainer(config, output_dir=out, callbacks=list(callbacks), initializer_range=SHARP, max_steps=steps,
                            **harness)
@@ -55,13 +54,13 @@ def train(config: dict, steps: int, callbacks=(), out: str | None = None, **harn
 
 
 @pytest.fixture(scope="module")
-def saved_run():
+def saved_run(tmp_path_factory):
     """(callback, trainer with it, trainer without it, output folder of the audited run)."""
     audit = ProofsCallback()
-    with_cb, out = train(CFG, STEPS, [audit])
+    with_cb, out = train(CFG, STEPS, tmp_path_factory.mktemp("audited"), [audit])
     with quiet():
         with_cb.save_state()
-    without, _ = train(CFG, STEPS)
+    without, _ = train(CFG, STEPS, tmp_path_factory.mktemp("plain"))
     return audit, with_cb, without, out
 
 
@@ -81,7 +80,7 @@ def test_the_callback_leaves_every_parameter_bitwise_unchanged(saved_run):
     assert moved == len(a), "every parameter must have moved for the comparison to mean something"
 
 
-def test_not_a_grpo_trainer_is_refused_at_train_begin():
+def test_not_a_grpo_trainer_is_refused_at_train_begin(tmp_path):
     from datasets import Dataset
     from transformers import Qwen2ForCausalLM, Trainer, TrainingArguments
 
@@ -89,7 +88,7 @@ def test_not_a_grpo_trainer_is_refused_at_train_begin():
         model = Qwen2ForCausalLM.from_pretrained(tiny_model_dir(), dtype=torch.float64)
         before = [p.detach().clone() for p in model.parameters()]
         data = Dataset.from_dict({"input_ids": [[1, 2, 3]] * 4, "labels": [[1, 2, 3]] * 4})
-        args = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="grpo-proofs-test-audit-"), use_cpu=True,
+        args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
                                  report_to="none", max_steps=1, per_device_train_batch_size=2, save_strategy="no")
         tr = Trainer(model=model, args=args, train_dataset=data, callbacks=[ProofsCallback(jsonl=False)])
         with pytest.raises(InputError, match="audits a trl.GRPOTrainer; it was added to a Trainer"):
@@ -99,7 +98,7 @@ def test_not_a_grpo_trainer_is_refused_at_train_begin():
 
 
 @pytest.mark.parametrize("case", ["version", "config"])
-def test_bad_input_is_one_exception_at_train_begin(case, monkeypatch):
+def test_bad_input_is_one_exception_at_train_begin(case, monkeypatch, tmp_path):
     cfg = dict(CFG, num_iterations=1)
     if case == "version":
         monkeypatch.setattr(audit_trl, "installed_trl", lambda: "1.15.0")
@@ -108,10 +107,10 @@ def test_bad_input_is_one_exception_at_train_begin(case, monkeypatch):
         cfg["top_entropy_quantile"] = 0.5
         match = "cannot model this config: top_entropy_quantile=0.5 is not modelled"
     with pytest.raises(InputError, match=match) as info:
-        train(cfg, 1, [ProofsCallback(jsonl=False)])
+        train(cfg, 1, tmp_path / "audited", [ProofsCallback(jsonl=False)])
     assert "\n" not in str(info.value)
     # the control: the same run without the callback trains
-    tr, _ = train(cfg, 1)
+    tr, _ = train(cfg, 1, tmp_path / "plain")
     assert tr.state.global_step == 1
 
 
