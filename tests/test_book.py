@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -187,28 +188,30 @@ def test_book_builds(tmp_path):
     assert by_pages > 0 and by_pages + here == len(CLAIMS), (by_pages, here, len(CLAIMS))
 
 
-def _small_book(folder: Path, pages: dict[str, str]) -> Path:
-    """A book in ``folder`` with the project's execution settings and extensions and the given pages
-    (name -> code of its one cell)."""
+def _small_book(folder: Path, pages: dict[str, str], **config_values) -> Path:
+    """A book in ``folder`` with the project's execution settings and extensions, the given pages
+    (name -> code of its one cell) and Sphinx ``config_values``."""
     header = "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n" \
              "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
     folder.mkdir()
     config = yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
     small = {"title": "small", "only_build_toc_files": True, "execute": config["execute"],
-             "sphinx": {"local_extensions": {name: str(BOOK / "_ext") for name in ("claim_outcomes", "execute_pages")}}}
+             "sphinx": {"local_extensions": dict.fromkeys(("claim_outcomes", "execute_pages"), str(BOOK / "_ext")),
+                        "config": config_values}}
     (folder / "_config.yml").write_text(yaml.safe_dump(small), encoding="utf-8")
-    (folder / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "intro",
-                                                      "chapters": [{"file": name} for name in pages]}), encoding="utf-8")
+    toc = {"format": "jb-book", "root": "intro", "chapters": [{"file": name} for name in pages]}
+    (folder / "_toc.yml").write_text(yaml.safe_dump(toc), encoding="utf-8")
     (folder / "intro.md").write_text("# Small\n", encoding="utf-8")
     for name, code in pages.items():
-        (folder / f"{name}.md").write_text(f"{header}# {name}\n\n```{{code-cell}} ipython3\n{code}\n```\n", encoding="utf-8")
+        cell = f"```{{code-cell}} ipython3\n{code}\n```\n"
+        (folder / f"{name}.md").write_text(f"{header}# {name}\n\n{cell}", encoding="utf-8")
     return folder
 
 
 def _build(book: Path, out: Path, **env) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "jupyter-book"
-    return subprocess.run([str(exe), "build", str(book), "--path-output", str(out), "--all", "-W", "--keep-going"], cwd=book,
-                          env=dict(os.environ, IPYTHONDIR=str(BOOK / "_ipython"), **env), capture_output=True,
+    return subprocess.run([str(exe), "build", str(book), "--path-output", str(out), "--all", "-W", "--keep-going"],
+                          cwd=book, env=dict(os.environ, IPYTHONDIR=str(BOOK / "_ipython"), **env), capture_output=True,
                           text=True, timeout=600)
 
 
@@ -226,8 +229,86 @@ def test_pages_are_executed_by_the_pool_in_this_build(tmp_path):
 
 
 def test_a_page_that_fails_in_the_pool_fails_the_build(tmp_path):
-    book = _small_book(tmp_path / "book", {"good": "print('fine')", "bad": "raise ValueError('planted failure')"})
+    """A cell that raises, and a kernel that exits in the middle of a cell: each page fails in the pool,
+    again when read, and the build fails."""
+    book = _small_book(tmp_path / "book", {"good": "print('fine')", "bad": "raise ValueError('planted failure')",
+                                           "dies": "import os\nos._exit(3)"})
     proc = _build(book, tmp_path / "out")
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0, log[-4000:]
-    assert "planted failure" in log and "failed in the pool" in log, log[-4000:]
+    assert "planted failure" in log and "2 page(s) failed in the pool" in log, log[-4000:]
+    assert "dies.md" in log.split("failed in the pool")[1].splitlines()[0] and "Kernel died" in log, log[-4000:]
+
+
+def _running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that are still running (an exited process left unreaped counts as gone)."""
+    out = []
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists() and status.read_text().split("State:")[1].split()[0] != "Z":
+            out.append(pid)
+    return out
+
+
+#: a page that says whether a module was imported before its first cell, and where its kernel runs
+_WHERE = "import os, sys\nprint('preloaded', 'colorsys' in sys.modules, 'cwd', os.getcwd(),\n" \
+         "      'group', os.getpgid(0) == os.getpid())"
+
+
+@pytest.mark.parametrize("preload", [["ipykernel.kernelapp", "colorsys"], ["ipykernel.kernelapp"]])
+def test_page_kernels_start_with_the_preloaded_modules(tmp_path, preload):
+    """A kernel is forked from the fork server: a module named in execute_pages_preload is already
+    imported when the first cell runs; the control, without it, has not imported it. Either way the
+    kernel runs in the page's folder and leads its own process group, as a kernel started by Popen."""
+    book = _small_book(tmp_path / "book", {"one": _WHERE, "two": "print('two ran')"}, execute_pages_preload=preload)
+    proc = _build(book, tmp_path / "out")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    html = (tmp_path / "out" / "_build" / "html" / "one.html").read_text(encoding="utf-8")
+    assert f"preloaded {'colorsys' in preload} cwd {book} group True" in html, html[-3000:]
+
+
+def test_a_cell_past_the_timeout_fails_the_build_and_leaves_no_kernel(tmp_path):
+    """A cell that runs past execute.timeout fails the page, and its forked kernel is shut down: the
+    build ends before the cell could have (a kernel left running would hold the build until it ends),
+    and no kernel process is left."""
+    pids = tmp_path / "pids"
+    slow = f"import os, time\nopen({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\ntime.sleep(120)"
+    book = _small_book(tmp_path / "book", {"slow": slow})
+    config = yaml.safe_load((book / "_config.yml").read_text(encoding="utf-8"))
+    config["execute"]["timeout"] = 3
+    (book / "_config.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    start = time.perf_counter()
+    proc = _build(book, tmp_path / "out")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "timed out" in log.lower(), log[-4000:]
+    assert time.perf_counter() - start < 120, "the build waited for the cell"
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 2, started  # in the pool, then again when MyST-NB reads the failed page
+    assert not _running(started)
+
+
+def test_ctrl_c_stops_the_build_and_its_kernels(tmp_path):
+    """Ctrl-C while pages run: the build stops at once (no waiting page starts, the running kernels are
+    killed), with no traceback and no kernel left. The pages would otherwise sleep five minutes."""
+    pids = tmp_path / "pids"
+    sleeper = f"import os, time\nopen({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\ntime.sleep(300)"
+    book = _small_book(tmp_path / "book", {"a": sleeper, "b": sleeper, "c": sleeper})
+    exe = Path(sys.executable).parent / "jupyter-book"
+    # as from a terminal: Ctrl-C (SIGINT) not ignored, whatever this process inherited
+    start = f"import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv({str(exe)!r}, " \
+            f"[{str(exe)!r}, 'build', {str(book)!r}, '--all', '--path-output', {str(tmp_path / 'out')!r}])"
+    proc = subprocess.Popen([sys.executable, "-c", start], cwd=book,
+                            env=dict(os.environ, IPYTHONDIR=str(BOOK / "_ipython")), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (pids.exists() and len(pids.read_text().split()) == min(os.cpu_count() or 1, 3)):  # pages at a time
+            assert proc.poll() is None and time.monotonic() < deadline, "the pages did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        log, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0 and "Interrupted" in log and "Traceback" not in log, log[-4000:]
+    assert not _running([int(p) for p in pids.read_text().split()])

@@ -3,10 +3,13 @@
 MyST-NB executes a page when Sphinx reads it, one page after another. With ``execute_notebooks: cache``
 it instead takes a page's outputs from a jupyter-cache whenever the cache holds that page's code. At
 the start of every build this extension empties that cache, then executes every page about to be read
-with jupyter-cache's ``local-parallel`` executor (a process pool, one worker per core; ``temp-parallel``
-with ``run_in_temp``), so that Sphinx reads pages executed in this same build. Nothing is reused from
-an earlier build.
+with jupyter-cache's own execution workers (``ExecutionWorkerLocalSerial``; ``ExecutionWorkerTempSerial``
+with ``run_in_temp``), one page per thread and as many threads as cores, so that Sphinx reads pages
+executed in this same build. Nothing is reused from an earlier build.
 
+* Every kernel of the build, these and those MyST-NB starts itself, is forked from a fork server that
+  has imported the modules of ``execute_pages_preload`` once (``fork_kernels``), instead of importing
+  them again in each kernel.
 * The claims index (``claim_outcomes.INDEX``) is left out: MyST-NB executes it when Sphinx reads it, the
   last page read, after every other page has recorded its claims' outcomes.
 * Pages start longest first, so that the longest page does not start last: by the seconds each took in
@@ -21,10 +24,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sphinx.util import logging as sphinx_logging
 
+import fork_kernels
 from claim_outcomes import INDEX
 
 LOGGER = sphinx_logging.getLogger(__name__)
@@ -48,11 +53,25 @@ def _last_seconds(cache) -> dict[str, float]:
     return out
 
 
+def _modules(names: list[str]) -> list[str]:
+    """Module names, where an entry ``module:ATTRIBUTE`` stands for the list of names ``module.ATTRIBUTE``.
+
+    >>> _modules(["colorsys", "grpo_proofs.checking.parallel:PRELOAD"])[:2]
+    ['colorsys', 'grpo_proofs.props.gradient.claims']
+    """
+    import importlib
+
+    out = []
+    for name in names:
+        module, _, attribute = name.partition(":")
+        out += list(getattr(importlib.import_module(module), attribute)) if attribute else [name]
+    return out
+
+
 def _execute(app, env, docnames: list[str]) -> None:
     if app.config.nb_execution_mode != "cache":
         return
     from jupyter_cache import get_cache
-    from jupyter_cache.executors import load_executor
 
     folder = Path(app.config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache")
     seconds = _last_seconds(get_cache(folder)) if folder.exists() else {}
@@ -66,18 +85,37 @@ def _execute(app, env, docnames: list[str]) -> None:
         return
     for path in paths:
         cache.add_nb_to_project(path, read_data=READ_DATA)
-    quiet = logging.getLogger("jupyter_cache.book")  # the pool's own messages: warnings and errors only
+    from jupyter_cache.executors.basic import (ExecutionWorkerLocalSerial, ExecutionWorkerTempSerial,
+                                               JupyterExecutorLocalSerial, ProcessData)
+
+    fork_kernels.start(_modules(app.config.execute_pages_preload))
+    fork_kernels.register()
+    quiet = logging.getLogger("jupyter_cache.book")  # the workers' own messages: warnings and errors only
     quiet.setLevel(logging.WARNING)
-    LOGGER.info(f"executing {len(paths)} pages on {os.cpu_count()} processes")
-    executor = "temp-parallel" if app.config.nb_execution_in_temp else "local-parallel"  # as MyST-NB would run them
-    result = load_executor(executor, cache, logger=quiet).run_and_cache(
-        filter_uris=paths, timeout=app.config.nb_execution_timeout, allow_errors=app.config.nb_execution_allow_errors)
-    failed = result.excepted + result.errored
+    records = JupyterExecutorLocalSerial(cache, logger=quiet).get_records(filter_uris=paths, clear_tracebacks=True)
+    records.sort(key=lambda r: paths.index(r.uri))
+    worker = (ExecutionWorkerTempSerial if app.config.nb_execution_in_temp else ExecutionWorkerLocalSerial)(quiet)
+    threads = min(os.cpu_count() or 1, len(records))
+    LOGGER.info(f"executing {len(records)} pages on {threads} kernels at a time")
+    timeout, allow = app.config.nb_execution_timeout, app.config.nb_execution_allow_errors
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="page")
+    try:
+        results = list(pool.map(worker, [ProcessData(r.pk, r.uri, cache, timeout, allow) for r in records]))
+    except BaseException:  # Ctrl-C: no page starts, the running ones are killed, the build stops now
+        pool.shutdown(wait=False, cancel_futures=True)
+        quiet.setLevel(logging.CRITICAL)  # the killed pages' errors say nothing new
+        fork_kernels.stop()
+        raise
+    pool.shutdown()
+    failed = [uri for code, uri in results if code != 0]
     if failed:
         LOGGER.info(f"{len(failed)} page(s) failed in the pool and run again when read: {', '.join(failed)}")
 
 
 def setup(app):
+    # modules every page kernel starts with (fork_kernels; module:ATTRIBUTE names a list of them);
+    # the book's _config.yml names the book's own
+    app.add_config_value("execute_pages_preload", ["ipykernel.kernelapp"], "env")
     # after claim_outcomes (priority 500) has pointed the pages at this build's outcome folder
     app.connect("env-before-read-docs", _execute, priority=600)
     return {"parallel_read_safe": False, "parallel_write_safe": True}
