@@ -267,6 +267,17 @@ def test_page_kernels_start_with_the_preloaded_modules(tmp_path, preload):
     assert f"preloaded {'colorsys' in preload} cwd {book} group True" in html, html[-3000:]
 
 
+@pytest.mark.parametrize("preload", [["nosuch_module_for_the_test"], ["grpo_proofs.checking.parallel:NOSUCH"]])
+def test_a_preload_that_cannot_be_imported_stops_the_build(tmp_path, preload):
+    """The fork server would skip it without a word; the build stops with an error naming it instead."""
+    book = _small_book(tmp_path / "book", {"one": "print(1)"}, execute_pages_preload=preload)
+    proc = _build(book, tmp_path / "out")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log[-4000:]
+    line = next((l for l in log.splitlines() if "ExtensionError: execute_pages_preload: " in l), "")
+    assert preload[0].split(":")[-1] in line, log[-4000:]
+
+
 def test_a_cell_past_the_timeout_fails_the_build_and_leaves_no_kernel(tmp_path):
     """A cell that runs past execute.timeout fails the page, and its forked kernel is shut down: the
     build ends before the cell could have (a kernel left running would hold the build until it ends),

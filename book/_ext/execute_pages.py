@@ -27,6 +27,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sphinx.errors import ExtensionError
 from sphinx.util import logging as sphinx_logging
 
 import fork_kernels
@@ -64,7 +65,12 @@ def _modules(names: list[str]) -> list[str]:
     out = []
     for name in names:
         module, _, attribute = name.partition(":")
-        out += list(getattr(importlib.import_module(module), attribute)) if attribute else [name]
+        if not attribute:
+            out.append(name)
+        elif not isinstance(getattr(importlib.import_module(module), attribute, None), (list, tuple)):
+            raise ImportError(f"{module} has no list {attribute}")
+        else:
+            out += getattr(importlib.import_module(module), attribute)
     return out
 
 
@@ -88,7 +94,10 @@ def _execute(app, env, docnames: list[str]) -> None:
     from jupyter_cache.executors.basic import (ExecutionWorkerLocalSerial, ExecutionWorkerTempSerial,
                                                JupyterExecutorLocalSerial, ProcessData)
 
-    fork_kernels.start(_modules(app.config.execute_pages_preload))
+    try:
+        fork_kernels.start(_modules(app.config.execute_pages_preload))
+    except ImportError as exc:
+        raise ExtensionError(f"execute_pages_preload: {exc}") from None
     fork_kernels.register()
     quiet = logging.getLogger("jupyter_cache.book")  # the workers' own messages: warnings and errors only
     quiet.setLevel(logging.WARNING)

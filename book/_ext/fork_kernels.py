@@ -51,11 +51,24 @@ def start(preload: list[str]) -> None:
     ctx.set_forkserver_preload(list(preload))
     # sys.path of `python -m ipykernel_launcher` in this environment, before the launcher drops its first entry
     probe = subprocess.run([sys.executable, "-c", "import json, sys; print(json.dumps(sys.path))"],
-                           capture_output=True, text=True, check=True, cwd=os.getcwd())
+                           capture_output=True, text=True, check=True)
     _state.update(context=ctx, path=json.loads(probe.stdout)[1:])
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
+    # the fork server skips a module it cannot import without a word: say so here, while it imports
+    missing = [name for name in preload if not _importable(name)]
+    if missing:
+        raise ImportError(f"cannot preload {', '.join(missing)} for the page kernels: no such module here")
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
 
 
 def register() -> None:
