@@ -244,8 +244,12 @@ def _running(pids: list[int]) -> list[int]:
     """Those of ``pids`` that are still running (an exited process left unreaped counts as gone)."""
     out = []
     for pid in pids:
-        status = Path(f"/proc/{pid}/status")
-        if status.exists() and status.read_text().split("State:")[1].split()[0] != "Z":
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        status = Path(f"/proc/{pid}/status")  # Linux: a zombie still answers the signal above
+        if not (status.exists() and status.read_text().split("State:")[1].split()[0] == "Z"):
             out.append(pid)
     return out
 
