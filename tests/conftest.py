@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -27,3 +28,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _running_in_group(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` that have not ended (read from /proc; zombies count as ended)."""
+    running = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:                              # it ended while we looked
+            continue
+        state, _ppid, group = text.rpartition(")")[2].split()[:3]
+        if int(group) == pgid and state != "Z":
+            running.append(text)
+    return running
+
+
+@pytest.fixture
+def running_in_group():
+    """``running_in_group(pgid)``: the /proc stat lines of the processes of that group that have not ended."""
+    return _running_in_group

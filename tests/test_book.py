@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from grpo_proofs.checking import all_claims
+from grpo_proofs.checking.parallel import worker_count
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -240,18 +241,9 @@ def test_a_page_that_fails_in_the_pool_fails_the_build(tmp_path):
     assert "dies.md" in log.split("failed in the pool")[1].splitlines()[0] and "Kernel died" in log, log[-4000:]
 
 
-def _running(pids: list[int]) -> list[int]:
-    """Those of ``pids`` that are still running (an exited process left unreaped counts as gone)."""
-    out = []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        status = Path(f"/proc/{pid}/status")  # Linux: a zombie still answers the signal above
-        if not (status.exists() and status.read_text().split("State:")[1].split()[0] == "Z"):
-            out.append(pid)
-    return out
+def _sleeper(pids: Path, seconds: int) -> str:
+    """The code of a page that appends its kernel's pid to ``pids`` and then sleeps."""
+    return f"import os, time\nopen({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\ntime.sleep({seconds})"
 
 
 #: a page that says whether a module was imported before its first cell, and where its kernel runs
@@ -282,13 +274,12 @@ def test_a_preload_that_cannot_be_imported_stops_the_build(tmp_path, preload):
     assert preload[0].split(":")[-1] in line, log[-4000:]
 
 
-def test_a_cell_past_the_timeout_fails_the_build_and_leaves_no_kernel(tmp_path):
+def test_a_cell_past_the_timeout_fails_the_build_and_leaves_no_kernel(tmp_path, running_in_group):
     """A cell that runs past execute.timeout fails the page, and its forked kernel is shut down: the
     build ends before the cell could have (a kernel left running would hold the build until it ends),
     and no kernel process is left."""
     pids = tmp_path / "pids"
-    slow = f"import os, time\nopen({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\ntime.sleep(120)"
-    book = _small_book(tmp_path / "book", {"slow": slow})
+    book = _small_book(tmp_path / "book", {"slow": _sleeper(pids, 120)})
     config = yaml.safe_load((book / "_config.yml").read_text(encoding="utf-8"))
     config["execute"]["timeout"] = 3
     (book / "_config.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -299,15 +290,14 @@ def test_a_cell_past_the_timeout_fails_the_build_and_leaves_no_kernel(tmp_path):
     assert time.perf_counter() - start < 120, "the build waited for the cell"
     started = [int(p) for p in pids.read_text().split()]
     assert len(started) == 2, started  # in the pool, then again when MyST-NB reads the failed page
-    assert not _running(started)
+    assert not [pid for pid in started if running_in_group(pid)]  # each kernel leads its own group
 
 
-def test_ctrl_c_stops_the_build_and_its_kernels(tmp_path):
+def test_ctrl_c_stops_the_build_and_its_kernels(tmp_path, running_in_group):
     """Ctrl-C while pages run: the build stops at once (no waiting page starts, the running kernels are
     killed), with no traceback and no kernel left. The pages would otherwise sleep five minutes."""
     pids = tmp_path / "pids"
-    sleeper = f"import os, time\nopen({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\ntime.sleep(300)"
-    book = _small_book(tmp_path / "book", {"a": sleeper, "b": sleeper, "c": sleeper})
+    book = _small_book(tmp_path / "book", {name: _sleeper(pids, 300) for name in "abc"})
     exe = Path(sys.executable).parent / "jupyter-book"
     # as from a terminal: Ctrl-C (SIGINT) not ignored, whatever this process inherited
     start = f"import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv({str(exe)!r}, " \
@@ -317,7 +307,7 @@ def test_ctrl_c_stops_the_build_and_its_kernels(tmp_path):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not (pids.exists() and len(pids.read_text().split()) == min(os.cpu_count() or 1, 3)):  # pages at a time
+        while not (pids.exists() and len(pids.read_text().split()) == min(worker_count(0), 3)):  # pages at a time
             assert proc.poll() is None and time.monotonic() < deadline, "the pages did not start"
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
@@ -326,4 +316,4 @@ def test_ctrl_c_stops_the_build_and_its_kernels(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0 and "Interrupted" in log and "Traceback" not in log, log[-4000:]
-    assert not _running([int(p) for p in pids.read_text().split()])
+    assert not [pid for pid in map(int, pids.read_text().split()) if running_in_group(pid)]

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -241,7 +240,7 @@ def test_verify_ctrl_c_keeps_what_passed():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("after", [1, 2], ids=["while-the-workers-start", "while-claims-run"])
-def test_verify_ctrl_c_to_the_terminal_stops_the_workers_without_a_traceback(after):
+def test_verify_ctrl_c_to_the_terminal_stops_the_workers_without_a_traceback(after, running_in_group):
     """Ctrl-C typed in a terminal reaches every process of the run (parent, fork server, workers): the
     parent alone answers it, whether it comes while the workers are being started (after the header) or
     while claims run (after the first claim), and no process of the run is left behind."""
@@ -257,21 +256,7 @@ def test_verify_ctrl_c_to_the_terminal_stops_the_workers_without_a_traceback(aft
     assert head[0].startswith("claim ") and all(" PASS " in line for line in head[1:])
     assert "not run (interrupted)" in rest
     assert err.count("\n") == 1 and "interrupted after" in err and "Traceback" not in err, err[-2000:]
-    assert _running_in_group(proc.pid) == []       # nothing of the run is left (ended processes may await reaping)
-
-
-def _running_in_group(pgid: int) -> list[str]:
-    """The processes of group ``pgid`` that have not ended (read from /proc; zombies count as ended)."""
-    running = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:                              # it ended while we looked
-            continue
-        state, _ppid, group = text.rpartition(")")[2].split()[:3]
-        if int(group) == pgid and state != "Z":
-            running.append(text)
-    return running
+    assert running_in_group(proc.pid) == []       # nothing of the run is left (ended processes may await reaping)
 
 
 def test_a_reader_that_stops_early_gets_no_traceback():

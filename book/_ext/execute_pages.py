@@ -22,7 +22,6 @@ executed in this same build. Nothing is reused from an earlier build.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +31,7 @@ from sphinx.util import logging as sphinx_logging
 
 import fork_kernels
 from claim_outcomes import INDEX
+from grpo_proofs.checking.parallel import worker_count
 
 LOGGER = sphinx_logging.getLogger(__name__)
 #: jupyter-cache's reader of MyST-Markdown pages (the one MyST-NB itself registers)
@@ -65,12 +65,10 @@ def _modules(names: list[str]) -> list[str]:
     out = []
     for name in names:
         module, _, attribute = name.partition(":")
-        if not attribute:
-            out.append(name)
-        elif not isinstance(getattr(importlib.import_module(module), attribute, None), (list, tuple)):
+        listed = getattr(importlib.import_module(module), attribute, None) if attribute else [name]
+        if not isinstance(listed, (list, tuple)):
             raise ImportError(f"{module} has no list {attribute}")
-        else:
-            out += getattr(importlib.import_module(module), attribute)
+        out += listed
     return out
 
 
@@ -104,7 +102,7 @@ def _execute(app, env, docnames: list[str]) -> None:
     records = JupyterExecutorLocalSerial(cache, logger=quiet).get_records(filter_uris=paths, clear_tracebacks=True)
     records.sort(key=lambda r: paths.index(r.uri))
     worker = (ExecutionWorkerTempSerial if app.config.nb_execution_in_temp else ExecutionWorkerLocalSerial)(quiet)
-    threads = min(os.cpu_count() or 1, len(records))
+    threads = min(worker_count(0), len(records))  # one per core this process may use
     LOGGER.info(f"executing {len(records)} pages on {threads} kernels at a time")
     timeout, allow = app.config.nb_execution_timeout, app.config.nb_execution_allow_errors
     pool = ThreadPoolExecutor(threads, thread_name_prefix="page")
