@@ -1,4 +1,5 @@
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _running_in_group(pgid: int) -> list[str]:
+def _group_now(pgid: int) -> list[str]:
     """The processes of group ``pgid`` that have not ended (read from /proc; zombies count as ended)."""
     running = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -44,7 +45,20 @@ def _running_in_group(pgid: int) -> list[str]:
     return running
 
 
+def _running_in_group(pgid: int, grace: float = 10.0) -> list[str]:
+    """The processes of group ``pgid`` still running ``grace`` seconds from now, or none as soon as none is.
+
+    A process that has closed its files (so a reader of its pipes saw them end) can still be tearing down
+    its memory, running, for a moment; one that is still there after ``grace`` seconds was left behind.
+    """
+    deadline = time.monotonic() + grace
+    while (running := _group_now(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running
+
+
 @pytest.fixture
 def running_in_group():
-    """``running_in_group(pgid)``: the /proc stat lines of the processes of that group that have not ended."""
+    """``running_in_group(pgid)``: the /proc stat lines of the processes of that group still running after a
+    short grace (:func:`_running_in_group`); an empty list once every one has ended."""
     return _running_in_group

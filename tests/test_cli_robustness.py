@@ -259,6 +259,17 @@ def test_verify_ctrl_c_to_the_terminal_stops_the_workers_without_a_traceback(aft
     assert running_in_group(proc.pid) == []       # nothing of the run is left (ended processes may await reaping)
 
 
+def test_running_in_group_sees_a_process_that_stays_and_not_one_that_ended(running_in_group):
+    """The check above can fail: a process of the group still running after the grace is reported."""
+    with subprocess.Popen(["sleep", "60"], start_new_session=True) as proc:
+        try:
+            staying = running_in_group(proc.pid, grace=0.5)
+        finally:
+            proc.kill()
+        ended = running_in_group(proc.pid)          # killed, not yet reaped: a zombie counts as ended
+    assert len(staying) == 1 and ended == []
+
+
 def test_a_reader_that_stops_early_gets_no_traceback():
     G = 20_000
     env = user_env()
