@@ -251,7 +251,12 @@ def test_verify_ctrl_c_to_the_terminal_stops_the_workers_without_a_traceback(aft
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     head = [proc.stdout.readline() for _ in range(after)]
     os.killpg(proc.pid, signal.SIGINT)
-    rest, err = proc.communicate(timeout=300)    # returns once every process holding the pipes has ended
+    try:
+        rest, err = proc.communicate(timeout=120)    # returns once every process holding the pipes has ended
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)          # a run that hangs is not left behind by its test
+        proc.communicate()
+        pytest.fail("verify did not stop within 120 s of the Ctrl-C")
     assert proc.returncode == 130, err[-2000:]
     assert head[0].startswith("claim ") and all(" PASS " in line for line in head[1:])
     assert "not run (interrupted)" in rest

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, ThreadPoolExecutor
 from pathlib import Path
 
 from sphinx.errors import ExtensionError
@@ -31,7 +31,7 @@ from sphinx.util import logging as sphinx_logging
 
 import fork_kernels
 from claim_outcomes import INDEX
-from grpo_proofs.checking.parallel import worker_count
+from grpo_proofs.checking.parallel import interrupts_deferred, wait_for, worker_count
 
 LOGGER = sphinx_logging.getLogger(__name__)
 #: jupyter-cache's reader of MyST-Markdown pages (the one MyST-NB itself registers)
@@ -107,7 +107,10 @@ def _execute(app, env, docnames: list[str]) -> None:
     timeout, allow = app.config.nb_execution_timeout, app.config.nb_execution_allow_errors
     pool = ThreadPoolExecutor(threads, thread_name_prefix="page")
     try:
-        results = list(pool.map(worker, [ProcessData(r.pk, r.uri, cache, timeout, allow) for r in records]))
+        with interrupts_deferred():  # submitting takes the pool's lock
+            pages = [pool.submit(worker, ProcessData(r.pk, r.uri, cache, timeout, allow)) for r in records]
+        wait_for(pages, ALL_COMPLETED)  # a Ctrl-C is raised here, never while a page's lock is held
+        results = [page.result() for page in pages]
     except BaseException:  # Ctrl-C: no page starts, the running ones are killed, the build stops now
         pool.shutdown(wait=False, cancel_futures=True)
         quiet.setLevel(logging.CRITICAL)  # the killed pages' errors say nothing new

@@ -12,6 +12,7 @@ which they finish differs.
 The server starts with Ctrl-C (SIGINT) ignored, and so does every worker forked from it: a Ctrl-C
 typed in a terminal reaches the whole process group, and the parent alone answers it
 (:func:`run_claims`), so no worker prints a traceback, whatever it was doing when the interrupt came.
+The parent raises it only where no lock of the pool is held (:func:`wait_for`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Iterator, Sequence
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Iterable, Iterator, Sequence
 
 from . import _MODULES
 
-__all__ = ["worker_count", "run_claims", "start_server", "PRELOAD"]
+__all__ = ["worker_count", "run_claims", "start_server", "wait_for", "interrupts_deferred", "PRELOAD"]
 
 
 def worker_count(jobs: int) -> int:
@@ -104,21 +105,50 @@ def run_claims(jobs: Sequence[tuple[str, object]], workers: int) -> Iterator[tup
     start_server()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
     try:
-        with _interrupt_deferred():     # the first submits fork the workers
+        with interrupts_deferred():     # the first submits fork the workers
             pending = {pool.submit(_run, k, job) for k, job in enumerate(jobs)}
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait_for(pending)
             for fut in done:
                 yield fut.result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        with interrupts_deferred():     # the pool's own locks change hands while it shuts down
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: seconds between two looks at the interrupt flag while :func:`wait_for` waits
+POLL = 0.2
+
+
+def wait_for(futures: Iterable[Future], return_when: str = FIRST_COMPLETED) -> tuple[set[Future], set[Future]]:
+    """:func:`concurrent.futures.wait` (``FIRST_COMPLETED`` or ``ALL_COMPLETED``), with a Ctrl-C that comes
+    while it waits raised as :class:`KeyboardInterrupt` once ``wait`` has returned, within :data:`POLL` s.
+
+    ``wait`` takes every future's lock to add its waiter and takes them again to remove it. Raised
+    in between, the interrupt would leave a lock taken: the executor's thread that next sets or cancels
+    that future would wait for it forever, and so would the shutdown that waits for that thread.
+    """
+    if return_when not in (FIRST_COMPLETED, ALL_COMPLETED):
+        raise ValueError(f"return_when must be FIRST_COMPLETED or ALL_COMPLETED, got {return_when!r}")
+    pending = set(futures)
+    done: set[Future] = set()
+    while pending:
+        with interrupts_deferred():
+            finished, pending = wait(pending, timeout=POLL, return_when=return_when)
+        done |= finished
+        if done and return_when == FIRST_COMPLETED:
+            break
+    return done, pending
 
 
 @contextlib.contextmanager
-def _interrupt_deferred() -> Iterator[None]:
-    """A Ctrl-C inside the block is raised when the block ends. Starting a worker waits for the fork
-    server's imports; a worker whose parent stopped while it was being forked would fail with a
-    traceback, so the interrupt waits until every worker exists."""
+def interrupts_deferred() -> Iterator[None]:
+    """A Ctrl-C inside the block is raised as :class:`KeyboardInterrupt` when the block ends (in the main
+    thread, where Python's own handler answers SIGINT; elsewhere the block runs as it is).
+
+    For code that must not stop halfway: starting a worker waits for the fork server's imports, and a
+    worker whose parent stopped while it was being forked would fail with a traceback; submitting to
+    an executor, waiting on its futures (:func:`wait_for`) and shutting it down take its locks."""
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield                           # SIGINT is ignored or handled elsewhere: nothing to defer
