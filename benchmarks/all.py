@@ -21,7 +21,10 @@ Sections (``--only`` picks some; all by default):
 
 Times are medians over ``--repeats`` runs after a warm-up (the 1e7-token runs: ``--big-repeats``).
 The machine line gives the CPU, the threads and the load average before and after, so figures from a
-shared machine can be read with their conditions.
+shared machine can be read with their conditions. The calibration line gives the time of a fixed piece of
+work (``import torch`` in a fresh interpreter, part of every command figure) and the share of CPU time
+the host of a virtual machine took during the run: two machines that report the same CPU can differ by
+a factor of two, and these say which kind of machine a table came from.
 
 Usage: python benchmarks/all.py [--json] [--quick] [--only gradient,derive,...] [--repeats 3]
 """
@@ -246,17 +249,47 @@ def test_rows() -> list[dict]:
                 f"exit code {code}")]
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(all, stolen) CPU ticks since boot from /proc/stat (None where there is none): a virtual machine's
+    host can take time from it ("steal"), and the same CPU model then runs the same work slower."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of CPU time the host took between two :func:`cpu_ticks` readings."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
+def torch_import_seconds(repeats: int = 3) -> float:
+    """Median wall time of ``import torch`` in a fresh interpreter: a fixed piece of work that every command
+    figure contains, so tables of machines with the same CPU name can be compared."""
+    def once():
+        subprocess.run([PY, "-c", "import torch"], check=True)
+    return median_time(once, repeats)
+
+
 def machine() -> dict:
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__, "cpu": _cpu_model(),
-            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_before": os.getloadavg()}
+            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_before": os.getloadavg(),
+            "torch_import_s": torch_import_seconds()}
 
 
 def print_table(info: dict, rows: list[dict]) -> None:
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
           f"Python {info['python']}; load average {'/'.join(f'{x:.1f}' for x in info['load_before'])} before, "
           f"{'/'.join(f'{x:.1f}' for x in info['load_after'])} after")
+    steal = info["steal_share"]
+    print(f"calibration: import torch in a fresh interpreter {info['torch_import_s']:.2f} s (median of 3); "
+          f"CPU time taken by the host during the run: {'unknown' if steal is None else f'{steal:.1%}'}")
     w = max(len(r["figure"]) for r in rows)
     print(f"{'figure':<{w}}  {'value':>9} {'unit':<4} {'goal':>7}  {'ratio':>6}  met  detail")
     for r in rows:
@@ -276,6 +309,7 @@ def main() -> None:
     unknown = set(chosen) - set(SECTIONS) - {"book", "tests"}
     if unknown:
         p.error(f"unknown section(s) {', '.join(sorted(unknown))}")
+    ticks = cpu_ticks()
     info = machine()
     rows: list[dict] = []
     sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000]
@@ -296,6 +330,7 @@ def main() -> None:
             rows += test_rows()
         print(f"[{section} done]", file=sys.stderr, flush=True)
     info["load_after"] = os.getloadavg()
+    info["steal_share"] = steal_share(ticks, cpu_ticks())
     if args.json:
         print(json.dumps({"machine": info, "figures": rows}, indent=1))
     else:

@@ -52,6 +52,9 @@ def test_all_benchmarks_print_each_figure_with_goal_and_ratio():
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["machine"]["cores"] >= 1 and len(data["machine"]["load_before"]) == 3
+    assert data["machine"]["torch_import_s"] > 0
+    steal = data["machine"]["steal_share"]
+    assert steal is None or 0 <= steal <= 1
     (fig,) = data["figures"]
     assert fig["section"] == "derive" and fig["unit"] == "s" and fig["goal"] == 3.0
     assert fig["ratio"] == fig["value"] / fig["goal"] and fig["met"] == (fig["value"] <= fig["goal"])
