@@ -19,14 +19,17 @@ Sections (``--only`` picks some; all by default):
 * ``book``, ``tests`` (only when named in ``--only``: minutes each) -- ``make book``'s build and the
   whole test suite, goals < 120 s and < 300 s.
 
-Times are medians over ``--repeats`` runs after a warm-up (the 1e7-token runs: ``--big-repeats``).
+Times are medians over ``--repeats`` runs after a warm-up (the 1e7-token runs: ``--big-repeats``). A
+gradient figure alternates the compiled and the reference runs in ``--rounds`` rounds (each a warm-up
+and the repeats of one, then of the other); its ratio is the median time of one over the median time of
+the other, and its detail gives the range of the rounds' own ratios.
 The machine line gives the CPU, the threads and the load average before and after, so figures from a
 shared machine can be read with their conditions. The calibration line gives the time of a fixed piece of
 work (``import torch`` in a fresh interpreter, part of every command figure) and the share of CPU time
 the host of a virtual machine took during the run: two machines that report the same CPU can differ by
 a factor of two, and these say which kind of machine a table came from.
 
-Usage: python benchmarks/all.py [--json] [--quick] [--only gradient,derive,...] [--repeats 3]
+Usage: python benchmarks/all.py [--json] [--quick] [--only gradient,derive,...] [--repeats 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -72,6 +75,22 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def alternating_times(fa, fb, rounds: int, repeats: int) -> tuple[float, float, list[float]]:
+    """Medians of ``fa`` and ``fb`` timed in alternating blocks (A then B, ``rounds`` times, each block a
+    warm-up and ``repeats`` timed runs), and the ratio A/B of each round.
+
+    Each block measures its function warm, and the alternation spreads a drift of the machine's speed
+    over both: at a few milliseconds a call, one block of each gives ratios that vary by a factor of
+    two from run to run on a shared machine, as the detail's per-round range shows."""
+    ta, tb, ratios = [], [], []
+    for _ in range(rounds):
+        a, b = median_time(fa, repeats), median_time(fb, repeats)
+        ta.append(a)
+        tb.append(b)
+        ratios.append(a / b)
+    return statistics.median(ta), statistics.median(tb), ratios
+
+
 def row(section: str, figure: str, value: float, unit: str, goal: float, detail: str = "") -> dict:
     return {"section": section, "figure": figure, "value": value, "unit": unit, "goal": goal,
             "ratio": value / goal, "met": value <= goal, "detail": detail}
@@ -105,7 +124,7 @@ def _gradient_case(name: str, tokens: int, G: int = 16):
     return v, rewards, lengths, lr, old, reference
 
 
-def gradient_rows(sizes: list[int], repeats: int, big_repeats: int) -> list[dict]:
+def gradient_rows(sizes: list[int], repeats: int, big_repeats: int, rounds: int) -> list[dict]:
     from grpo_proofs.evaluate import token_gradient
     from grpo_proofs.variants import VARIANTS
 
@@ -119,10 +138,10 @@ def gradient_rows(sizes: list[int], repeats: int, big_repeats: int) -> list[dict
             def compiled():
                 token_gradient(v, rewards, lengths, lr, **extra)
 
-            a = median_time(compiled, reps)
-            b = median_time(reference, reps)
+            a, b, ratios = alternating_times(compiled, reference, rounds, reps)
             rows.append(row("gradient", f"{name} {tokens:.0e} tokens: compiled / reference+autograd", a / b, "x", 1.0,
-                            f"compiled {a:.4f} s, reference {b:.4f} s"))
+                            f"compiled {a:.4f} s, reference {b:.4f} s; {rounds} rounds: "
+                            f"{min(ratios):.2f}-{max(ratios):.2f}"))
     return rows
 
 
@@ -304,6 +323,8 @@ def main() -> None:
     p.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}, book, tests")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure after a warm-up (default 3)")
     p.add_argument("--big-repeats", type=int, default=1, help="runs of the 1e7-token figures (default 1)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of compiled and reference runs of "
+                   "each gradient figure (default 3)")
     args = p.parse_args()
     chosen = args.only.split(",") if args.only else list(SECTIONS)
     unknown = set(chosen) - set(SECTIONS) - {"book", "tests"}
@@ -315,7 +336,7 @@ def main() -> None:
     sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000]
     for section in chosen:
         if section == "gradient":
-            rows += gradient_rows(sizes, args.repeats, args.big_repeats)
+            rows += gradient_rows(sizes, args.repeats, args.big_repeats, args.rounds)
         elif section == "scaling":
             rows += scaling_rows(args.repeats, args.big_repeats)
         elif section == "derive":

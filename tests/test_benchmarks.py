@@ -58,3 +58,16 @@ def test_all_benchmarks_print_each_figure_with_goal_and_ratio():
     (fig,) = data["figures"]
     assert fig["section"] == "derive" and fig["unit"] == "s" and fig["goal"] == 3.0
     assert fig["ratio"] == fig["value"] / fig["goal"] and fig["met"] == (fig["value"] <= fig["goal"])
+
+
+def test_gradient_figures_alternate_compiled_and_reference_runs():
+    """Each round times a warm block of one function, then of the other; the figure keeps every round's ratio."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_all", ROOT / "benchmarks" / "all.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    calls = []
+    a, b, ratios = bench.alternating_times(lambda: calls.append("A"), lambda: calls.append("B"), rounds=3, repeats=2)
+    assert calls == ["A"] * 3 + ["B"] * 3 + ["A"] * 3 + ["B"] * 3 + ["A"] * 3 + ["B"] * 3  # warm-up + 2 timed each
+    assert len(ratios) == 3 and a > 0 and b > 0
