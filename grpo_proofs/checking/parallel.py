@@ -3,7 +3,7 @@
 Workers come from a fork server (the ``forkserver`` start method): a fresh interpreter, started once
 per process, that imports every claim module, torch, SymPy and transformers' GPT-2 model
 (:data:`PRELOAD`) and runs nothing else. Each worker is a fork of it, so it starts with those imports
-done (about 8 s on a two-core machine, paid once instead of once per worker) and with none of the
+done (3-8 s on a two-core machine, paid once instead of once per worker) and with none of the
 parent's state: the server never ran a torch operation, so no thread pool or CUDA context is forked.
 A worker runs one claim at a time on one thread (:func:`~grpo_proofs.checking.run_claim`). Claims
 share nothing but their inputs, so the outcomes are those of a sequential run; only the order in
