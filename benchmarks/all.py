@@ -316,14 +316,25 @@ def print_table(info: dict, rows: list[dict]) -> None:
               f"{'yes' if r['met'] else 'NO ':<3}  {r['detail']}")
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="no 1e7-token runs and no full verify")
     p.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}, book, tests")
-    p.add_argument("--repeats", type=int, default=3, help="runs per figure after a warm-up (default 3)")
-    p.add_argument("--big-repeats", type=int, default=1, help="runs of the 1e7-token figures (default 1)")
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of compiled and reference runs of "
+    p.add_argument("--repeats", type=_positive, default=3, help="runs per figure after a warm-up (default 3)")
+    p.add_argument("--big-repeats", type=_positive, default=1, help="runs of the 1e7-token figures (default 1)")
+    p.add_argument("--rounds", type=_positive, default=3, help="alternating rounds of compiled and reference runs of "
                    "each gradient figure (default 3)")
     args = p.parse_args()
     chosen = args.only.split(",") if args.only else list(SECTIONS)

@@ -71,3 +71,11 @@ def test_gradient_figures_alternate_compiled_and_reference_runs():
     a, b, ratios = bench.alternating_times(lambda: calls.append("A"), lambda: calls.append("B"), rounds=3, repeats=2)
     assert calls == ["A"] * 3 + ["B"] * 3 + ["A"] * 3 + ["B"] * 3 + ["A"] * 3 + ["B"] * 3  # warm-up + 2 timed each
     assert len(ratios) == 3 and a > 0 and b > 0
+
+
+@pytest.mark.parametrize("flag", ["--repeats", "--big-repeats", "--rounds"])
+def test_all_benchmarks_refuse_a_count_below_one(flag):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), flag, "0", "--only", "derive"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines()[-1] == f"all.py: error: argument {flag}: must be a whole number >= 1, got '0'"
