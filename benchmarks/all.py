@@ -12,7 +12,8 @@ Sections (``--only`` picks some; all by default):
 * ``cli`` -- whole commands in fresh processes: ``--help`` (goal < 0.5 s), ``check grpo --quick``
   (< 3 s), ``check grpo`` (< 8 s), ``verify --quick`` (< 20 s), ``verify`` (< 90 s), each verify run as it
   runs by default (one worker process per core) and with ``--jobs 1`` (one claim after the other in one
-  process).
+  process). A check's detail also gives the time of its third-party imports alone (:data:`CHECK_IMPORTS`
+  in a fresh interpreter), the part of the figure the project cannot remove.
 * ``scale`` -- a GPU-size group (G = 64, completions of 8192 tokens) checked on the CPU in float64:
   derived gradient against the reference autograd and the compiled surrogate's autograd for every
   variant; the largest relative error and the process's peak memory, goal <= 8 GiB.
@@ -201,7 +202,21 @@ def _command_time(args: list[str], repeats: int, warmup: int = 1) -> tuple[float
     return median_time(once, repeats, warmup), max(codes)
 
 
+#: the third-party imports every ``check`` makes before its own work: torch, torch._dynamo (the first
+#: torch.optim optimizer loads it), sympy, and transformers' GPT-2 (the policy the confirmations run on)
+CHECK_IMPORTS = "import torch, torch._dynamo, sympy; from transformers import GPT2LMHeadModel"
+
+
+def check_import_seconds(repeats: int) -> float:
+    """Median wall time of :data:`CHECK_IMPORTS` in a fresh interpreter: the part of a ``check`` figure
+    that no change to the project can remove."""
+    def once():
+        subprocess.run([PY, "-c", CHECK_IMPORTS], check=True)
+    return median_time(once, repeats)
+
+
 def cli_rows(repeats: int, quick: bool) -> list[dict]:
+    floor = check_import_seconds(max(repeats, 3))
     cases = [
         ("--help", ["--help"], 0.5, max(repeats, 5)),
         ("check grpo --quick", ["check", "grpo", "--quick"], 3.0, repeats),
@@ -215,7 +230,12 @@ def cli_rows(repeats: int, quick: bool) -> list[dict]:
     rows = []
     for label, argv, goal, reps in cases:
         secs, code = _command_time(CLI + argv, reps, warmup=1 if reps > 1 else 0)
-        rows.append(row("cli", f"grpo-proofs {label}", secs, "s", goal, f"exit code {code}, median of {reps}"))
+        detail = f"exit code {code}, median of {reps}"
+        if argv[0] == "check":
+            detail += (f"; its imports alone {floor:.2f} s (torch, torch._dynamo, sympy, transformers' GPT-2), "
+                       f"the rest {secs - floor:.2f} s")
+        rows.append(dict(row("cli", f"grpo-proofs {label}", secs, "s", goal, detail),
+                         **({"imports_s": floor} if argv[0] == "check" else {})))
     return rows
 
 

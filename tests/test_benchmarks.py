@@ -73,6 +73,23 @@ def test_gradient_figures_alternate_compiled_and_reference_runs():
     assert len(ratios) == 3 and a > 0 and b > 0
 
 
+def test_check_figures_carry_the_time_of_their_imports():
+    """A check row gives its third-party imports' time beside its own; other commands' rows do not."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_all", ROOT / "benchmarks" / "all.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.check_import_seconds = lambda repeats: 2.5
+    bench._command_time = lambda args, repeats, warmup=1: (4.0 if "check" in args else 1.0, 0)
+    rows = {r["figure"]: r for r in bench.cli_rows(1, quick=True)}
+    quick = rows["grpo-proofs check grpo --quick"]
+    assert quick["imports_s"] == 2.5 and quick["detail"].endswith("the rest 1.50 s") and not quick["met"]
+    assert "imports_s" not in rows["grpo-proofs --help"] and "imports" not in rows["grpo-proofs --help"]["detail"]
+    assert {r["figure"] for r in rows.values() if "imports_s" in r} == {"grpo-proofs check grpo --quick",
+                                                                           "grpo-proofs check grpo"}
+
+
 @pytest.mark.parametrize("flag", ["--repeats", "--big-repeats", "--rounds"])
 def test_all_benchmarks_refuse_a_count_below_one(flag):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), flag, "0", "--only", "derive"],
