@@ -207,16 +207,8 @@ def _command_time(args: list[str], repeats: int, warmup: int = 1) -> tuple[float
 CHECK_IMPORTS = "import torch, torch._dynamo, sympy; from transformers import GPT2LMHeadModel"
 
 
-def check_import_seconds(repeats: int) -> float:
-    """Median wall time of :data:`CHECK_IMPORTS` in a fresh interpreter: the part of a ``check`` figure
-    that no change to the project can remove."""
-    def once():
-        subprocess.run([PY, "-c", CHECK_IMPORTS], check=True)
-    return median_time(once, repeats)
-
-
 def cli_rows(repeats: int, quick: bool) -> list[dict]:
-    floor = check_import_seconds(max(repeats, 3))
+    floor = import_seconds(CHECK_IMPORTS, max(repeats, 3))  # the part of a check figure the project cannot remove
     cases = [
         ("--help", ["--help"], 0.5, max(repeats, 5)),
         ("check grpo --quick", ["check", "grpo", "--quick"], 3.0, repeats),
@@ -230,12 +222,12 @@ def cli_rows(repeats: int, quick: bool) -> list[dict]:
     rows = []
     for label, argv, goal, reps in cases:
         secs, code = _command_time(CLI + argv, reps, warmup=1 if reps > 1 else 0)
-        detail = f"exit code {code}, median of {reps}"
+        detail, extra = f"exit code {code}, median of {reps}", {}
         if argv[0] == "check":
             detail += (f"; its imports alone {floor:.2f} s (torch, torch._dynamo, sympy, transformers' GPT-2), "
                        f"the rest {secs - floor:.2f} s")
-        rows.append(dict(row("cli", f"grpo-proofs {label}", secs, "s", goal, detail),
-                         **({"imports_s": floor} if argv[0] == "check" else {})))
+            extra = {"imports_s": floor}
+        rows.append({**row("cli", f"grpo-proofs {label}", secs, "s", goal, detail), **extra})
     return rows
 
 
@@ -306,11 +298,12 @@ def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -
     return (after[1] - before[1]) / (after[0] - before[0])
 
 
-def torch_import_seconds(repeats: int = 3) -> float:
-    """Median wall time of ``import torch`` in a fresh interpreter: a fixed piece of work that every command
-    figure contains, so tables of machines with the same CPU name can be compared."""
+def import_seconds(code: str, repeats: int = 3) -> float:
+    """Median wall time of a fresh interpreter running ``code`` (imports): ``import torch`` is the
+    calibration, a fixed piece of work that every command figure contains, so tables of machines with the
+    same CPU name can be compared; :data:`CHECK_IMPORTS` is the floor of a check figure."""
     def once():
-        subprocess.run([PY, "-c", "import torch"], check=True)
+        subprocess.run([PY, "-c", code], check=True)
     return median_time(once, repeats)
 
 
@@ -319,7 +312,7 @@ def machine() -> dict:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "cpu": _cpu_model(),
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_before": os.getloadavg(),
-            "torch_import_s": torch_import_seconds()}
+            "torch_import_s": import_seconds("import torch")}
 
 
 def print_table(info: dict, rows: list[dict]) -> None:

@@ -60,13 +60,19 @@ def test_all_benchmarks_print_each_figure_with_goal_and_ratio():
     assert fig["ratio"] == fig["value"] / fig["goal"] and fig["met"] == (fig["value"] <= fig["goal"])
 
 
-def test_gradient_figures_alternate_compiled_and_reference_runs():
-    """Each round times a warm block of one function, then of the other; the figure keeps every round's ratio."""
+def _bench_all():
+    """benchmarks/all.py as a module (it is a script, not part of the package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_all", ROOT / "benchmarks" / "all.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_gradient_figures_alternate_compiled_and_reference_runs():
+    """Each round times a warm block of one function, then of the other; the figure keeps every round's ratio."""
+    bench = _bench_all()
     calls = []
     a, b, ratios = bench.alternating_times(lambda: calls.append("A"), lambda: calls.append("B"), rounds=3, repeats=2)
     assert calls == ["A"] * 3 + ["B"] * 3 + ["A"] * 3 + ["B"] * 3 + ["A"] * 3 + ["B"] * 3  # warm-up + 2 timed each
@@ -75,12 +81,8 @@ def test_gradient_figures_alternate_compiled_and_reference_runs():
 
 def test_check_figures_carry_the_time_of_their_imports():
     """A check row gives its third-party imports' time beside its own; other commands' rows do not."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_all", ROOT / "benchmarks" / "all.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    bench.check_import_seconds = lambda repeats: 2.5
+    bench = _bench_all()
+    bench.import_seconds = lambda code, repeats=3: 2.5 if code == bench.CHECK_IMPORTS else 0.0
     bench._command_time = lambda args, repeats, warmup=1: (4.0 if "check" in args else 1.0, 0)
     rows = {r["figure"]: r for r in bench.cli_rows(1, quick=True)}
     quick = rows["grpo-proofs check grpo --quick"]
